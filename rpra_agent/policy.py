@@ -1,0 +1,178 @@
+"""Deferral policies: pure functions from a prediction to a route.
+
+Scoring (a :class:`~rpra_agent.prediction.Predictor`) and deciding (a
+:class:`DeferralPolicy`) are kept apart, as RouteLLM does: a predictor returns a
+distribution, a policy applies a threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from rpra_agent.decision import Reason, RouteName
+from rpra_agent.errors import ConfigError
+from rpra_agent.prediction import Kind, Prediction
+
+__all__ = [
+    "AlwaysLarge",
+    "AlwaysSmall",
+    "DeferralPolicy",
+    "PolicyContext",
+    "Route",
+    "ThresholdPolicy",
+]
+
+Metric = Literal["p_acceptable", "expected_score"]
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What a policy may know besides the prediction.
+
+    Attributes:
+        kind: ``"answer"`` or ``"action"``.
+        step: 0-based step index in the run.
+        deferrals: How many steps of this run were already deferred.
+    """
+
+    kind: Kind = "answer"
+    step: int = 0
+    deferrals: int = 0
+
+
+@dataclass(frozen=True)
+class Route:
+    """A policy's output: who takes the step and why.
+
+    Attributes:
+        route: ``"small"`` or ``"large"``.
+        reason: The recorded reason.
+        threshold: The threshold compared against (NaN-free; 0 for baselines).
+        score: The prediction's value on the policy's metric, if any.
+    """
+
+    route: RouteName
+    reason: Reason
+    threshold: float
+    score: float | None = None
+
+
+@runtime_checkable
+class DeferralPolicy(Protocol):
+    """Turns a prediction (or its absence, after a predictor error) into a route.
+
+    Implementations must be pure: same inputs, same route.
+    """
+
+    name: str
+
+    @property
+    def needs_prediction(self) -> bool:
+        """Whether the graph must run the predictor before calling :meth:`decide`."""
+        ...
+
+    def decide(self, prediction: Prediction | None, context: PolicyContext) -> Route:
+        """Route one step. ``prediction`` is ``None`` when the predictor failed."""
+        ...
+
+
+@dataclass(frozen=True)
+class ThresholdPolicy:
+    """Defer when the prediction falls below a threshold.
+
+    Attributes:
+        threshold: Threshold for answers. On ``p_acceptable`` a probability in
+            [0, 1]; on ``expected_score`` a value in the scale's range.
+        action_threshold: Threshold for tool actions (defaults to ``threshold``).
+        metric: ``p_acceptable`` (default) or ``expected_score``.
+        max_deferrals: Deferral budget per run; past it, steps stay small with
+            reason ``budget_exhausted``. ``None`` for no budget.
+        shadow: Always answer small, but record ``shadow`` where it would defer.
+        name: Recorded in the run's configuration.
+    """
+
+    threshold: float = 0.5
+    action_threshold: float | None = None
+    metric: Metric = "p_acceptable"
+    max_deferrals: int | None = None
+    shadow: bool = False
+    name: str = "threshold"
+
+    def __post_init__(self) -> None:
+        if self.metric not in ("p_acceptable", "expected_score"):
+            raise ConfigError(f"metric must be 'p_acceptable' or 'expected_score', not {self.metric!r}")
+        for label, value in (("threshold", self.threshold), ("action_threshold", self.action_threshold)):
+            if value is None:
+                continue
+            if not isinstance(value, int | float) or value != value:
+                raise ConfigError(f"{label} must be a number, got {value!r}")
+            if self.metric == "p_acceptable" and not 0.0 <= value <= 1.0:
+                raise ConfigError(
+                    f"{label}={value} is outside [0, 1]; a p_acceptable threshold is a probability "
+                    "(use metric='expected_score' for a threshold on the grade scale)"
+                )
+        if self.max_deferrals is not None and self.max_deferrals < 0:
+            raise ConfigError(f"max_deferrals must be >= 0 or None, got {self.max_deferrals}")
+
+    @property
+    def needs_prediction(self) -> bool:
+        """Threshold policies always need a prediction."""
+        return True
+
+    def threshold_for(self, kind: Kind) -> float:
+        """The threshold that applies to ``kind``."""
+        if kind == "action" and self.action_threshold is not None:
+            return float(self.action_threshold)
+        return float(self.threshold)
+
+    def score(self, prediction: Prediction) -> float:
+        """The prediction's value on this policy's metric."""
+        return prediction.p_acceptable if self.metric == "p_acceptable" else prediction.expected_score
+
+    def decide(self, prediction: Prediction | None, context: PolicyContext) -> Route:
+        """Route one step; fail toward quality when the prediction is missing."""
+        threshold = self.threshold_for(context.kind)
+        if prediction is None:
+            wants, reason, score = "large", "predictor_error", None
+        else:
+            score = self.score(prediction)
+            low = score < threshold
+            wants, reason = ("large", "predicted_low") if low else ("small", "predicted_ok")
+        if wants == "large" and self.shadow:
+            return Route("small", "shadow", threshold, score)
+        if wants == "large" and self.max_deferrals is not None and context.deferrals >= self.max_deferrals:
+            return Route("small", "budget_exhausted", threshold, score)
+        return Route(wants, reason, threshold, score)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class AlwaysSmall:
+    """Baseline: the small model takes every step (no prediction is made)."""
+
+    name: str = "always_small"
+
+    @property
+    def needs_prediction(self) -> bool:
+        """Baselines need no prediction."""
+        return False
+
+    def decide(self, prediction: Prediction | None, context: PolicyContext) -> Route:
+        """Always ``small`` with reason ``forced``."""
+        return Route("small", "forced", 0.0)
+
+
+@dataclass(frozen=True)
+class AlwaysLarge:
+    """Baseline: the large model takes every step (no prediction is made)."""
+
+    name: str = "always_large"
+
+    @property
+    def needs_prediction(self) -> bool:
+        """Baselines need no prediction."""
+        return False
+
+    def decide(self, prediction: Prediction | None, context: PolicyContext) -> Route:
+        """Always ``large`` with reason ``forced``."""
+        return Route("large", "forced", 0.0)
