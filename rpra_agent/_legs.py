@@ -64,7 +64,7 @@ _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix=
 
 
 def _usage(model: Any, message: AIMessage, elapsed: float) -> LegUsage:
-    meta = message.usage_metadata or {}
+    meta: dict[str, Any] = dict(message.usage_metadata or {})
     return LegUsage(
         model=model_id(model),
         input_tokens=int(meta.get("input_tokens", 0) or 0),
@@ -105,7 +105,11 @@ def call_leg(
             return LegResult(reply, _usage(model, reply, time.perf_counter() - start))
         except Exception as exc:
             reraise_control_flow(exc)
-            errors.append(exc if not isinstance(exc, concurrent.futures.TimeoutError) else TimeoutError(f"{leg} leg timed out after {timeout_s}s"))
+            errors.append(
+                exc
+                if not isinstance(exc, concurrent.futures.TimeoutError)
+                else TimeoutError(f"{leg} leg timed out after {timeout_s}s")
+            )
             if attempt + 1 < attempts and backoff_s:
                 time.sleep(backoff_s * (2**attempt))
     raise ModelCallError(f"the {leg} model failed {len(errors)} time(s)", leg=leg, errors=errors)
@@ -131,7 +135,9 @@ async def acall_leg(
             return LegResult(reply, _usage(model, reply, time.perf_counter() - start))
         except Exception as exc:
             reraise_control_flow(exc)
-            errors.append(exc if not isinstance(exc, TimeoutError) else TimeoutError(f"{leg} leg timed out after {timeout_s}s"))
+            errors.append(
+                exc if not isinstance(exc, TimeoutError) else TimeoutError(f"{leg} leg timed out after {timeout_s}s")
+            )
             if attempt + 1 < attempts and backoff_s:
                 await asyncio.sleep(backoff_s * (2**attempt))
     raise ModelCallError(f"the {leg} model failed {len(errors)} time(s)", leg=leg, errors=errors)

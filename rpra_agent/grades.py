@@ -38,9 +38,7 @@ class GradeScale:
         if any(b <= a for a, b in zip(self.values, self.values[1:], strict=False)):
             raise ConfigError("GradeScale values must increase from worst to best label")
         if self.acceptable_from not in self.labels:
-            raise ConfigError(
-                f"acceptable_from={self.acceptable_from!r} is not one of {self.labels}"
-            )
+            raise ConfigError(f"acceptable_from={self.acceptable_from!r} is not one of {self.labels}")
 
     @classmethod
     def paper(cls) -> GradeScale:

@@ -50,8 +50,7 @@ REASON_AGAIN_PROMPT = (
     "and plan the reply. Write only the revised reasoning; do not write the reply yet."
 )
 ANSWER_PROMPT = (
-    "Your private reasoning (never quote it; the user cannot see it):\n{reasoning}\n\n"
-    "Now give your reply to the user."
+    "Your private reasoning (never quote it; the user cannot see it):\n{reasoning}\n\nNow give your reply to the user."
 )
 SHARE_PROMPT = "Private notes from a smaller assistant (may be wrong; never quote them):\n{reasoning}"
 _HIDDEN = {"tags": [TAG_NOSTREAM]}
@@ -150,7 +149,13 @@ class _Nodes:
                 },
                 status="running",
             )
-        return {"rpra_run_id": run_id, "rpra_step": 0, "rpra_deferrals": 0, "rpra_reasoning": None, "rpra_pending": None}
+        return {
+            "rpra_run_id": run_id,
+            "rpra_step": 0,
+            "rpra_deferrals": 0,
+            "rpra_reasoning": None,
+            "rpra_pending": None,
+        }
 
     # -- reason (rpra) ---------------------------------------------------------
     def _reason_msgs(self, state: RPRAState) -> list[BaseMessage]:
@@ -166,14 +171,26 @@ class _Nodes:
 
     def reason(self, state: RPRAState) -> dict[str, Any]:
         try:
-            res = call_leg(self.small_raw, self._reason_msgs(state), leg="small", timeout_s=self.faults.small_timeout_s, config=_HIDDEN)
+            res = call_leg(
+                self.small_raw,
+                self._reason_msgs(state),
+                leg="small",
+                timeout_s=self.faults.small_timeout_s,
+                config=_HIDDEN,
+            )
         except ModelCallError as exc:
             return self._small_failed(state, exc)
         return self._after_reason(state, res)
 
     async def areason(self, state: RPRAState) -> dict[str, Any]:
         try:
-            res = await acall_leg(self.small_raw, self._reason_msgs(state), leg="small", timeout_s=self.faults.small_timeout_s, config=_HIDDEN)
+            res = await acall_leg(
+                self.small_raw,
+                self._reason_msgs(state),
+                leg="small",
+                timeout_s=self.faults.small_timeout_s,
+                config=_HIDDEN,
+            )
         except ModelCallError as exc:
             return self._small_failed(state, exc)
         return self._after_reason(state, res)
@@ -187,14 +204,18 @@ class _Nodes:
 
     def draft(self, state: RPRAState) -> dict[str, Any]:
         try:
-            res = call_leg(self.small, state["messages"], leg="small", timeout_s=self.faults.small_timeout_s, config=_HIDDEN)
+            res = call_leg(
+                self.small, state["messages"], leg="small", timeout_s=self.faults.small_timeout_s, config=_HIDDEN
+            )
         except ModelCallError as exc:
             return self._small_failed(state, exc)
         return self._after_draft(state, res)
 
     async def adraft(self, state: RPRAState) -> dict[str, Any]:
         try:
-            res = await acall_leg(self.small, state["messages"], leg="small", timeout_s=self.faults.small_timeout_s, config=_HIDDEN)
+            res = await acall_leg(
+                self.small, state["messages"], leg="small", timeout_s=self.faults.small_timeout_s, config=_HIDDEN
+            )
         except ModelCallError as exc:
             return self._small_failed(state, exc)
         return self._after_draft(state, res)
@@ -221,9 +242,13 @@ class _Nodes:
     def _task(self, state: RPRAState, config: RunnableConfig) -> str | None:
         return state.get("rpra_task") or (config.get("configurable") or {}).get("rpra_task")
 
-    def _decide(self, state: RPRAState, request: PredictionRequest, prediction: Prediction | None, error: str | None) -> dict[str, Any]:
+    def _decide(
+        self, state: RPRAState, request: PredictionRequest, prediction: Prediction | None, error: str | None
+    ) -> dict[str, Any]:
         pending = self._pending(state)
-        context = PolicyContext(kind=request.kind, step=state.get("rpra_step", 0), deferrals=state.get("rpra_deferrals", 0))
+        context = PolicyContext(
+            kind=request.kind, step=state.get("rpra_step", 0), deferrals=state.get("rpra_deferrals", 0)
+        )
         if pending.get("small_error"):
             route = Route("large", "small_error", self.policy.decide(prediction, context).threshold)
         else:
@@ -240,7 +265,9 @@ class _Nodes:
         return {"rpra_pending": pending}
 
     def _needs_prediction(self, state: RPRAState) -> bool:
-        return self.policy.needs_prediction and self.predictor is not None and not self._pending(state).get("small_error")
+        return (
+            self.policy.needs_prediction and self.predictor is not None and not self._pending(state).get("small_error")
+        )
 
     def predict(self, state: RPRAState, config: RunnableConfig) -> dict[str, Any]:
         request = self._request(state, config)
@@ -290,9 +317,17 @@ class _Nodes:
         reasoning = state.get("rpra_reasoning")
         try:
             if self.paradigm == "rpra" and reasoning:
-                again = call_leg(self.small_raw, _with_system(state["messages"], REASON_AGAIN_PROMPT.format(reasoning=reasoning)), leg="small", timeout_s=self.faults.small_timeout_s, config=_HIDDEN)
+                again = call_leg(
+                    self.small_raw,
+                    _with_system(state["messages"], REASON_AGAIN_PROMPT.format(reasoning=reasoning)),
+                    leg="small",
+                    timeout_s=self.faults.small_timeout_s,
+                    config=_HIDDEN,
+                )
                 reasoning = again.message.text
-            res = call_leg(self.small, self._answer_msgs(state, reasoning), leg="small", timeout_s=self.faults.small_timeout_s)
+            res = call_leg(
+                self.small, self._answer_msgs(state, reasoning), leg="small", timeout_s=self.faults.small_timeout_s
+            )
         except ModelCallError as exc:
             update = self._small_failed(state, exc)
             merged: RPRAState = {**state, **update}  # type: ignore[typeddict-item]
@@ -308,9 +343,17 @@ class _Nodes:
         reasoning = state.get("rpra_reasoning")
         try:
             if self.paradigm == "rpra" and reasoning:
-                again = await acall_leg(self.small_raw, _with_system(state["messages"], REASON_AGAIN_PROMPT.format(reasoning=reasoning)), leg="small", timeout_s=self.faults.small_timeout_s, config=_HIDDEN)
+                again = await acall_leg(
+                    self.small_raw,
+                    _with_system(state["messages"], REASON_AGAIN_PROMPT.format(reasoning=reasoning)),
+                    leg="small",
+                    timeout_s=self.faults.small_timeout_s,
+                    config=_HIDDEN,
+                )
                 reasoning = again.message.text
-            res = await acall_leg(self.small, self._answer_msgs(state, reasoning), leg="small", timeout_s=self.faults.small_timeout_s)
+            res = await acall_leg(
+                self.small, self._answer_msgs(state, reasoning), leg="small", timeout_s=self.faults.small_timeout_s
+            )
         except ModelCallError as exc:
             update = self._small_failed(state, exc)
             merged: RPRAState = {**state, **update}  # type: ignore[typeddict-item]
@@ -331,13 +374,16 @@ class _Nodes:
     def _large_failed(self, state: RPRAState, exc: ModelCallError) -> dict[str, Any] | None:
         """Degrade to the small model's draft, or None when a fresh small call is needed."""
         if self.faults.on_large_failure != "small" or self._pending(state).get("small_error"):
-            raise ExceptionGroup("the large model failed and no fallback is configured", list(exc.errors)) from exc
+            errors = [e if isinstance(e, Exception) else RuntimeError(repr(e)) for e in exc.errors]
+            raise ExceptionGroup("the large model failed and no fallback is configured", errors) from exc
         logger.warning("large model failed %d time(s); answering with the small model (degraded)", len(exc.errors))
         draft = self._pending(state).get("draft")
         if isinstance(draft, AIMessage):
             pending = self._pending(state)
             pending.pop("draft")
-            pending.update(degraded=True, reason="large_error_degraded", route="small", large_error=type(exc.errors[-1]).__name__)
+            pending.update(
+                degraded=True, reason="large_error_degraded", route="small", large_error=type(exc.errors[-1]).__name__
+            )
             return {"messages": [draft], "rpra_pending": pending}
         return None
 
@@ -349,7 +395,15 @@ class _Nodes:
             if update is not None:
                 return update
             res = call_leg(self.small, list(state["messages"]), leg="small", timeout_s=self.faults.small_timeout_s)
-            return self._took(state, "small", res, degraded=True, reason="large_error_degraded", route="small", large_error=type(exc.errors[-1]).__name__)
+            return self._took(
+                state,
+                "small",
+                res,
+                degraded=True,
+                reason="large_error_degraded",
+                route="small",
+                large_error=type(exc.errors[-1]).__name__,
+            )
         return self._took(state, "large", res, **({"reason": reason, "route": "large"} if reason else {}))
 
     async def alarge_step(self, state: RPRAState, reason: str | None = None) -> dict[str, Any]:
@@ -359,8 +413,18 @@ class _Nodes:
             update = self._large_failed(state, exc)
             if update is not None:
                 return update
-            res = await acall_leg(self.small, list(state["messages"]), leg="small", timeout_s=self.faults.small_timeout_s)
-            return self._took(state, "small", res, degraded=True, reason="large_error_degraded", route="small", large_error=type(exc.errors[-1]).__name__)
+            res = await acall_leg(
+                self.small, list(state["messages"]), leg="small", timeout_s=self.faults.small_timeout_s
+            )
+            return self._took(
+                state,
+                "small",
+                res,
+                degraded=True,
+                reason="large_error_degraded",
+                route="small",
+                large_error=type(exc.errors[-1]).__name__,
+            )
         return self._took(state, "large", res, **({"reason": reason, "route": "large"} if reason else {}))
 
     # -- record ----------------------------------------------------------------
@@ -402,21 +466,34 @@ class _Nodes:
             "rpra_reasoning": None,
         }
         if message.tool_calls and step + 1 >= self.max_steps:
-            update["messages"] = [AIMessage(f"Stopped: the step limit (max_steps={self.max_steps}) was reached before a final answer.", id=message.id)]
+            update["messages"] = [
+                AIMessage(
+                    f"Stopped: the step limit (max_steps={self.max_steps}) was reached before a final answer.",
+                    id=message.id,
+                )
+            ]
         return decision, update
 
     def _log(self, decision: Decision) -> None:
         pred = decision.prediction
         logger.info(
             "rpra decision route=%s reason=%s kind=%s grade=%s p_ok=%s threshold=%.3f run=%s step=%d",
-            decision.route, decision.reason, decision.kind, pred.grade if pred else "-",
-            f"{pred.p_acceptable:.3f}" if pred else "-", decision.threshold, decision.run_id, decision.step,
+            decision.route,
+            decision.reason,
+            decision.kind,
+            pred.grade if pred else "-",
+            f"{pred.p_acceptable:.3f}" if pred else "-",
+            decision.threshold,
+            decision.run_id,
+            decision.step,
         )
 
     def _finish_run(self, state: RPRAState, config: RunnableConfig, decision: Decision, update: dict[str, Any]) -> None:
         if self.store is not None and self.after_record({**state, **update}) == END:  # type: ignore[typeddict-item]
             conf = config.get("configurable") or {}
-            self.store.upsert_run(decision.run_id, thread_id=conf.get("thread_id"), paradigm=self.paradigm, config={}, status="completed")
+            self.store.upsert_run(
+                decision.run_id, thread_id=conf.get("thread_id"), paradigm=self.paradigm, config={}, status="completed"
+            )
 
     def record(self, state: RPRAState, config: RunnableConfig) -> dict[str, Any]:
         decision, update = self._decision(state, config)
@@ -439,7 +516,7 @@ class _Nodes:
         last = state["messages"][-1]
         if self.has_tools and isinstance(last, AIMessage) and last.tool_calls:
             return "tools"
-        return END
+        return "__end__"
 
 
 def build_rpra_graph(
@@ -481,12 +558,12 @@ def build_rpra_graph(
     Raises:
         ConfigError: on an unknown paradigm, a missing predictor or a bad limit.
     """
-    policy = policy if policy is not None else ThresholdPolicy()
+    chosen: DeferralPolicy = ThresholdPolicy() if policy is None else policy
     if paradigm not in ("pa", "rpra", "verify"):
         raise ConfigError(f"paradigm must be 'pa', 'rpra' or 'verify', not {paradigm!r}")
-    if predictor is None and policy.needs_prediction:
+    if predictor is None and chosen.needs_prediction:
         raise ConfigError(
-            f"policy {policy.name!r} needs a predictor: pass predictor=ZeroShotPredictor(small) "
+            f"policy {chosen.name!r} needs a predictor: pass predictor=ZeroShotPredictor(small) "
             "(or another Predictor), or use AlwaysSmall()/AlwaysLarge()"
         )
     if max_steps < 1:
@@ -494,8 +571,16 @@ def build_rpra_graph(
     if tools and not hasattr(small, "bind_tools"):
         raise ConfigError("tools were given but the small model has no bind_tools()")
     nodes = _Nodes(
-        small=small, large=large, predictor=predictor, policy=policy, paradigm=paradigm, tools=tools,
-        store=store, max_steps=max_steps, share_reasoning=share_reasoning, faults=faults or FaultPolicy(),
+        small=small,
+        large=large,
+        predictor=predictor,
+        policy=chosen,
+        paradigm=paradigm,
+        tools=tools,
+        store=store,
+        max_steps=max_steps,
+        share_reasoning=share_reasoning,
+        faults=faults or FaultPolicy(),
     )
     g: StateGraph[Any] = StateGraph(RPRAState)
     g.add_node("start", RunnableLambda(nodes.start, name="start"))

@@ -65,7 +65,10 @@ class DeferralPolicy(Protocol):
     Implementations must be pure: same inputs, same route.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """A short name recorded with the run's configuration."""
+        ...
 
     @property
     def needs_prediction(self) -> bool:

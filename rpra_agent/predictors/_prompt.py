@@ -12,9 +12,7 @@ from rpra_agent.prediction import PredictionRequest
 
 __all__ = ["DEFAULT_RUBRIC", "FINETUNE_SYSTEM_PROMPT", "build_finetuned_prompt", "build_self_prompt", "encode_messages"]
 
-DEFAULT_RUBRIC = (
-    "accuracy, relevance, completeness, clarity, instruction following and formatting"
-)
+DEFAULT_RUBRIC = "accuracy, relevance, completeness, clarity, instruction following and formatting"
 
 FINETUNE_SYSTEM_PROMPT = "Predict the judge's grade for your answer to this request."
 
@@ -26,7 +24,7 @@ def _escape(text: str) -> str:
 
 def message_text(message: BaseMessage) -> str:
     """Plain text of a message, including its tool calls."""
-    text = message.text if isinstance(message.text, str) else str(message.content)
+    text: str = str(message.text)
     if isinstance(message, AIMessage) and message.tool_calls:
         calls = [{"name": c["name"], "args": c["args"]} for c in message.tool_calls]
         text = (text + "\n" if text else "") + "TOOL CALLS: " + json.dumps(calls, sort_keys=True, default=str)

@@ -30,8 +30,8 @@ def grade_logprobs(distribution: Mapping[str, float], *, chosen: str | None = No
         {"token": label, "logprob": math.log(p) if p > 0 else -1e9, "bytes": None}
         for label, p in sorted(distribution.items(), key=lambda kv: -kv[1])
     ]
-    chosen = chosen or top[0]["token"]
-    first = next(t for t in top if t["token"] == chosen)
+    pick = chosen or str(top[0]["token"])
+    first = next(t for t in top if t["token"] == pick)
     return {"content": [{**first, "top_logprobs": top}]}
 
 
@@ -115,7 +115,9 @@ class ScriptedChatModel(BaseChatModel):
     ) -> ChatResult:
         return ChatResult(generations=[ChatGeneration(message=self._next(messages))])
 
-    async def _agenerate(self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    async def _agenerate(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
             return await asyncio.to_thread(self._generate_nodelay, messages)
@@ -148,7 +150,13 @@ class ScriptedChatModel(BaseChatModel):
             content="" if pieces else message.content,
             id=message.id,
             tool_call_chunks=[
-                {"name": c["name"], "args": __import__("json").dumps(c["args"]), "id": c["id"], "index": i, "type": "tool_call_chunk"}
+                {
+                    "name": c["name"],
+                    "args": __import__("json").dumps(c["args"]),
+                    "id": c["id"],
+                    "index": i,
+                    "type": "tool_call_chunk",
+                }
                 for i, c in enumerate(message.tool_calls)
             ],
             usage_metadata=message.usage_metadata,
