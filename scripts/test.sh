@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs into .venv and runs every test.
+# Works on a fresh Debian machine with Python 3.11: PostgreSQL's server binaries come
+# from Debian's `postgresql` package (installed here when missing and we are root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "[test.sh] installing PostgreSQL server binaries (Debian package postgresql)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  else
+    echo "[test.sh] PostgreSQL server binaries missing: run 'sudo apt-get install postgresql'" >&2
+    exit 2
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# llama-cpp-python compiles llama.cpp (6-9 min once; pip caches the wheel). A portable build:
+export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}"
+# torch first, pinned to the CPU build, so nothing pulls a CUDA build.
+.venv/bin/python -m pip install -q "torch==2.13.0"
+.venv/bin/python -m pip install -q -e ".[all,finetune,dev]"
+
+.venv/bin/ruff check rpra_agent tests graphs tools examples benchmarks
+.venv/bin/ruff format --check rpra_agent tests graphs tools examples benchmarks
+.venv/bin/mypy rpra_agent
+CI="${CI:-}" .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
