@@ -1,0 +1,345 @@
+"""Synthesize tiny, real llama-architecture GGUF models for tests (no downloads).
+
+Both writers produce a file that llama.cpp loads in milliseconds: a llama model
+(2 blocks, 4 heads, 2 KV heads), a SentencePiece-style vocabulary (special tokens
+``<unk> <s> </s> <|im_start|> <|im_end|>``, the 256 ``<0xNN>`` byte tokens, printable
+ASCII with the space as ``▁``) and a ChatML chat template. ``<|im_end|>`` is the
+end-of-turn (EOS) token.
+
+- :func:`write_random_gguf`: random weights. Use it to exercise plumbing (loading,
+  streaming, grammars, logprobs, timings) where the text does not matter.
+- :func:`write_scripted_gguf`: a model that deterministically replies ``reply`` to
+  *any* chat prompt, then ends its turn; and, when ``grade`` is given, whose
+  next-token distribution at the end of any chat prompt, renormalised over the grade
+  words' first tokens, puts (nearly) all its mass on ``grade``. So it drives a
+  self-predictor ("the model predicts ``grade``") and an answer leg ("the model
+  answers ``reply``") through real llama.cpp with exact expected outputs.
+
+How the scripted model works: the embeddings are one-hot (``n_embd >= n_vocab``),
+``attn_output`` and ``ffn_down`` are zero, so the residual stream at each position is
+the current token's one-hot vector and ``output.weight`` becomes a bigram table: the
+next token depends only on the current one. Every chat prompt ends with the ChatML
+assistant header (``<|im_start|>assistant`` and a newline), whose last token is the byte token
+``<0x0A>``; its row gives the reply's first piece a logit margin of 30 and the
+grade's first character a margin of 15 (so free generation emits the reply, while
+renormalising over ``b``/``o``/``g`` picks the grade). The reply is cut into
+*distinct* pieces (multi-character pieces are added to the vocabulary), each with a
+single successor, and the last piece is followed by ``<|im_end|>``.
+
+Example (pytest)::
+
+    from rpra_agent.testing.gguf import write_scripted_gguf
+    from rpra_agent.models import load_chat_model
+
+    def test_my_agent(tmp_path):
+        path = write_scripted_gguf(tmp_path / "m.gguf", reply="Paris.", grade="great")
+        model = load_chat_model(f"gguf:{path}")
+        assert model.invoke("Capital of France?").content == "Paris."
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["CHATML_TEMPLATE", "GRADE_WORDS", "scripted_pieces", "write_random_gguf", "write_scripted_gguf"]
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+"""The ChatML chat template written into every synthesized model."""
+
+GRADE_WORDS: tuple[str, ...] = ("bad", "ok", "great")
+"""The paper's grade words; their first tokens (``b``, ``o``, ``g``) differ."""
+
+_SPECIALS = ("<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>")
+_UNK, _BOS, _EOS_TEXT, _IM_START, _IM_END = range(5)
+_SPACE = "\u2581"
+_ANCHOR = "\n"  # the last character of every chat prompt (``assistant\n``)
+_HEADER = "assistant\n"
+_MARGIN = 30.0
+_GRADE_MARGIN = 15.0
+_NORMAL, _UNKNOWN, _CONTROL, _BYTE = 1, 2, 3, 6
+
+
+def _base_vocab() -> tuple[list[str], list[int]]:
+    tokens = list(_SPECIALS)
+    types = [_UNKNOWN, _CONTROL, _CONTROL, _CONTROL, _CONTROL]
+    tokens += [f"<0x{b:02X}>" for b in range(256)]
+    types += [_BYTE] * 256
+    tokens += [_SPACE] + [chr(c) for c in range(0x21, 0x7F)]
+    types += [_NORMAL] * 95
+    return tokens, types
+
+
+def _escape(text: str) -> str:
+    return text.replace(" ", _SPACE)
+
+
+def scripted_pieces(reply: str, *, grade: str | None = None, grades: Sequence[str] = GRADE_WORDS) -> list[str]:
+    """How :func:`write_scripted_gguf` cuts ``reply`` into generated tokens.
+
+    Pieces are distinct (a bigram model gives each token one successor); a piece
+    longer than one character is never a substring of a grade word or of the
+    assistant header (so it cannot change how those tokenize); the newline alone is
+    never a piece (it ends every prompt); and the first piece is never the first
+    character of another grade (so it cannot shift the grade distribution).
+
+    Args:
+        reply: The text the model will generate.
+        grade: The grade the model predicts, if any.
+        grades: All grade words.
+
+    Returns:
+        The pieces, whose concatenation is ``reply``.
+
+    Raises:
+        ValueError: When the reply is empty, contains ``▁``, or cannot be cut.
+    """
+    if not reply:
+        raise ValueError("reply must be a non-empty string")
+    if _SPACE in reply:
+        raise ValueError("reply must not contain U+2581 (it stands for the space in the vocabulary)")
+    reserved = [*grades, _HEADER]
+    forbidden_first = {g[0] for g in grades if g != grade} if grade is not None else set()
+    specials = set(_SPECIALS) | {f"<0x{b:02X}>" for b in range(256)}
+    used: set[str] = set()
+
+    def acceptable(piece: str, first: bool) -> bool:
+        if piece in used or _escape(piece) in specials or (first and piece in forbidden_first):
+            return False
+        if len(piece) == 1:
+            return piece != _ANCHOR
+        return not any(piece in r for r in reserved)
+
+    pieces: list[str] = []
+    i = 0
+    while i < len(reply):
+        j = i + 1
+        while not acceptable(reply[i:j], not pieces) and j < len(reply):
+            j += 1
+        piece = reply[i:j]
+        while not acceptable(piece, not pieces):
+            if not pieces:
+                raise ValueError(f"cannot cut reply {reply!r} into distinct pieces; try a longer reply")
+            prev = pieces.pop()
+            used.discard(prev)
+            piece = prev + piece
+        pieces.append(piece)
+        used.add(piece)
+        i = j
+    return pieces
+
+
+def _llama_tensors(
+    *, vocab: int, n_embd: int, n_ff: int, n_layers: int, rng: np.random.Generator | None
+) -> dict[str, np.ndarray]:
+    n_kv = n_embd // 2  # 4 heads, 2 KV heads
+
+    def mat(rows: int, cols: int, zero: bool = False) -> np.ndarray:
+        if rng is None or zero:
+            return np.zeros((rows, cols), dtype=np.float32)
+        return rng.normal(0.0, 0.02, size=(rows, cols)).astype(np.float32)
+
+    ones = np.ones(n_embd, dtype=np.float32)
+    scripted = rng is None
+    tensors: dict[str, np.ndarray] = {}
+    for b in range(n_layers):
+        tensors[f"blk.{b}.attn_norm.weight"] = ones
+        tensors[f"blk.{b}.attn_q.weight"] = mat(n_embd, n_embd)
+        tensors[f"blk.{b}.attn_k.weight"] = mat(n_kv, n_embd)
+        tensors[f"blk.{b}.attn_v.weight"] = mat(n_kv, n_embd)
+        tensors[f"blk.{b}.attn_output.weight"] = mat(n_embd, n_embd, zero=scripted)
+        tensors[f"blk.{b}.ffn_norm.weight"] = ones
+        tensors[f"blk.{b}.ffn_gate.weight"] = mat(n_ff, n_embd)
+        tensors[f"blk.{b}.ffn_up.weight"] = mat(n_ff, n_embd)
+        tensors[f"blk.{b}.ffn_down.weight"] = mat(n_embd, n_ff, zero=scripted)
+    tensors["output_norm.weight"] = ones
+    return tensors
+
+
+def _write(
+    path: str | Path,
+    *,
+    tokens: list[str],
+    types: list[int],
+    token_embd: np.ndarray,
+    output: np.ndarray,
+    blocks: dict[str, np.ndarray],
+    n_ff: int,
+    n_layers: int,
+    n_ctx: int,
+    name: str,
+    chat_template: str,
+) -> Path:
+    import gguf  # lazy: optional dependency
+
+    if len(set(tokens)) != len(tokens):
+        dupes = sorted({t for t in tokens if tokens.count(t) > 1})
+        raise ValueError(f"duplicate token strings {dupes[:5]} (llama.cpp would abort)")
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n_embd = token_embd.shape[1]
+    w = gguf.GGUFWriter(str(out), arch="llama")
+    w.add_name(name)
+    w.add_context_length(n_ctx)
+    w.add_embedding_length(n_embd)
+    w.add_block_count(n_layers)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(4)
+    w.add_head_count_kv(2)
+    w.add_rope_dimension_count(n_embd // 4)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(len(tokens))
+    w.add_file_type(0)  # all F32
+    w.add_tokenizer_model("llama")
+    w.add_token_list(tokens)
+    w.add_token_scores([float(-i) if t == _NORMAL else 0.0 for i, t in enumerate(types)])
+    w.add_token_types(types)
+    w.add_unk_token_id(_UNK)
+    w.add_bos_token_id(_BOS)
+    w.add_eos_token_id(_IM_END)
+    w.add_add_bos_token(False)
+    w.add_add_eos_token(False)
+    w.add_add_space_prefix(False)
+    w.add_chat_template(chat_template)
+    w.add_tensor("token_embd.weight", token_embd)
+    for key, value in blocks.items():
+        w.add_tensor(key, value)
+    w.add_tensor("output.weight", output)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out
+
+
+def write_random_gguf(
+    path: str | Path,
+    *,
+    seed: int = 0,
+    n_embd: int = 64,
+    n_layers: int = 2,
+    n_ff: int = 128,
+    n_ctx: int = 2048,
+    chat_template: str = CHATML_TEMPLATE,
+    name: str = "rpra-random",
+) -> Path:
+    """Write a llama-architecture GGUF with random weights (about 0.1 s).
+
+    Args:
+        path: Where to write the file (parent directories are created).
+        seed: Seed of the weights; the same seed writes the same file.
+        n_embd: Embedding width (a multiple of 8).
+        n_layers: Number of transformer blocks.
+        n_ff: Feed-forward width.
+        n_ctx: Training context length recorded in the file.
+        chat_template: Jinja chat template (ChatML by default).
+        name: ``general.name``.
+
+    Returns:
+        The path written.
+    """
+    if n_embd % 8:
+        raise ValueError("n_embd must be a multiple of 8")
+    rng = np.random.default_rng(seed)
+    tokens, types = _base_vocab()
+    vocab = len(tokens)
+    embd = rng.normal(0.0, 1.0, size=(vocab, n_embd)).astype(np.float32)
+    output = rng.normal(0.0, 0.5, size=(vocab, n_embd)).astype(np.float32)
+    blocks = _llama_tensors(vocab=vocab, n_embd=n_embd, n_ff=n_ff, n_layers=n_layers, rng=rng)
+    return _write(
+        path,
+        tokens=tokens,
+        types=types,
+        token_embd=embd,
+        output=output,
+        blocks=blocks,
+        n_ff=n_ff,
+        n_layers=n_layers,
+        n_ctx=n_ctx,
+        name=name,
+        chat_template=chat_template,
+    )
+
+
+def write_scripted_gguf(
+    path: str | Path,
+    *,
+    reply: str,
+    grade: str | None = None,
+    grades: Sequence[str] = GRADE_WORDS,
+    n_layers: int = 2,
+    n_ctx: int = 2048,
+    name: str = "rpra-scripted",
+) -> Path:
+    """Write a GGUF that always replies ``reply`` and, optionally, predicts ``grade``.
+
+    Free generation after any chat prompt emits exactly ``reply`` and then
+    ``<|im_end|>`` (each token with logprob near 0). When ``grade`` is given, the
+    distribution at the last prompt position renormalised over the first tokens of
+    ``grades`` puts more than 0.999 of its mass on ``grade``. See the module
+    docstring for how it works and :func:`scripted_pieces` for the tokens generated.
+
+    Args:
+        path: Where to write the file.
+        reply: The reply, any non-empty text without ``▁``.
+        grade: One of ``grades``, or ``None``.
+        grades: The grade words; their first characters must differ.
+        n_layers: Number of (inert) transformer blocks.
+        n_ctx: Training context length recorded in the file.
+        name: ``general.name``.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: On a grade not in ``grades``, grade words with a shared first
+            character, or a reply that cannot be scripted.
+    """
+    grades = tuple(grades)
+    if len({g[:1] for g in grades}) != len(grades) or not all(grades):
+        raise ValueError(f"grade words must be non-empty with distinct first characters, got {grades}")
+    if grade is not None and grade not in grades:
+        raise ValueError(f"grade {grade!r} is not one of {grades}")
+    pieces = scripted_pieces(reply, grade=grade, grades=grades)
+    tokens, types = _base_vocab()
+    index = {t: i for i, t in enumerate(tokens)}
+    for piece in [*pieces, *(g[0] for g in grades)]:
+        text = _escape(piece)
+        if text not in index:
+            index[text] = len(tokens)
+            tokens.append(text)
+            types.append(_NORMAL)
+    vocab = len(tokens)
+    n_embd = -(-vocab // 64) * 64
+    embd = np.zeros((vocab, n_embd), dtype=np.float32)
+    embd[np.arange(vocab), np.arange(vocab)] = 1.0
+    # RMSNorm turns the one-hot residual into sqrt(n_embd) * e_i; scale so logits hit the margin.
+    unit = 1.0 / float(np.sqrt(n_embd))
+    output = np.zeros((vocab, n_embd), dtype=np.float32)
+    chain = [index["<0x0A>"], *(index[_escape(p)] for p in pieces), _IM_END]
+    for cur, nxt in zip(chain, chain[1:], strict=False):
+        output[nxt, cur] = _MARGIN * unit
+    if grade is not None:
+        first = index[_escape(grade[0])]
+        output[first, chain[0]] = max(output[first, chain[0]], _GRADE_MARGIN * unit)
+    blocks = _llama_tensors(vocab=vocab, n_embd=n_embd, n_ff=64, n_layers=n_layers, rng=None)
+    return _write(
+        path,
+        tokens=tokens,
+        types=types,
+        token_embd=embd,
+        output=output,
+        blocks=blocks,
+        n_ff=64,
+        n_layers=n_layers,
+        n_ctx=n_ctx,
+        name=name,
+        chat_template=CHATML_TEMPLATE,
+    )
