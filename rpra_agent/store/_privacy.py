@@ -1,0 +1,121 @@
+"""What the store keeps of prompts and answers, and how secrets are kept out of it."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from rpra_agent.errors import ConfigError
+
+__all__ = ["TextPolicy", "TextMode", "scrub_json", "scrub_secrets"]
+
+logger = logging.getLogger(__name__)
+
+TextMode = Literal["full", "hash"]
+
+_MASK = "[REDACTED]"
+_SECRET_KEY = re.compile(
+    r"^(?:.*[_-])?(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|pwd|authorization|credentials?|private[_-]?key)$",
+    re.I,
+)
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # key=value / "key": "value" assignments of secret-looking names
+    (
+        re.compile(
+            r"""(?P<k>["']?[\w-]*?(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|pwd|credentials?)["']?\s*[:=]\s*["']?)(?P<v>[^\s"'&,;}]{4,})""",
+            re.I,
+        ),
+        r"\g<k>" + _MASK,
+    ),
+    (re.compile(r"(?P<k>\b(?:Bearer|Basic|Token)\s+)[A-Za-z0-9._~+/=-]{8,}", re.I), r"\g<k>" + _MASK),
+    (re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"), _MASK),  # OpenAI / Anthropic style keys
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"), _MASK),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), _MASK),  # Slack
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), _MASK),  # AWS access key id
+    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), _MASK),  # Google API key
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), _MASK),  # JWT
+    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"), _MASK),
+    # passwords inside URLs: scheme://user:password@host
+    (re.compile(r"(?P<k>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)", re.I), r"\g<k>***"),
+)
+_QUICK = re.compile(
+    r"sk-|bearer|basic|token|key|secret|passw|credential|gh[pousr]_|github_pat|xox|AKIA|AIza|eyJ|PRIVATE KEY|://", re.I
+)
+
+
+def scrub_secrets(text: str) -> str:
+    """Replace obvious secrets (API keys, bearer tokens, ``api_key=...``, URL passwords) with a mask.
+
+    Args:
+        text: Any text that may reach the database or a log.
+
+    Returns:
+        The text with each secret replaced by ``[REDACTED]`` (URL passwords by ``***``).
+    """
+    if not text or _QUICK.search(text) is None:
+        return text
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def scrub_json(value: Any) -> Any:
+    """Scrub a JSON-like value: secret-named keys are masked, strings are scrubbed."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): (_MASK if _SECRET_KEY.search(str(k)) and v not in (None, "") else scrub_json(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub_json(v) for v in value]
+    if isinstance(value, str):
+        return scrub_secrets(value)
+    return value
+
+
+class TextPolicy:
+    """How request and response text is stored.
+
+    Args:
+        mode: ``"full"`` keeps the text (with secrets scrubbed), ``"hash"`` keeps only
+            ``sha256:<hex>`` of it, or a callable ``str -> str`` that redacts it (its
+            output is scrubbed as well).
+
+    Raises:
+        ConfigError: on an unknown mode.
+    """
+
+    def __init__(self, mode: TextMode | Callable[[str], str] = "full") -> None:
+        if not callable(mode) and mode not in ("full", "hash"):
+            raise ConfigError(f"store_text must be 'full', 'hash' or a callable str -> str, not {mode!r}")
+        self.mode = mode
+
+    @property
+    def name(self) -> str:
+        """``full``, ``hash`` or ``redact``."""
+        return "redact" if callable(self.mode) else str(self.mode)
+
+    def apply(self, text: str) -> str:
+        """The form of ``text`` that may be stored."""
+        if not text:
+            return text
+        if self.mode == "hash":
+            return _sha256(text)
+        if callable(self.mode):
+            try:
+                redacted = self.mode(text)
+            except Exception as exc:  # noqa: BLE001  (a failing redactor must not leak the text)
+                logger.error("the redaction callable raised %s; storing a hash instead", type(exc).__name__)
+                return _sha256(text)
+            if not isinstance(redacted, str):
+                logger.error("the redaction callable returned %s, not str; storing a hash", type(redacted).__name__)
+                return _sha256(text)
+            return scrub_secrets(redacted)
+        return scrub_secrets(text)
+
+
+def _sha256(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -1,0 +1,125 @@
+"""Value types <-> rows, with the privacy policy applied on the way in."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rpra_agent.decision import Decision, LegUsage, utcnow
+from rpra_agent.prediction import Prediction
+from rpra_agent.store._privacy import TextPolicy, scrub_json, scrub_secrets
+from rpra_agent.verdict import Verdict
+
+__all__ = ["Record", "decision_from_row", "decision_record", "run_record", "verdict_from_row", "verdict_record"]
+
+Record = dict[str, Any]
+
+
+def decision_record(decision: Decision, text: TextPolicy) -> Record:
+    """The spool/database form of a decision (``{"t": "decision", "d": row}``)."""
+    pred = decision.prediction
+    pred_dict: dict[str, Any] | None = None
+    if pred is not None:
+        pred_dict = pred.to_dict()
+        pred_dict["raw"] = text.apply(pred_dict.get("raw") or "")
+        pred_dict["predictor"] = scrub_secrets(pred_dict["predictor"])
+    row: Record = {
+        "id": decision.id,
+        "run_id": decision.run_id,
+        "thread_id": decision.thread_id,
+        "step": int(decision.step),
+        "kind": decision.kind,
+        "paradigm": decision.paradigm,
+        "route": decision.route,
+        "reason": decision.reason,
+        "threshold": float(decision.threshold),
+        "task": decision.task,
+        "small_model": scrub_secrets(decision.small_model),
+        "large_model": scrub_secrets(decision.large_model),
+        "predictor": pred_dict["predictor"] if pred_dict else None,
+        "predicted_grade": pred.grade if pred is not None else None,
+        "p_acceptable": float(pred.p_acceptable) if pred is not None else None,
+        "expected_score": float(pred.expected_score) if pred is not None else None,
+        "prediction": pred_dict,
+        "request": text.apply(decision.request),
+        "response": text.apply(decision.response),
+        "tool_calls": list(decision.tool_calls),
+        "error": scrub_secrets(decision.error) if decision.error else None,
+        "degraded": bool(decision.degraded),
+        "created_at": decision.created_at,
+        "completed_at": decision.completed_at,
+        "meta": scrub_json(dict(decision.metadata)) or None,
+        "legs": [
+            {"leg": name, **{**usage.to_dict(), "model": scrub_secrets(usage.model)}}
+            for name, usage in decision.legs.items()
+        ],
+    }
+    return {"t": "decision", "d": row}
+
+
+def run_record(
+    run_id: str, *, thread_id: str | None, paradigm: str | None, config: Mapping[str, Any], status: str
+) -> Record:
+    """The spool/database form of a run update (an empty config keeps the stored one)."""
+    now = utcnow()
+    return {
+        "t": "run",
+        "d": {
+            "id": run_id,
+            "thread_id": thread_id,
+            "paradigm": paradigm or None,
+            "config": scrub_json(dict(config)) or None,
+            "status": status,
+            "created_at": now,
+            "updated_at": now,
+        },
+    }
+
+
+def verdict_record(verdict: Verdict) -> Record:
+    """The spool/database form of a verdict."""
+    row = verdict.to_dict()
+    row["rationale"] = scrub_secrets(row["rationale"] or "")
+    return {"t": "verdict", "d": row}
+
+
+def decision_from_row(row: Mapping[Any, Any], legs: Sequence[Mapping[Any, Any]]) -> Decision:
+    """Rebuild a :class:`Decision` from its row and its legs' rows."""
+    pred = row["prediction"]
+    return Decision(
+        id=row["id"],
+        run_id=row["run_id"],
+        thread_id=row["thread_id"],
+        step=int(row["step"]),
+        kind=row["kind"],
+        paradigm=row["paradigm"],
+        prediction=Prediction.from_dict(pred) if pred else None,
+        threshold=float(row["threshold"]),
+        route=row["route"],
+        reason=row["reason"],
+        task=row["task"],
+        small_model=row["small_model"],
+        large_model=row["large_model"],
+        legs={
+            leg["leg"]: LegUsage(
+                model=leg["model"],
+                input_tokens=int(leg["input_tokens"]),
+                output_tokens=int(leg["output_tokens"]),
+                latency_ms=float(leg["latency_ms"]),
+            )
+            for leg in legs
+        },
+        request=row["request"],
+        response=row["response"],
+        tool_calls=tuple(row["tool_calls"] or ()),
+        error=row["error"],
+        degraded=bool(row["degraded"]),
+        created_at=row["created_at"],
+        completed_at=row["completed_at"],
+        metadata=dict(row["meta"] or {}),
+    )
+
+
+def verdict_from_row(row: Mapping[Any, Any]) -> Verdict:
+    """Rebuild a :class:`Verdict` from its row."""
+    return Verdict.from_dict({str(k): v for k, v in row.items()})

@@ -1,0 +1,363 @@
+"""The SQL decision store: SQLite by default, PostgreSQL at scale, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import IntegrityError
+
+from rpra_agent.decision import Decision, utcnow
+from rpra_agent.errors import ConfigError, StoreError
+from rpra_agent.store import _migrate
+from rpra_agent.store._privacy import TextMode, TextPolicy, scrub_json, scrub_secrets
+from rpra_agent.store._rows import Record, decision_record, run_record, verdict_from_row, verdict_record
+from rpra_agent.store._schema import artifacts, runs, verdicts
+from rpra_agent.store._spool import Spool
+from rpra_agent.store._sqlio import _with_legs, decision_query, insert_records, is_outage, iter_decisions, make_engine
+from rpra_agent.store._url import DatabaseURL, resolve_url
+from rpra_agent.store._writer import BackgroundWriter, OnFull
+from rpra_agent.store.base import Artifact, DecisionFilter
+from rpra_agent.verdict import Verdict
+
+__all__ = ["SQLDecisionStore"]
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+class SQLDecisionStore:
+    """A :class:`~rpra_agent.store.DecisionStore` on SQLAlchemy: SQLite or PostgreSQL (psycopg 3).
+
+    ``add``/``aadd`` only queue the decision; a background thread writes batches. If the
+    database is unreachable, records go to a local JSONL spool and are re-inserted when
+    it is back (automatically, or with :meth:`replay` / ``rpra log replay``). Reads flush
+    the queue first, so a process always reads its own writes.
+
+    Args:
+        url: A database URL (see :func:`rpra_agent.store.open_store`).
+        store_text: ``"full"`` (secrets scrubbed), ``"hash"`` (sha256 only) or a
+            callable that redacts request/response text.
+        on_full: When the queue is full, ``"block"`` the caller or ``"spill"`` to the spool.
+        max_queue: Queue capacity.
+        max_batch: Records per transaction at most.
+        spool_path: The JSONL spool (default: beside the SQLite file, or under
+            ``$RPRA_SPOOL_DIR`` / ``~/.local/state/rpra`` for PostgreSQL).
+        retry_interval: Seconds between reconnection attempts during an outage.
+        busy_timeout_ms: SQLite's busy timeout.
+        connect_timeout_s: PostgreSQL's connect timeout.
+        auto_upgrade: Create or upgrade the schema on first use.
+
+    Raises:
+        ConfigError: on a bad URL or option.
+    """
+
+    def __init__(
+        self,
+        url: str | DatabaseURL,
+        *,
+        store_text: TextMode | Callable[[str], str] = "full",
+        on_full: OnFull = "block",
+        max_queue: int = 10_000,
+        max_batch: int = 500,
+        spool_path: str | None = None,
+        retry_interval: float = 5.0,
+        busy_timeout_ms: int = 30_000,
+        connect_timeout_s: int = 5,
+        auto_upgrade: bool = True,
+    ) -> None:
+        db = resolve_url(url) if isinstance(url, str) else url
+        if db is None:
+            raise ConfigError("memory:// is not an SQL database: use open_store('memory://') for the in-memory store")
+        self.db = db
+        self.url = db.masked
+        self.text_policy = TextPolicy(store_text)
+        self.auto_upgrade = auto_upgrade
+        self.engine = make_engine(db, busy_timeout_ms=busy_timeout_ms, connect_timeout_s=connect_timeout_s)
+        self._write_engine = self.engine.execution_options(rpra_write=True)
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        self.spool = Spool(spool_path or db.default_spool_path())
+        self._writer = BackgroundWriter(
+            write=self._write_records,
+            prepare=self._prepare,
+            spool=self.spool,
+            is_outage=is_outage,
+            name=self.url,
+            max_queue=max_queue,
+            max_batch=max_batch,
+            on_full=on_full,
+            retry_interval=retry_interval,
+        )
+        self._closed = False
+        atexit.register(_close_at_exit, weakref.ref(self))
+        logger.debug("decision store %s (text=%s, on_full=%s)", self.url, self.text_policy.name, on_full)
+
+    @classmethod
+    def from_url(cls, url: str, **opts: Any) -> SQLDecisionStore:
+        """Open a store on ``url`` (``sqlite:///file.db`` or ``postgresql://...``); options as for the constructor."""
+        return cls(url, **opts)
+
+    def __repr__(self) -> str:
+        return f"SQLDecisionStore({self.url!r})"
+
+    # -- schema --------------------------------------------------------------------
+    def _ensure_schema(self) -> None:
+        if self._schema_ready or not self.auto_upgrade:
+            return
+        with self._schema_lock:
+            if not self._schema_ready:
+                _migrate.upgrade(self.engine)
+                self._schema_ready = True
+
+    def upgrade(self, revision: str = "head") -> tuple[str | None, str]:
+        """Upgrade the schema (what ``rpra db upgrade`` runs); returns ``(before, after)`` revisions."""
+        return self._guard("upgrade", lambda: _migrate.upgrade(self.engine, revision), ensure=False)
+
+    def _guard(self, what: str, fn: Callable[[], _T], *, ensure: bool = True) -> _T:
+        try:
+            if ensure:
+                self._ensure_schema()
+            return fn()
+        except StoreError:
+            raise
+        except Exception as exc:
+            if is_outage(exc):
+                detail = scrub_secrets(str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])
+                raise StoreError(
+                    f"cannot {what}: the database {self.url} is unreachable ({type(exc).__name__}: {detail})"
+                ) from None
+            raise
+
+    # -- writing -------------------------------------------------------------------
+    def _prepare(self, item: Decision | Record) -> Record:
+        return decision_record(item, self.text_policy) if isinstance(item, Decision) else item
+
+    def _write_records(self, records: list[Record]) -> None:
+        self._ensure_schema()
+        with self._write_engine.begin() as conn:
+            insert_records(conn, records)
+
+    def add(self, decision: Decision) -> None:
+        """Queue a decision for writing (idempotent on its id; returns at once unless the queue is full)."""
+        self._writer.put(decision)
+
+    async def aadd(self, decision: Decision) -> None:
+        """Async twin of :meth:`add`; a full ``block`` queue waits off the event loop."""
+        if not self._writer.try_put(decision):
+            await asyncio.to_thread(self._writer.put, decision)
+
+    def upsert_run(
+        self, run_id: str, *, thread_id: str | None, paradigm: str, config: Mapping[str, Any], status: str
+    ) -> None:
+        """Queue a run's create-or-update (an empty ``config`` keeps the stored snapshot)."""
+        self._writer.put(run_record(run_id, thread_id=thread_id, paradigm=paradigm, config=config, status=status))
+
+    def add_verdicts(self, verdicts: Sequence[Verdict]) -> None:
+        """Write verdicts now (idempotent on their ids); spooled if the database is unreachable."""
+        records = [verdict_record(v) for v in verdicts]
+        if not records:
+            return
+        try:
+            self._write_records(records)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise StoreError(
+                    f"could not store {len(records)} verdicts in {self.url}: {type(exc).__name__}"
+                ) from exc
+            logger.warning(
+                "the database %s is unreachable; %d verdicts spooled to %s", self.url, len(records), self.spool.path
+            )
+            self._writer.spill(records)
+
+    def put_artifact(self, kind: str, name: str, payload: Mapping[str, Any]) -> Artifact:
+        """Store a new version of an artifact (report card, calibration ...).
+
+        Raises:
+            StoreError: when the database is unreachable (nothing is stored; the
+                caller still holds the payload).
+        """
+        clean = scrub_json(dict(payload))
+
+        def put() -> Artifact:
+            for _attempt in range(10):
+                try:
+                    with self._write_engine.begin() as conn:
+                        latest = conn.execute(
+                            select(func.max(artifacts.c.version)).where(
+                                artifacts.c.kind == kind, artifacts.c.name == name
+                            )
+                        ).scalar()
+                        artifact = Artifact(kind, name, int(latest or 0) + 1, clean, utcnow())
+                        conn.execute(
+                            artifacts.insert().values(
+                                kind=kind,
+                                name=name,
+                                version=artifact.version,
+                                payload=clean,
+                                created_at=artifact.created_at,
+                            )
+                        )
+                    return artifact
+                except IntegrityError:
+                    continue  # another process took this version number: take the next one
+            raise StoreError(f"could not allocate a version for artifact {kind}/{name}")
+
+        return self._guard(f"store artifact {kind}/{name}", put)
+
+    # -- reading -------------------------------------------------------------------
+    def _read(self, what: str, fn: Callable[[Connection], _T]) -> _T:
+        self.flush()
+
+        def run() -> _T:
+            with self.engine.connect() as conn:
+                return fn(conn)
+
+        return self._guard(what, run)
+
+    def decisions(self, where: DecisionFilter | None = None) -> list[Decision]:
+        """Decisions matching ``where``, oldest first."""
+        query = decision_query(where or DecisionFilter())
+        return self._read("read decisions", lambda conn: _with_legs(conn, list(conn.execute(query).mappings())))
+
+    def iter_decisions(
+        self, where: DecisionFilter | None = None, *, batch_size: int = 1000
+    ) -> Iterator[list[Decision]]:
+        """Decisions matching ``where`` in batches, streamed (for exports of any size)."""
+        self.flush()
+        self._guard("read decisions", lambda: None)
+        yield from iter_decisions(self.engine, where or DecisionFilter(), batch_size=batch_size)
+
+    def count(self, where: DecisionFilter | None = None) -> int:
+        """How many decisions match ``where``."""
+        query = select(func.count()).select_from(decision_query(where or DecisionFilter()).order_by(None).subquery())
+        return self._read("count decisions", lambda conn: int(conn.execute(query).scalar() or 0))
+
+    def verdicts(self, decision_ids: Sequence[str] | None = None) -> list[Verdict]:
+        """Verdicts, optionally only for some decisions, oldest first."""
+
+        def read(conn: Connection) -> list[Verdict]:
+            query = select(verdicts).order_by(verdicts.c.created_at, verdicts.c.id)
+            if decision_ids is None:
+                return [verdict_from_row(r) for r in conn.execute(query).mappings()]
+            ids, out = list(decision_ids), list[Verdict]()
+            for start in range(0, len(ids), 500):
+                chunk = query.where(verdicts.c.decision_id.in_(ids[start : start + 500]))
+                out.extend(verdict_from_row(r) for r in conn.execute(chunk).mappings())
+            return sorted(out, key=lambda v: (v.created_at, v.id))
+
+        return self._read("read verdicts", read)
+
+    def runs(self) -> dict[str, dict[str, Any]]:
+        """All runs by id: thread_id, paradigm, config and status."""
+
+        def read(conn: Connection) -> dict[str, dict[str, Any]]:
+            rows = conn.execute(select(runs)).mappings()
+            keys = ("thread_id", "paradigm", "config", "status")
+            return {r["id"]: {k: (r[k] or {}) if k == "config" else r[k] for k in keys} for r in rows}
+
+        return self._read("read runs", read)
+
+    def latest_artifact(self, kind: str, name: str) -> Artifact | None:
+        """The newest version of an artifact, or ``None``."""
+
+        def read(conn: Connection) -> Artifact | None:
+            row = (
+                conn.execute(
+                    select(artifacts)
+                    .where(artifacts.c.kind == kind, artifacts.c.name == name)
+                    .order_by(artifacts.c.version.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return None
+            return Artifact(row["kind"], row["name"], int(row["version"]), row["payload"], row["created_at"])
+
+        return self._guard(f"read artifact {kind}/{name}", lambda: self._connect_read(read))
+
+    def _connect_read(self, fn: Callable[[Connection], _T]) -> _T:
+        with self.engine.connect() as conn:
+            return fn(conn)
+
+    # -- durability ----------------------------------------------------------------
+    @property
+    def offline(self) -> bool:
+        """Whether the writer is currently spooling because the database is unreachable."""
+        return self._writer.offline
+
+    def replay(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Re-insert every spooled record now (what ``rpra log replay`` runs); returns how many.
+
+        Raises:
+            StoreError: when the database is still unreachable (the spool is kept).
+        """
+
+        def drain() -> int:
+            return self.spool.drain(self._writer.replay_batch, progress=progress)
+
+        return self._guard("replay the spool", drain)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every decision added so far is in the database (or, during an outage, the spool)."""
+        self._writer.flush(timeout)
+
+    def close(self) -> None:
+        """Flush, stop the writer and release connections."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.close()
+        self.engine.dispose()
+
+    # -- async twins ---------------------------------------------------------------
+    async def aflush(self) -> None:
+        """Async twin of :meth:`flush` (waits off the event loop)."""
+        await asyncio.to_thread(self.flush)
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        await asyncio.to_thread(self.close)
+
+    async def adecisions(self, where: DecisionFilter | None = None) -> list[Decision]:
+        """Async twin of :meth:`decisions`."""
+        return await asyncio.to_thread(self.decisions, where)
+
+    async def aadd_verdicts(self, verdicts: Sequence[Verdict]) -> None:
+        """Async twin of :meth:`add_verdicts`."""
+        await asyncio.to_thread(self.add_verdicts, verdicts)
+
+    async def averdicts(self, decision_ids: Sequence[str] | None = None) -> list[Verdict]:
+        """Async twin of :meth:`verdicts`."""
+        return await asyncio.to_thread(self.verdicts, decision_ids)
+
+    async def aput_artifact(self, kind: str, name: str, payload: Mapping[str, Any]) -> Artifact:
+        """Async twin of :meth:`put_artifact`."""
+        return await asyncio.to_thread(self.put_artifact, kind, name, payload)
+
+    async def alatest_artifact(self, kind: str, name: str) -> Artifact | None:
+        """Async twin of :meth:`latest_artifact`."""
+        return await asyncio.to_thread(self.latest_artifact, kind, name)
+
+    def __enter__(self) -> SQLDecisionStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _close_at_exit(ref: weakref.ref[SQLDecisionStore]) -> None:
+    store = ref()
+    if store is not None and not store._closed:
+        try:
+            store.close()
+        except Exception:  # noqa: BLE001  (report, never raise at interpreter exit)
+            logger.exception("closing the decision store %s at exit failed", store.url)
