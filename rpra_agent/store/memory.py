@@ -35,12 +35,13 @@ class InMemoryDecisionStore:
     def upsert_run(
         self, run_id: str, *, thread_id: str | None, paradigm: str, config: Mapping[str, Any], status: str
     ) -> None:
-        """Create or update a run."""
+        """Create or update a run (an empty ``config`` or ``None`` fields keep the stored values)."""
         with self._lock:
+            old = self._runs.get(run_id, {})
             self._runs[run_id] = {
-                "thread_id": thread_id,
-                "paradigm": paradigm,
-                "config": dict(config),
+                "thread_id": thread_id if thread_id is not None else old.get("thread_id"),
+                "paradigm": paradigm or old.get("paradigm"),
+                "config": dict(config) if config else dict(old.get("config") or {}),
                 "status": status,
             }
 
