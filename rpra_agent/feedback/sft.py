@@ -1,0 +1,187 @@
+"""The paper's hindsight training set: the bare request, and the judge's grade as the target.
+
+Each judged small-model step becomes one chat example whose prompt is exactly what
+:class:`~rpra_agent.predictors.FineTunedPredictor` sends (``build_finetuned_prompt``)
+and whose assistant reply is the grade label. The set is written twice, in the OpenAI
+fine-tuning chat format and in the Hugging Face TRL conversational ``messages`` format,
+split into train and validation sets stratified by grade.
+
+Layout of ``out``::
+
+    openai/train.jsonl  openai/validation.jsonl   {"messages": [...]} per line
+    trl/train.jsonl     trl/validation.jsonl      {"messages": [...]} per line
+    manifest.json                                 counts, class balance, decision ids
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+
+from rpra_agent.errors import ConfigError
+from rpra_agent.feedback.log import has_text
+from rpra_agent.feedback.report_card import latest_verdicts
+from rpra_agent.grades import GradeScale
+from rpra_agent.prediction import PredictionRequest
+from rpra_agent.predictors._prompt import build_finetuned_prompt
+from rpra_agent.store.base import DecisionFilter, DecisionStore
+
+__all__ = ["SFTExample", "SFTExport", "collect_examples", "export_sft", "sft_messages"]
+
+logger = logging.getLogger(__name__)
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+
+
+@dataclass(frozen=True)
+class SFTExample:
+    """One training example: a judged small-model step."""
+
+    decision_id: str
+    request: str
+    grade: str
+    task: str | None
+    kind: str
+    small_model: str
+
+
+@dataclass(frozen=True)
+class SFTExport:
+    """What :func:`export_sft` wrote.
+
+    Attributes:
+        out: The output directory.
+        train: Number of training examples.
+        validation: Number of validation examples.
+        balance: Examples per grade, per split (``train``, ``validation``, ``all``).
+        stratified: Whether the split was stratified by grade.
+    """
+
+    out: Path
+    train: int
+    validation: int
+    balance: dict[str, dict[str, int]]
+    stratified: bool
+
+
+def sft_messages(request: str, grade: str) -> list[dict[str, str]]:
+    """The chat example for one request: FineTunedPredictor's prompt, then the grade."""
+    prompt = build_finetuned_prompt(PredictionRequest(messages=(HumanMessage(request),)))
+    messages = [{"role": _ROLES[m.type], "content": str(m.content)} for m in prompt]
+    return [*messages, {"role": "assistant", "content": grade}]
+
+
+def collect_examples(
+    store: DecisionStore, *, model: str | None = None, judge: str | None = None, scale: GradeScale | None = None
+) -> list[SFTExample]:
+    """The small model's hindsight labels from the log.
+
+    A decision is labelled by the newest judged verdict of the small model's own answer:
+    a ``small`` verdict (regenerated for a deferred step), else the ``given`` verdict of
+    a step the small model took. Deferred steps without a regenerated answer are left
+    out: their given answer was the large model's.
+    """
+    scale = scale or GradeScale.paper()
+    decisions = store.decisions()
+    latest = latest_verdicts(store.verdicts([d.id for d in decisions]), judge=judge)
+    out = []
+    for d in decisions:
+        if not has_text(d.request) or (model is not None and d.small_model != model):
+            continue
+        v = latest.get((d.id, "small")) or (latest.get((d.id, "given")) if d.route == "small" else None)
+        if v is None or v.grade is None or v.scale != scale.name or v.grade not in scale.labels:
+            continue
+        out.append(SFTExample(d.id, d.request, v.grade, d.task, d.kind, d.small_model))
+    return out
+
+
+def _split(
+    examples: Sequence[SFTExample], val_fraction: float, seed: int
+) -> tuple[list[SFTExample], list[SFTExample], bool]:
+    if val_fraction <= 0 or len(examples) < 2:
+        return list(examples), [], False
+    from sklearn.model_selection import train_test_split
+
+    labels = [e.grade for e in examples]
+    counts = Counter(labels)
+    n_val = max(1, round(val_fraction * len(examples)))
+    stratify = min(counts.values()) >= 2 and len(counts) <= n_val <= len(examples) - len(counts)
+    if not stratify:
+        logger.warning("too few examples per grade to stratify (%s); splitting at random", dict(counts))
+    train, val = train_test_split(
+        list(examples), test_size=n_val, random_state=seed, stratify=labels if stratify else None
+    )
+    return list(train), list(val), stratify
+
+
+def _write(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def export_sft(
+    store: DecisionStore,
+    out: str | Path,
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    model: str | None = None,
+    judge: str | None = None,
+    scale: GradeScale | None = None,
+) -> SFTExport:
+    """Write the hindsight fine-tuning set of the judged log to ``out``.
+
+    Args:
+        store: The decision store.
+        out: Output directory (created).
+        val_fraction: Share of examples held out for validation, stratified by grade.
+        seed: Seed of the split.
+        model: Only this small model's steps.
+        judge: Only this judge's verdicts.
+        scale: The verdicts' scale (the paper's by default).
+
+    Raises:
+        ConfigError: when the log is empty or holds no judged small-model step.
+    """
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"val_fraction must be within [0, 1), got {val_fraction}")
+    if not store.decisions(DecisionFilter(limit=1)):
+        raise ConfigError("the decision log is empty: run the agent with a store first, then `rpra judge`")
+    examples = collect_examples(store, model=model, judge=judge, scale=scale)
+    if not examples:
+        raise ConfigError(
+            "no judged small-model step in the log: run `rpra judge` first (with --regenerate-small to label "
+            "deferred steps too)"
+        )
+    train, val, stratified = _split(examples, val_fraction, seed)
+    root = Path(out)
+    for split, rows in (("train", train), ("validation", val)):
+        records = [{"messages": sft_messages(e.request, e.grade)} for e in rows]
+        _write(root / "openai" / f"{split}.jsonl", records)
+        _write(root / "trl" / f"{split}.jsonl", records)
+    balance = {
+        "all": dict(Counter(e.grade for e in examples)),
+        "train": dict(Counter(e.grade for e in train)),
+        "validation": dict(Counter(e.grade for e in val)),
+    }
+    manifest = {
+        "format": "rpra-sft-1",
+        "labels": list((scale or GradeScale.paper()).labels),
+        "balance": balance,
+        "stratified": stratified,
+        "seed": seed,
+        "val_fraction": val_fraction,
+        "splits": {"train": [e.decision_id for e in train], "validation": [e.decision_id for e in val]},
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    logger.info("exported %d training and %d validation examples to %s", len(train), len(val), root)
+    return SFTExport(root, len(train), len(val), balance, stratified)
