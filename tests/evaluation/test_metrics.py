@@ -1,0 +1,256 @@
+"""Routing and agreement metrics against hand-computed examples."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from rpra_agent.errors import ConfigError
+from rpra_agent.evaluation.datasets import EvalDataset, EvalItem, ModelResponse
+from rpra_agent.evaluation.metrics import (
+    ModelPrice,
+    PriceTable,
+    agreement_report,
+    apgr,
+    auroc,
+    cost_curve,
+    cpt,
+    deferral_precision_recall,
+    expected_calibration_error,
+    expected_deferred_sums,
+    grade_accuracy,
+    item_costs,
+    macro_f1,
+    mae,
+    operating_point,
+    routing_curve,
+    spearman,
+)
+from rpra_agent.grades import GradeScale
+
+# weak, strong: gains from deferring are +1, +1, 0, -1 (items 0..3)
+W = [0.0, 0.0, 1.0, 1.0]
+S = [1.0, 1.0, 1.0, 0.0]
+
+# (keep scores, expected PGR at c = 0, .25, .5, .75, 1, APGR, CPT50, CPT80)
+ROUTING_CASES = [
+    # distinct scores, best order: q = .5 .75 1 1 .75
+    ([0.1, 0.2, 0.3, 0.4], [0, 1, 2, 2, 1], 1.375, 0.125, 0.2),
+    # ties {0,1} and {2,3}: the second group half-deferred gives the mean of 0 and -1
+    ([0, 0, 1, 1], [0, 1, 2, 1.5, 1], 1.25, 0.125, 0.2),
+    # ties {1,2} (+1, 0) first, then {0,3} (+1, -1)
+    ([1, 0, 0, 1], [0, 0.5, 1, 1, 1], 0.75, 0.25, 0.4),
+    # everything tied: random routing, PGR(c) = c exactly
+    ([5, 5, 5, 5], [0, 0.25, 0.5, 0.75, 1], 0.5, 0.5, 0.8),
+    # worst order
+    ([0.4, 0.3, 0.2, 0.1], [0, -1, -1, 0, 1], -0.375, 0.875, 0.95),
+]
+
+
+@pytest.mark.parametrize(("keep", "pgr", "area", "cpt50", "cpt80"), ROUTING_CASES)
+def test_routing_curve_hand_computed(keep, pgr, area, cpt50, cpt80):
+    curve = routing_curve(W, S, keep)
+    assert curve.q_weak == 0.5 and curve.q_strong == 0.75
+    np.testing.assert_allclose(curve.deferral, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(curve.pgr, pgr)
+    np.testing.assert_allclose(curve.quality, 0.5 + 0.25 * np.asarray(pgr))
+    assert apgr(W, S, keep) == pytest.approx(area)
+    assert cpt(W, S, keep, 0.5) == pytest.approx(cpt50)
+    assert cpt(W, S, keep, 0.8) == pytest.approx(cpt80)
+
+
+def test_apgr_equals_routellm_auc_formula():
+    rng = np.random.default_rng(3)
+    w, s, keep = rng.integers(1, 11, 50).astype(float), rng.integers(1, 11, 50).astype(float), rng.random(50)
+    curve = routing_curve(w, s, keep)
+    auc = np.trapezoid(curve.quality, curve.deferral)
+    routellm = (auc - w.mean()) / (s.mean() - w.mean())
+    assert curve.apgr == pytest.approx(routellm)
+
+
+def test_ties_are_the_exact_expectation_over_every_tie_breaking():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        n = 6
+        w = rng.integers(0, 4, n).astype(float)
+        s = rng.integers(0, 4, n).astype(float)
+        keep = rng.integers(0, 3, n).astype(float)  # many ties
+        total = np.zeros(n + 1)
+        count = 0
+        for perm in itertools.permutations(range(n)):
+            order = sorted(range(n), key=lambda i: (keep[i], perm[i]))
+            d = (s - w)[order]
+            total += np.r_[0, np.cumsum(d)]
+            count += 1
+        np.testing.assert_allclose(expected_deferred_sums(s - w, keep), total / count)
+
+
+def test_one_hot_predictor_is_scored_as_its_expectation_not_by_index_order():
+    w, s = np.array([1.0, 0.0, 1.0, 0.0]), np.array([1.0, 1.0, 1.0, 1.0])
+    assert apgr(w, s, [1, 1, 1, 1]) == pytest.approx(0.5)
+    assert apgr(w, s, [1, 1, 1, 1]) == pytest.approx(apgr(w[::-1], s[::-1], [1, 1, 1, 1]))
+
+
+def test_equal_models_give_nan_and_bad_input_raises():
+    assert math.isnan(apgr([1, 2], [2, 1], [0, 1]))
+    assert math.isnan(cpt([1, 2], [2, 1], [0, 1]))
+    with pytest.raises(ValueError, match="NaN"):
+        apgr([1, float("nan")], [1, 2], [0, 1])
+    with pytest.raises(ValueError, match="expected 2"):
+        apgr([1, 2], [1, 2, 3], [0, 1])
+    with pytest.raises(ValueError, match="no items"):
+        apgr([], [], [])
+
+
+def test_cpt_never_reached_is_nan_and_quality_at_interpolates():
+    curve = routing_curve(W, S, [0.1, 0.2, 0.3, 0.4])
+    assert math.isnan(curve.cpt(2.5))
+    assert curve.quality_at(0.125) == pytest.approx(0.625)
+
+
+@pytest.mark.parametrize(
+    ("small_always", "expected"),
+    [(False, [1, 3.25, 5.5, 7.75, 10]), (True, [1, 3.5, 6, 8.5, 11])],
+)
+def test_cost_curve(small_always, expected):
+    got = cost_curve([1, 1, 1, 1], [10, 10, 10, 10], [0.1, 0.2, 0.3, 0.4], small_always_runs=small_always)
+    np.testing.assert_allclose(got, expected)
+
+
+def test_cost_curve_ties_average():
+    np.testing.assert_allclose(cost_curve([0, 0], [2, 4], [0, 0]), [0, 1.5, 3])
+
+
+def test_operating_point():
+    point = operating_point(W, S, [0.1, 0.2, 0.3, 0.4], 0.25)
+    assert (point.deferral_rate, point.quality, point.pgr) == (0.5, 1.0, 2.0)
+    assert operating_point(W, S, [0.1, 0.2, 0.3, 0.4], 0.1).deferral_rate == 0.0
+
+
+@pytest.mark.parametrize(
+    ("threshold", "truth", "acceptable", "deferred", "needed", "tp", "precision", "recall", "f1"),
+    [
+        (0.35, "strong_better", None, 3, 2, 2, 2 / 3, 1.0, 0.8),
+        (0.35, "unacceptable", 1.0, 3, 2, 2, 2 / 3, 1.0, 0.8),
+        (0.15, "strong_better", None, 1, 2, 1, 1.0, 0.5, 2 / 3),
+        (0.0, "strong_better", None, 0, 2, 0, float("nan"), 0.0, 0.0),
+    ],
+)
+def test_deferral_precision_recall(threshold, truth, acceptable, deferred, needed, tp, precision, recall, f1):
+    st = deferral_precision_recall(W, S, [0.1, 0.2, 0.3, 0.4], threshold, truth=truth, acceptable=acceptable)
+    assert (st.deferred, st.needed, st.true_positives) == (deferred, needed, tp)
+    np.testing.assert_allclose([st.precision, st.recall, st.f1], [precision, recall, f1])
+
+
+def test_deferral_truth_unacceptable_needs_acceptable():
+    with pytest.raises(ValueError, match="acceptable"):
+        deferral_precision_recall(W, S, [0, 0, 0, 0], 0.5, truth="unacceptable")
+
+
+# -- agreement ----------------------------------------------------------------------
+TRUE = ["bad", "ok", "great", "great"]
+PRED = ["bad", "great", "great", "ok"]
+
+
+def test_grade_accuracy_and_macro_f1():
+    assert grade_accuracy(TRUE, PRED) == 0.5
+    # bad F1 1, ok F1 0, great P=R=.5 -> F1 .5
+    assert macro_f1(TRUE, PRED, labels=["bad", "ok", "great"]) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="length"):
+        grade_accuracy(TRUE, PRED[:2])
+
+
+@pytest.mark.parametrize(
+    ("y", "p", "expected"),
+    [
+        ([0, 1, 1, 0], [0.1, 0.4, 0.35, 0.8], 0.5),
+        ([0, 1, 1, 0], [0.2, 0.5, 0.5, 0.5], 0.75),  # ties count a half
+        ([0, 0, 1, 1], [0.1, 0.2, 0.3, 0.4], 1.0),
+        ([1, 1, 1, 1], [0.1, 0.2, 0.3, 0.4], float("nan")),
+    ],
+)
+def test_auroc(y, p, expected):
+    np.testing.assert_allclose(auroc(y, p), expected)
+
+
+@pytest.mark.parametrize(
+    ("t", "p", "expected"),
+    [
+        ([1, 2, 3, 4], [10, 20, 40, 30], 0.8),
+        ([1, 2, 3, 4], [4, 3, 2, 1], -1.0),
+        ([1, 1, 1, 1], [4, 3, 2, 1], float("nan")),
+    ],
+)
+def test_spearman(t, p, expected):
+    np.testing.assert_allclose(spearman(t, p), expected)
+
+
+@pytest.mark.parametrize(
+    ("y", "p", "expected"),
+    [
+        ([1, 0, 1, 1], [0.95, 0.95, 0.15, 0.15], 0.5 * 0.45 + 0.5 * 0.85),
+        ([1, 0], [0.5, 0.5], 0.0),
+        ([1, 1, 0, 0], [1.0, 1.0, 0.0, 0.0], 0.0),
+        ([0, 0], [0.7, 0.9], 0.8),
+    ],
+)
+def test_expected_calibration_error(y, p, expected):
+    assert expected_calibration_error(y, p) == pytest.approx(expected)
+
+
+def test_mae():
+    assert mae([1, 2, 3], [2, 2, 5]) == pytest.approx(1.0)
+
+
+def test_agreement_report_on_distributions():
+    scale = GradeScale.paper()
+    dists = [
+        {"bad": 0.8, "ok": 0.1, "great": 0.1},
+        {"bad": 0.1, "ok": 0.2, "great": 0.7},
+        {"great": 1.0},
+        {"bad": 0.2, "ok": 0.6, "great": 0.2},
+    ]
+    rep = agreement_report(TRUE, dists, scale)
+    assert rep.n == 4 and rep.accuracy == 0.5 and rep.macro_f1 == pytest.approx(0.5)
+    # expected scores .15 .8 1 .5 vs truth 0 .5 1 1
+    assert rep.mae == pytest.approx((0.15 + 0.3 + 0 + 0.5) / 4)
+    # acceptable: F T T T; p_acceptable .2 .9 1 .8 -> perfectly ranked
+    assert rep.auroc == 1.0
+    assert rep.spearman == pytest.approx(spearman([0, 0.5, 1, 1], [0.15, 0.8, 1.0, 0.5]))
+    assert rep.ece == pytest.approx(expected_calibration_error([0, 1, 1, 1], [0.2, 0.9, 1.0, 0.8]))
+
+
+# -- costs --------------------------------------------------------------------------
+def _cost_ds(tokens: int | None = 1000, text: str | None = "abcdefgh", cost: float | None = None) -> EvalDataset:
+    item = EvalItem("a", "p", ({"role": "user", "content": "p"},), None, {"m": ModelResponse(text, 1.0, tokens, cost)})
+    return EvalDataset("d", (item,), "m", "x", (0.0, 1.0), "")
+
+
+@pytest.mark.parametrize(
+    ("specs", "ds", "expected"),
+    [
+        (["m=0.5/call"], _cost_ds(), 0.5),
+        (["m=2/1k"], _cost_ds(tokens=500), 1.0),
+        (["m=0.5/call", "m=2/1k"], _cost_ds(tokens=500), 1.5),
+        (["m=1000/1k"], _cost_ds(tokens=None, text="abcdefghi"), 3.0),  # ceil(9/4) tokens estimated
+        ([], _cost_ds(cost=0.25), 0.25),  # recorded cost
+    ],
+)
+def test_item_costs(specs, ds, expected):
+    assert item_costs(ds, "m", PriceTable.parse(specs))[0] == pytest.approx(expected)
+
+
+def test_price_table_errors():
+    with pytest.raises(ConfigError, match="MODEL=AMOUNT/call"):
+        PriceTable.parse(["m=cheap"])
+    with pytest.raises(ConfigError, match="no recorded cost"):
+        item_costs(_cost_ds(), "m", PriceTable())
+    with pytest.raises(ConfigError, match="tokens or the answer text"):
+        item_costs(_cost_ds(tokens=None, text=None), "m", PriceTable.parse(["m=1/1k"]))
+    with pytest.raises(ConfigError, match="non-negative"):
+        ModelPrice(per_call=-1)
+    table = PriceTable.parse(["a=1/call", "a=2/1k"])
+    assert PriceTable.from_dict(table.to_dict()) == table
