@@ -1,0 +1,83 @@
+"""Turning a llama.cpp generation into LangChain messages (plain Python values only)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk
+
+from rpra_agent.models._llama_prompt import parse_tool_calls
+from rpra_agent.models._llama_run import Outcome
+
+__all__ = ["build_message", "final_chunk", "outcome_stats"]
+
+
+def _usage(outcome: Outcome) -> Any:
+    return {
+        "input_tokens": outcome.prompt_tokens,
+        "output_tokens": outcome.completion_tokens,
+        "total_tokens": outcome.prompt_tokens + outcome.completion_tokens,
+        "input_token_details": {"cache_read": outcome.cached_tokens},
+    }
+
+
+def outcome_stats(outcome: Outcome) -> dict[str, Any]:
+    """Token counts (prompt, reused from the KV cache, evaluated, generated) and timings."""
+    return {
+        "prompt_tokens": outcome.prompt_tokens,
+        "cached_tokens": outcome.cached_tokens,
+        "evaluated_tokens": outcome.prompt_tokens - outcome.cached_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "finish_reason": outcome.finish_reason,
+        "timings": outcome.timings,
+    }
+
+
+def build_message(
+    text: str, entries: list[dict[str, Any]], outcome: Outcome, *, tools: bool, logprobs: bool, name: str
+) -> AIMessage:
+    """The reply: content, parsed tool calls, usage (with ``cache_read``), logprobs and timings."""
+    content, calls, invalid = parse_tool_calls(text) if tools else (text, [], [])
+    meta: dict[str, Any] = {
+        "model_name": name,
+        "model_provider": "llama.cpp",
+        "finish_reason": "tool_calls" if calls else outcome.finish_reason,
+        "timings": outcome.timings,
+    }
+    if logprobs:
+        meta["logprobs"] = {"content": entries}
+    return AIMessage(
+        content=content,
+        tool_calls=calls,
+        invalid_tool_calls=invalid,
+        usage_metadata=_usage(outcome),
+        response_metadata=meta,
+    )
+
+
+def final_chunk(final: AIMessage, *, buffered: bool) -> AIMessageChunk:
+    """The last stream chunk: buffered content and tool calls, usage and metadata.
+
+    When the text was already streamed (``buffered`` false) its logprobs went out
+    with the text chunks, so they are not repeated here.
+    """
+    meta = dict(final.response_metadata)
+    if not buffered:
+        meta.pop("logprobs", None)
+    return AIMessageChunk(
+        content=final.content if buffered else "",
+        tool_call_chunks=[
+            {
+                "name": c["name"],
+                "args": json.dumps(c["args"], ensure_ascii=False),
+                "id": c["id"],
+                "index": i,
+                "type": "tool_call_chunk",
+            }
+            for i, c in enumerate(final.tool_calls)
+        ],
+        usage_metadata=final.usage_metadata,
+        response_metadata=meta,
+        chunk_position="last",
+    )

@@ -1,0 +1,339 @@
+"""A LangChain chat model over an in-process ``llama_cpp.Llama`` (no langchain-community).
+
+It supports invoke/stream/async, ``bind_tools`` (auto, required and forced choice,
+through a GBNF grammar), ``with_structured_output`` (a forced tool call), OpenAI-format
+logprobs as plain floats, usage metadata with the reused KV-cache prefix, and
+:meth:`ChatLlamaCpp.grade_distribution`, which reads a grade distribution from one
+forward pass. A lock serialises every use of the (not thread-safe) ``Llama`` object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from rpra_agent.errors import ConfigError
+from rpra_agent.models._gguf_check import GGUFInfo, check_gguf
+from rpra_agent.models._llama_grades import grade_token_map, renormalise
+from rpra_agent.models._llama_messages import build_message, final_chunk, outcome_stats
+from rpra_agent.models._llama_prompt import CHATML_TEMPLATE, normalize_tool_choice, to_chat_dicts, tool_grammar
+from rpra_agent.models._llama_run import Delta, Outcome, Sampling, last_logits, stream_tokens
+
+__all__ = ["ChatLlamaCpp"]
+
+logger = logging.getLogger(__name__)
+
+_SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty")
+_IGNORED = {"ls_structured_output_format", "parallel_tool_calls", "strict"}
+_CALL_KWARGS = {"tools", "tool_choice", "logprobs", "top_logprobs", "max_tokens", "seed", "grammar", *_SAMPLING}
+
+
+def _load_llama(info: GGUFInfo, params: dict[str, Any]) -> Any:
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise ConfigError("the llama.cpp backend needs llama-cpp-python: pip install 'rpra-agent[llama]'") from exc
+    try:
+        return Llama(model_path=str(info.path), **params)
+    except Exception as exc:
+        raise ConfigError(f"llama.cpp could not load {info.path}: {exc}") from exc
+
+
+class ChatLlamaCpp(BaseChatModel):
+    """A chat model running a GGUF file in-process with llama.cpp.
+
+    The file is validated (exists, GGUF magic, readable header, unique token
+    strings) before llama.cpp opens it, because a malformed GGUF aborts the process.
+
+    Args:
+        model_path: Path of the ``.gguf`` file.
+        n_ctx: Context size in tokens.
+        n_threads: CPU threads (``None``: llama.cpp's default).
+        n_batch: Prompt batch size.
+        n_gpu_layers: Layers to offload to a GPU.
+        seed: Sampler seed (``None``: a fresh random seed per call).
+        logits_all: Keep logits for every position (not needed for logprobs here).
+        temperature: Sampling temperature (0 is greedy).
+        top_p: Nucleus sampling.
+        top_k: Top-k sampling.
+        min_p: Min-p sampling.
+        repeat_penalty: Repetition penalty (1.0 disables it).
+        max_tokens: Cap on generated tokens (``None``: until the context is full).
+        stop: Stop strings.
+        logprobs: Return OpenAI-format logprobs in ``response_metadata["logprobs"]``.
+        top_logprobs: Alternatives per token in the logprobs.
+        chat_template: A Jinja chat template overriding the file's (ChatML if the
+            file has none).
+        model_kwargs: Extra keyword arguments for ``llama_cpp.Llama``.
+        verbose: Let llama.cpp log to stderr.
+
+    Raises:
+        ConfigError: On a missing, unreadable or corrupt file, or a missing backend.
+    """
+
+    model_path: str
+    n_ctx: int = 2048
+    n_threads: int | None = None
+    n_batch: int = 512
+    n_gpu_layers: int = 0
+    seed: int | None = None
+    logits_all: bool = False
+    temperature: float = 0.2
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.1
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    max_tokens: int | None = 512
+    stop: list[str] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
+    chat_template: str | None = None
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    verbose: bool = False
+    rpra_name: str = ""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    _llama: Any = PrivateAttr(default=None)
+    _lock: Any = PrivateAttr(default_factory=threading.Lock)
+    _formatter: Any = PrivateAttr(default=None)
+    _info: GGUFInfo | None = PrivateAttr(default=None)
+    _grade_tokens: dict[tuple[str, ...], dict[int, str]] = PrivateAttr(default_factory=dict)
+    _stats: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        self._load()  # outside pydantic's validation so ConfigError is not wrapped
+
+    def _load(self) -> None:
+        if self.n_ctx < 16:
+            raise ConfigError(f"n_ctx must be at least 16, got {self.n_ctx}")
+        info = check_gguf(self.model_path)
+        params: dict[str, Any] = {
+            "n_ctx": self.n_ctx, "n_batch": self.n_batch, "n_gpu_layers": self.n_gpu_layers,
+            "logits_all": self.logits_all, "verbose": self.verbose, **self.model_kwargs,
+        }  # fmt: skip
+        if self.n_threads is not None:
+            params["n_threads"] = self.n_threads
+        if self.seed is not None:
+            params["seed"] = self.seed
+        self._llama = _load_llama(info, params)
+        self._info = info
+        self._formatter = self._make_formatter(info)
+        if not self.rpra_name:
+            self.rpra_name = f"gguf:{info.path.name}"
+
+    def _make_formatter(self, info: GGUFInfo) -> Any:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self.chat_template or info.chat_template
+        if template is None:
+            logger.warning("%s has no chat template; using ChatML (pass chat_template= to override)", info.path.name)
+            template = CHATML_TEMPLATE
+        model = self._llama._model
+        eos = model.token_get_text(self._llama.token_eos()) if self._llama.token_eos() >= 0 else ""
+        bos = model.token_get_text(self._llama.token_bos()) if self._llama.token_bos() >= 0 else ""
+        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
+
+    # -- LangChain plumbing ------------------------------------------------------
+    @property
+    def _llm_type(self) -> str:
+        return "rpra-llamacpp"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_path": self.model_path, "n_ctx": self.n_ctx, "temperature": self.temperature}
+
+    @property
+    def llama(self) -> Any:
+        """The underlying ``llama_cpp.Llama`` (hold :attr:`lock` while using it)."""
+        return self._llama
+
+    @property
+    def lock(self) -> Any:
+        """The lock that serialises every use of :attr:`llama`."""
+        return self._lock
+
+    @property
+    def last_stats(self) -> dict[str, Any]:
+        """Token counts and llama.cpp timings of the last call (generation or grade pass)."""
+        return dict(self._stats)
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools; ``tool_choice`` is ``auto`` (default), ``none``, ``any``/``required`` or a tool name.
+
+        The model sees the tools in its system prompt and a grammar built from their
+        JSON schemas makes every call well-formed.
+        """
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        choice = normalize_tool_choice(tool_choice, formatted)
+        return self.bind(tools=formatted, tool_choice=choice, **kwargs)
+
+    # -- prompts -----------------------------------------------------------------
+    def prompt_tokens(
+        self, messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]] | None = None
+    ) -> list[int]:
+        """The prompt tokens for ``messages`` under the model's chat template (with the generation prompt)."""
+        result = self._formatter(messages=to_chat_dicts(messages, tools))
+        return list(self._llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True))
+
+    def get_num_tokens(self, text: str) -> int:
+        """Exact token count with the model's own tokenizer (offline)."""
+        with self._lock:
+            return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Sequence[Any] | None = None) -> int:
+        """Exact prompt size of ``messages`` under the chat template."""
+        with self._lock:
+            return len(self.prompt_tokens(messages, [convert_to_openai_tool(t) for t in tools] if tools else None))
+
+    # -- generation --------------------------------------------------------------
+    def _options(self, stop: list[str] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(kwargs) - _CALL_KWARGS - _IGNORED
+        if unknown:
+            raise ConfigError(
+                f"unsupported llama.cpp call options {sorted(unknown)}; supported: {sorted(_CALL_KWARGS)}"
+            )
+        opts = {
+            k: kwargs.get(k, getattr(self, k)) for k in (*_SAMPLING, "max_tokens", "seed", "logprobs", "top_logprobs")
+        }
+        opts["stop"] = list(stop if stop is not None else self.stop or [])
+        opts["tools"] = kwargs.get("tools") or None
+        opts["tool_choice"] = kwargs.get("tool_choice") or ("auto" if opts["tools"] else "none")
+        opts["grammar"] = kwargs.get("grammar")
+        return opts
+
+    def _run(self, messages: list[BaseMessage], opts: dict[str, Any]) -> Generator[Delta, None, Outcome]:
+        tools, choice = opts["tools"], opts["tool_choice"]
+        grammar = opts["grammar"] or (tool_grammar(tools, choice) if tools else None)
+        k = opts["top_logprobs"] if opts["top_logprobs"] is not None else 0
+        with self._lock:
+            prompt = self.prompt_tokens(messages, tools)
+            outcome = yield from stream_tokens(
+                self._llama,
+                prompt,
+                sampling=Sampling(**{key: opts[key] for key in _SAMPLING}),
+                grammar=grammar,
+                lazy_grammar=bool(tools) and choice == "auto" and not opts["grammar"],
+                max_tokens=opts["max_tokens"],
+                stop=opts["stop"],
+                top_logprobs=k if opts["logprobs"] else None,
+                seed=opts["seed"],
+            )
+            self._stats = {"kind": "generate", **outcome_stats(outcome)}
+        logger.debug("llama.cpp generate %s", self._stats)
+        return outcome
+
+    def _finish(self, text: str, entries: list[dict[str, Any]], outcome: Outcome, opts: dict[str, Any]) -> AIMessage:
+        return build_message(
+            text, entries, outcome, tools=bool(opts["tools"]), logprobs=bool(opts["logprobs"]), name=self.rpra_name
+        )
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        opts = self._options(stop, kwargs)
+        gen = self._run(messages, opts)
+        parts: list[str] = []
+        entries: list[dict[str, Any]] = []
+        while True:
+            try:
+                delta = next(gen)
+            except StopIteration as done:
+                outcome: Outcome = done.value
+                break
+            parts.append(delta.text)
+            entries.extend(delta.logprobs)
+        return ChatResult(generations=[ChatGeneration(message=self._finish("".join(parts), entries, outcome, opts))])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        opts = self._options(stop, kwargs)
+        gen = self._run(messages, opts)
+        mode = "text"
+        if opts["tools"]:
+            mode = {"auto": "decide", "none": "text"}.get(opts["tool_choice"], "buffer")
+        held: list[Delta] = []
+        while True:
+            try:
+                delta = next(gen)
+            except StopIteration as done:
+                outcome: Outcome = done.value
+                break
+            if mode == "decide":
+                mode = "buffer" if delta.text.lstrip().startswith("<") else "text"
+            if mode == "buffer":
+                held.append(delta)
+                continue
+            meta = {"logprobs": {"content": delta.logprobs}} if opts["logprobs"] else {}
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta.text, response_metadata=meta))
+            if run_manager:
+                run_manager.on_llm_new_token(delta.text, chunk=chunk)
+            yield chunk
+        buffered = mode == "buffer"
+        final = self._finish(
+            "".join(d.text for d in held) if buffered else "", [e for d in held for e in d.logprobs], outcome, opts
+        )
+        last = final_chunk(final, buffered=buffered)
+        yield ChatGenerationChunk(message=last)
+
+    # -- grade prediction in one forward pass ------------------------------------
+    def grade_distribution(self, messages: Sequence[BaseMessage], labels: Sequence[str]) -> dict[str, float]:
+        """The next-token distribution after ``messages``, renormalised over the grades' first tokens.
+
+        One forward pass over the chat prompt (reusing the KV cache's common prefix);
+        each grade's mass sums its word's first token with and without a leading
+        space or capital. The result holds plain floats summing to 1.
+
+        Raises:
+            PredictorError: When two grade words start with the same token.
+        """
+        start = time.perf_counter()
+        with self._lock:
+            key = tuple(labels)
+            if key not in self._grade_tokens:
+                self._grade_tokens[key] = grade_token_map(self._llama, key)
+            mapping = self._grade_tokens[key]
+            tokens = self.prompt_tokens(messages)
+            logits, cached = last_logits(self._llama, tokens)
+            self._stats = {
+                "kind": "grade",
+                "prompt_tokens": len(tokens),
+                "cached_tokens": cached,
+                "evaluated_tokens": len(tokens) - cached,
+                "latency_ms": (time.perf_counter() - start) * 1000.0,
+            }
+        return renormalise(logits, mapping, labels)
+
+    async def agrade_distribution(self, messages: Sequence[BaseMessage], labels: Sequence[str]) -> dict[str, float]:
+        """Async :meth:`grade_distribution`, run off the event loop."""
+        return await asyncio.to_thread(self.grade_distribution, messages, labels)
