@@ -65,7 +65,9 @@ def parse_lines(lines: Iterable[str], path: str) -> EvalDataset:
     if header is None:
         ctx.line = 0
         raise ctx.error('the file is empty; the first line must be a header {"rpra_dataset": {...}}')
-    meta = {k: v for k, v in header.items() if k not in ("weak", "strong", "score_range", "attribution", "name")}
+    meta = {
+        k: v for k, v in header.items() if k not in ("format", "weak", "strong", "score_range", "attribution", "name")
+    }
     return EvalDataset(
         name=header["name"],
         items=tuple(items),
