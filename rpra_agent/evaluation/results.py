@@ -29,7 +29,8 @@ class PredictorRow:
     Attributes:
         name: Display name, e.g. ``report_card`` or ``oracle``.
         kind: ``predictor`` or ``baseline``.
-        apgr: Area under the performance-gap-recovered curve (RouteLLM).
+        apgr: Area under the performance-gap-recovered curve (RouteLLM); ``None``
+            for fixed policies (always-small / always-large).
         cpt50: Smallest deferral share reaching 50 % PGR (``None``: never).
         cpt80: Smallest deferral share reaching 80 % PGR.
         accuracy: Exact-match grade accuracy against the judge (the paper's metric).
@@ -43,7 +44,7 @@ class PredictorRow:
 
     name: str
     kind: str
-    apgr: float
+    apgr: float | None
     cpt50: float | None = None
     cpt80: float | None = None
     accuracy: float | None = None

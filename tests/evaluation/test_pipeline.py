@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rpra_agent.errors import ConfigError, DatasetError
+from rpra_agent.evaluation.crossfit import CardStatPredictor, crossfit_cards, fold_ids
+from rpra_agent.evaluation.datasets import ModelResponse, load_dataset, save_dataset
+from rpra_agent.evaluation.pipeline import ReplayOptions, run_replay_eval
+from rpra_agent.evaluation.replay import ReplayJudge
+from rpra_agent.prediction import PredictionRequest
+from rpra_agent.store import DecisionFilter, InMemoryDecisionStore, open_store
+from tests.evaluation.toy_data import STRONG, WEAK, toy_dataset
+
+FAST = ReplayOptions(folds=3, learned=False, report=False)
+
+
+def test_end_to_end_on_a_bundled_slice(tmp_path: Path) -> None:
+    full = load_dataset("mt-bench")
+    ds = full.subset(range(40))
+    result = run_replay_eval(ds, out_dir=tmp_path, options=ReplayOptions(folds=4, target_rate=0.25, learned=False))
+    # Every decision of both passes and every verdict is in the SQLite log.
+    store = open_store(f"sqlite:///{tmp_path / 'eval.db'}")
+    try:
+        decisions = store.decisions()
+        assert len(decisions) == 80
+        assert {d.run_id.split(":")[1] for d in decisions} == {"collect", "route"}
+        verdicts = store.verdicts()
+        assert len(verdicts) == 40 * 2 + 40
+        assert store.latest_artifact("report_card", full.weak) is not None
+        cal = store.latest_artifact("calibration", f"{full.name}:report_card")
+        assert cal is not None and cal.payload["threshold"] == pytest.approx(result.operating.threshold)  # type: ignore[union-attr]
+    finally:
+        store.close()
+    op = result.operating
+    assert op is not None and op.method == "target_rate"
+    assert "route_mismatches" not in op.details  # the graph routed exactly as the keep-score rule says
+    assert op.quality == pytest.approx(op.details["expected_quality"])
+    assert op.deferral_rate <= 0.25 + 1e-9
+    assert result.row("oracle").apgr is not None and result.row("oracle").apgr > 0.9
+    assert result.row("random").apgr == pytest.approx(0.5)
+    assert result.row("report_card").accuracy is not None
+    page = Path(result.paths["html"]).read_text()
+    b64 = re.search(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert b64 is not None and base64.b64decode(b64.group(1)).startswith(b"\x89PNG")
+    assert json.loads(Path(result.paths["json"]).read_text())["n_items"] == 40
+
+
+def test_graph_routes_by_the_cross_fitted_card(tmp_path: Path) -> None:
+    ds = toy_dataset(30)
+    store = InMemoryDecisionStore()
+    result = run_replay_eval(
+        ds, out_dir=tmp_path, store=store, options=dataclasses.replace(FAST, threshold=6.0, prior_strength=0.0)
+    )
+    routed = [d for d in store.decisions() if ":route:" in d.run_id]
+    assert len(routed) == 30
+    by_task: dict[str | None, set[str]] = {}
+    for d in routed:
+        by_task.setdefault(d.task, set()).add(d.route)
+        assert d.prediction is not None and d.prediction.method == "statistical"
+    # The weak model is bad at math and good at chat: the card defers math, keeps chat.
+    assert by_task["math"] == {"large"} and by_task["chat"] == {"small"}
+    assert result.operating is not None and result.operating.method == "fixed"
+    assert result.operating.deferral_precision is not None
+
+
+def test_no_item_informs_its_own_prediction() -> None:
+    ds = toy_dataset(30)
+    folds = fold_ids(len(ds), 3, seed=1)
+
+    def predictions(dataset) -> np.ndarray:  # type: ignore[no-untyped-def]
+        from rpra_agent.decision import Decision
+
+        judge = ReplayJudge(dataset)
+        decisions = [
+            Decision(
+                run_id=f"e:collect:{it.id}",
+                step=0,
+                kind="answer",
+                paradigm="pa",
+                prediction=None,
+                threshold=0,
+                route="small",
+                reason="forced",
+                task=it.category,
+                small_model=WEAK,
+                large_model=STRONG,
+            )
+            for it in dataset.items
+        ]
+        verdicts = [
+            v for d, it in zip(decisions, dataset.items, strict=True) for v in judge.judge_decision(d, item_id=it.id)
+        ]
+        cards = crossfit_cards(decisions, verdicts, WEAK, folds, scale=judge.scale)
+        preds = [CardStatPredictor(c) for c in cards]
+        return np.array(
+            [
+                preds[int(folds[i])].predict(PredictionRequest(messages=(), task=it.category)).expected_score
+                for i, it in enumerate(dataset.items)
+            ]
+        )
+
+    base = predictions(ds)
+    target = 3  # a "math" item: flip its own score to the best grade
+    item = ds.items[target]
+    flipped = dataclasses.replace(item, responses={**item.responses, WEAK: ModelResponse("w", 10.0)})
+    changed = predictions(dataclasses.replace(ds, items=(*ds.items[:target], flipped, *ds.items[target + 1 :])))
+    assert changed[target] == base[target]  # its own prediction ignores its own verdict
+    same_cat_other_fold = [
+        i for i, it in enumerate(ds.items) if it.category == item.category and folds[i] != folds[target]
+    ]
+    assert any(changed[i] != base[i] for i in same_cat_other_fold)
+
+
+def test_items_without_both_scores_are_dropped_and_counted(tmp_path: Path) -> None:
+    ds = toy_dataset(12)
+    item = ds.items[0]
+    broken = dataclasses.replace(item, responses={WEAK: item.responses[WEAK], STRONG: ModelResponse("s", None)})
+    ds = dataclasses.replace(ds, items=(broken, *ds.items[1:]))
+    result = run_replay_eval(ds, out_dir=tmp_path, store="memory://", options=FAST)
+    assert result.n_items == 11 and result.n_dropped == 1
+
+
+def test_malformed_dataset_file_is_a_clear_error(tmp_path: Path) -> None:
+    good = save_dataset(toy_dataset(6), tmp_path / "toy.jsonl")
+    lines = good.read_text().splitlines()
+    bad = json.loads(lines[3])
+    bad["responses"][WEAK]["score"] = "great"
+    lines[3] = json.dumps(bad)
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError) as info:
+        run_replay_eval(path, out_dir=tmp_path / "out", store="memory://", options=FAST)
+    assert info.value.line == 4 and "score" in str(info.value)
+    with pytest.raises(DatasetError, match="no such dataset"):
+        run_replay_eval(tmp_path / "missing.jsonl", out_dir=tmp_path / "out", options=FAST)
+
+
+def test_options_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="choose one"):
+        ReplayOptions(threshold=5.0, target_rate=0.3)
+    with pytest.raises(ConfigError, match="target_rate"):
+        ReplayOptions(target_rate=1.5)
+    with pytest.raises(ConfigError, match="folds"):
+        run_replay_eval(toy_dataset(2), out_dir=tmp_path, store="memory://", options=FAST)
+
+
+def test_learned_predictor_joins_when_installed(tmp_path: Path) -> None:
+    pytest.importorskip("rpra_agent.predictors.learned")
+    result = run_replay_eval(
+        toy_dataset(60), out_dir=tmp_path, store="memory://", options=dataclasses.replace(FAST, learned=True)
+    )
+    names = [r.name for r in result.rows]
+    assert any(n.startswith("learned") for n in names)
+
+
+def test_store_records_are_queryable_per_pass(tmp_path: Path) -> None:
+    store = InMemoryDecisionStore()
+    run_replay_eval(toy_dataset(9), out_dir=tmp_path, store=store, options=FAST)
+    first = store.decisions(DecisionFilter(task="math"))
+    assert first and all(d.task == "math" for d in first)
+    verdict_subjects = {v.subject for v in store.verdicts()}
+    assert verdict_subjects == {"given", "large"}
