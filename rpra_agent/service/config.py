@@ -1,0 +1,163 @@
+"""Deployment settings from the environment, and the components they build.
+
+Used by the deployable graphs (``graphs/``) and by ``rpra serve``::
+
+    RPRA_SMALL_MODEL   model string of the small model    (required, e.g. gguf:/models/small.gguf)
+    RPRA_LARGE_MODEL   model string of the large model    (required, e.g. openai:gpt-4o)
+    RPRA_DATABASE_URL  decision log URL                   (default: SQLite ./rpra.db; memory:// for none)
+    RPRA_PARADIGM      pa | rpra | verify                 (default: pa)
+    RPRA_THRESHOLD     P(acceptable) threshold in [0, 1]  (default: 0.5)
+    RPRA_MAX_STEPS     model steps per run                (default: 8)
+    RPRA_DOCS_DIR      documents the assistant searches   (default: none)
+
+Nothing is read or loaded at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from langchain_core.tools import BaseTool
+
+from rpra_agent.decision import Paradigm
+from rpra_agent.errors import ConfigError
+from rpra_agent.graph import build_rpra_graph
+from rpra_agent.policy import DeferralPolicy, ThresholdPolicy
+from rpra_agent.prediction import Predictor
+from rpra_agent.predictors import ZeroShotPredictor
+from rpra_agent.store import DecisionStore, open_store
+
+__all__ = ["ENV", "Components", "Settings", "build_components", "build_graph"]
+
+logger = logging.getLogger(__name__)
+
+ENV = {
+    "small_model": "RPRA_SMALL_MODEL",
+    "large_model": "RPRA_LARGE_MODEL",
+    "database_url": "RPRA_DATABASE_URL",
+    "paradigm": "RPRA_PARADIGM",
+    "threshold": "RPRA_THRESHOLD",
+    "max_steps": "RPRA_MAX_STEPS",
+    "docs_dir": "RPRA_DOCS_DIR",
+}
+_EXAMPLE = "e.g. RPRA_SMALL_MODEL=gguf:/models/small.gguf RPRA_LARGE_MODEL=openai:gpt-4o-mini"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a deployment is made of.
+
+    Attributes:
+        small_model: Model string of the small model (``gguf:...``, ``openai:...``).
+        large_model: Model string of the large model.
+        database_url: Decision log URL (``None``: ``open_store``'s default).
+        paradigm: ``pa``, ``rpra`` or ``verify``.
+        threshold: The ``ThresholdPolicy`` threshold on P(acceptable).
+        max_steps: Model steps per run.
+        docs_dir: A folder of documents for the assistant's search tool.
+    """
+
+    small_model: str
+    large_model: str
+    database_url: str | None = None
+    paradigm: Paradigm = "pa"
+    threshold: float = 0.5
+    max_steps: int = 8
+    docs_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.paradigm not in ("pa", "rpra", "verify"):
+            raise ConfigError(f"{ENV['paradigm']} must be pa, rpra or verify, not {self.paradigm!r}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"{ENV['threshold']} must be a probability in [0, 1], not {self.threshold!r}")
+        if self.max_steps < 1:
+            raise ConfigError(f"{ENV['max_steps']} must be at least 1, not {self.max_steps!r}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the settings from the environment; ``overrides`` (not ``None``) win.
+
+        Raises:
+            ConfigError: naming every missing or invalid variable.
+        """
+        env = os.environ if environ is None else environ
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values: dict[str, Any] = {}
+        for field, var in ENV.items():
+            raw = env.get(var, "").strip()
+            if field in given:
+                values[field] = given[field]
+            elif raw:
+                values[field] = raw
+        missing = [ENV[f] for f in ("small_model", "large_model") if not values.get(f)]
+        if missing:
+            raise ConfigError(
+                f"missing environment variable(s) {', '.join(missing)}: set them to model strings ({_EXAMPLE})"
+            )
+        for field, kind in (("threshold", float), ("max_steps", int)):
+            if isinstance(values.get(field), str):
+                try:
+                    values[field] = kind(values[field])
+                except ValueError:
+                    raise ConfigError(f"{ENV[field]}={values[field]!r} is not a valid {kind.__name__}") from None
+        return cls(**values)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with the non-``None`` ``changes`` applied."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class Components:
+    """The live objects a deployment runs on."""
+
+    small: Any
+    large: Any
+    predictor: Predictor
+    policy: DeferralPolicy
+    store: DecisionStore
+    settings: Settings
+
+
+def build_components(settings: Settings) -> Components:
+    """Load both models, open the store, and make the predictor and policy.
+
+    The predictor is the small model predicting its own grade zero-shot; the policy a
+    ``ThresholdPolicy(settings.threshold)``.
+
+    Raises:
+        ConfigError: on a bad model string or database URL (from the loaders).
+    """
+    models = importlib.import_module("rpra_agent.models")
+    small = models.load_chat_model(settings.small_model)
+    large = models.load_chat_model(settings.large_model)
+    store = open_store(settings.database_url)
+    logger.info(
+        "deployment: small=%s large=%s paradigm=%s threshold=%.3f",
+        settings.small_model,
+        settings.large_model,
+        settings.paradigm,
+        settings.threshold,
+    )
+    return Components(small, large, ZeroShotPredictor(small), ThresholdPolicy(settings.threshold), store, settings)
+
+
+def build_graph(components: Components, tools: Sequence[BaseTool] = (), *, name: str = "rpra") -> Any:
+    """The compiled RPRA graph over ``components`` (no checkpointer: the platform adds one)."""
+    s = components.settings
+    return build_rpra_graph(
+        small=components.small,
+        large=components.large,
+        predictor=components.predictor,
+        policy=components.policy,
+        paradigm=s.paradigm,
+        tools=tools,
+        store=components.store,
+        max_steps=s.max_steps,
+        name=name,
+    )
