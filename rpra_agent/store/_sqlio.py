@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from rpra_agent.decision import Decision
+from rpra_agent.errors import ConfigError
 from rpra_agent.store._rows import Record, decision_from_row
 from rpra_agent.store._schema import decision_legs, decisions, runs, verdicts
 from rpra_agent.store._url import DatabaseURL
@@ -29,7 +30,10 @@ def make_engine(db: DatabaseURL, *, busy_timeout_ms: int = 30_000, connect_timeo
         if path is None:
             kwargs["poolclass"] = StaticPool  # one shared in-memory database
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create the directory of the SQLite file {path}: {exc.strerror}") from None
         engine = create_engine(db.url, **kwargs)
         event.listen(engine, "connect", _sqlite_connect(busy_timeout_ms, in_memory=path is None))
         event.listen(engine, "begin", _sqlite_begin)

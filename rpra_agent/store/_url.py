@@ -103,9 +103,9 @@ def resolve_url(url: str | None) -> DatabaseURL | None:
         parsed = make_url(raw)
     except ArgumentError as exc:
         raise ConfigError(f"cannot parse database URL {mask_url(raw)!r} ({exc}); expected {_EXAMPLES}") from None
-    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    backend, _, driver = parsed.drivername.partition("+")
     if backend in ("postgres", "postgresql"):
-        if driver not in ("psycopg", "postgresql", "postgres", "psycopg2"):
+        if driver not in ("", "psycopg"):
             raise ConfigError(f"PostgreSQL is supported through psycopg 3 only, not {driver!r}: use postgresql://...")
         if importlib.util.find_spec("psycopg") is None:
             raise ConfigError(f"PostgreSQL needs psycopg 3: {_POSTGRES_EXTRA}")
@@ -113,7 +113,7 @@ def resolve_url(url: str | None) -> DatabaseURL | None:
         if not parsed.database:
             raise ConfigError(f"{parsed.render_as_string(hide_password=True)} names no database; add /dbname")
     elif backend == "sqlite":
-        if driver not in ("pysqlite", "sqlite"):
+        if driver not in ("", "pysqlite"):
             raise ConfigError(f"SQLite is used through the standard library driver, not {driver!r}: use sqlite:///path")
         parsed = parsed.set(drivername="sqlite")
     else:
