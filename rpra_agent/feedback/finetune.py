@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,6 +122,7 @@ def finetune(
     seed: int = 0,
     merge: bool = False,
     cpu: bool = False,
+    checkpointing: bool = True,
     progress: bool = False,
 ) -> FinetuneResult:
     """Train a LoRA adapter that predicts the judge's grade from the bare request.
@@ -143,6 +145,8 @@ def finetune(
         merge: Also save the base model with the adapter merged in (``out/merged``),
             ready for conversion to GGUF.
         cpu: Train on the CPU even when a GPU is present.
+        checkpointing: Recompute activations in the backward pass (saves memory on
+            real models; turn off for tiny ones).
         progress: Show the trainer's progress bar.
 
     Raises:
@@ -172,38 +176,42 @@ def finetune(
         raise ConfigError(f"the tokenizer of {base_model!s} has no chat template; use an instruct/chat model")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    args = SFTConfig(
-        output_dir=str(out / "trainer"),
-        num_train_epochs=epochs,
-        max_steps=max_steps if max_steps is not None else -1,
-        learning_rate=learning_rate,
-        per_device_train_batch_size=batch_size,
-        per_device_eval_batch_size=batch_size,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        seed=seed,
-        max_length=max_length,
-        use_cpu=cpu,
-        disable_tqdm=not progress,
-        dataloader_num_workers=0,
-    )
-    peft_config = LoraConfig(
-        r=lora_r,
-        lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout,
-        target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
-        task_type="CAUSAL_LM",
-    )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(train_rows),
-        eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-    )
-    trainer.train()
+    with warnings.catch_warnings():
+        # TRL still sets transformers' deprecated gradient_checkpointing flag: not ours to fix
+        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
+        args = SFTConfig(
+            output_dir=str(out / "trainer"),
+            num_train_epochs=epochs,
+            max_steps=max_steps if max_steps is not None else -1,
+            learning_rate=learning_rate,
+            per_device_train_batch_size=batch_size,
+            per_device_eval_batch_size=batch_size,
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            seed=seed,
+            max_length=max_length,
+            use_cpu=cpu,
+            gradient_checkpointing=checkpointing,
+            disable_tqdm=not progress,
+            dataloader_num_workers=0,
+        )
+        peft_config = LoraConfig(
+            r=lora_r,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            target_modules=target_modules if isinstance(target_modules, str) else list(target_modules),
+            task_type="CAUSAL_LM",
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(train_rows),
+            eval_dataset=Dataset.from_list(val_rows) if val_rows else None,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
+        trainer.train()
     losses = tuple(float(h["loss"]) for h in trainer.state.log_history if "loss" in h)
     eval_loss = float(trainer.evaluate()["eval_loss"]) if val_rows else None
     adapter_dir = out / "adapter"

@@ -155,11 +155,13 @@ def _tag(task: str) -> str:
     return '"' + " ".join(task.split())[:40].replace('"', "'") + '"'
 
 
-def latest_verdicts(verdicts: Iterable[Verdict], *, judge: str | None = None) -> dict[tuple[str, str], Verdict]:
-    """The newest judged verdict per ``(decision_id, subject)``, optionally of one judge."""
+def latest_verdicts(
+    verdicts: Iterable[Verdict], *, judge: str | None = None, scale: str | None = None
+) -> dict[tuple[str, str], Verdict]:
+    """The newest judged verdict per ``(decision_id, subject)``, optionally of one judge and scale."""
     out: dict[tuple[str, str], Verdict] = {}
     for v in sorted(verdicts, key=lambda v: v.created_at):
-        if v.judged and (judge is None or v.judge == judge):
+        if v.judged and (judge is None or v.judge == judge) and (scale is None or v.scale == scale):
             out[(v.decision_id, v.subject)] = v
     return out
 
@@ -204,7 +206,7 @@ def build_report_card(
     """
     scale = scale or GradeScale.paper()
     by_id = {d.id: d for d in decisions}
-    latest = latest_verdicts(verdicts, judge=judge)
+    latest = latest_verdicts(verdicts, judge=judge, scale=scale.name)
     groups = _group(by_id, latest, model, scale)
     if not groups:
         raise ConfigError(
@@ -224,7 +226,7 @@ def build_report_card(
     judges = tuple(sorted({v.judge for v in used}))
     n = sum(s.n for s in sections if s.task == "*")
     header = (
-        f"Report card of model {model}: {n} past steps graded by judge {', '.join(judges)} "
+        f"Report card of model {model}: {n} past step{'s' if n != 1 else ''} graded by judge {', '.join(judges)} "
         f"(grades worst to best: {', '.join(scale.labels)})."
     )
     return ReportCard(

@@ -83,7 +83,10 @@ GOOD = [
     ("Here you go: " + reply("ok", "ok") + " done.", ["ok", "ok"]),
     (json.dumps({"verdicts": [{"response": 2, "grade": "bad"}, {"response": 1, "grade": "great"}]}), ["great", "bad"]),
     (json.dumps([{"grade": "ok"}, {"grade": '"great".'}]), ["ok", "great"]),
-    (AIMessage("", tool_calls=[{"name": "JointVerdict", "args": json.loads(reply("ok", "bad")), "id": "t"}]), ["ok", "bad"]),
+    (
+        AIMessage("", tool_calls=[{"name": "JointVerdict", "args": json.loads(reply("ok", "bad")), "id": "t"}]),
+        ["ok", "bad"],
+    ),
     ({"raw": AIMessage(reply("bad", "ok")), "parsed": None, "parsing_error": None}, ["bad", "ok"]),
 ]
 
