@@ -175,7 +175,7 @@ def _write(
     n_layers: int,
     n_ctx: int,
     name: str,
-    chat_template: str,
+    chat_template: str | None,
 ) -> Path:
     import gguf  # lazy: optional dependency
 
@@ -207,7 +207,8 @@ def _write(
     w.add_add_bos_token(False)
     w.add_add_eos_token(False)
     w.add_add_space_prefix(False)
-    w.add_chat_template(chat_template)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
     w.add_tensor("token_embd.weight", token_embd)
     for key, value in blocks.items():
         w.add_tensor(key, value)
@@ -227,7 +228,7 @@ def write_random_gguf(
     n_layers: int = 2,
     n_ff: int = 128,
     n_ctx: int = 2048,
-    chat_template: str = CHATML_TEMPLATE,
+    chat_template: str | None = CHATML_TEMPLATE,
     name: str = "rpra-random",
 ) -> Path:
     """Write a llama-architecture GGUF with random weights (about 0.1 s).
@@ -239,7 +240,7 @@ def write_random_gguf(
         n_layers: Number of transformer blocks.
         n_ff: Feed-forward width.
         n_ctx: Training context length recorded in the file.
-        chat_template: Jinja chat template (ChatML by default).
+        chat_template: Jinja chat template (ChatML by default; ``None`` writes none).
         name: ``general.name``.
 
     Returns:

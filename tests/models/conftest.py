@@ -1,1 +1,1 @@
-from tests.fixtures_llama import random_gguf, scripted_gguf  # noqa: F401
+from tests.fixtures_llama import llama_server, random_gguf, scripted_gguf  # noqa: F401
