@@ -50,7 +50,7 @@ def test_libpq_url_for_langgraph_postgres_saver_and_masking():
     assert "pw" not in db.masked.replace("postgresql", "") and "***" in db.masked
     assert mask_url("postgresql://a:b@c/d") == "postgresql://a:***@c/d"
     with pytest.raises(ConfigError):
-        resolve_url("sqlite:///x.db").libpq
+        _ = resolve_url("sqlite:///x.db").libpq
 
 
 def test_default_spool_paths(tmp_path, monkeypatch):
