@@ -47,7 +47,7 @@ from numpy.typing import ArrayLike
 
 from rpra_agent.decision import utcnow
 from rpra_agent.errors import ConfigError
-from rpra_agent.evaluation.bounds import BoundName, pvalues, upper_bound
+from rpra_agent.evaluation.bounds import BOUNDS, BoundName, pvalues, upper_bound
 from rpra_agent.policy import ThresholdPolicy
 from rpra_agent.store.base import DecisionStore
 
@@ -266,6 +266,8 @@ def calibrate_quality(
         raise ConfigError(f"delta must lie in (0, 1), got {delta}")
     loss = np.clip((large - small) / (hi - lo), 0.0, 1.0)
     binary = bool(np.all((loss == 0.0) | (loss == 1.0)))
+    if bound not in ("auto", *BOUNDS):
+        raise ConfigError(f"unknown bound {bound!r}; use auto or one of {', '.join(BOUNDS)}")
     if bound == "auto":
         bound = "binomial" if binary else "hoeffding-bentkus"
     if bound == "binomial" and not binary:

@@ -6,5 +6,6 @@ Each feature area owns one module under ``rpra_agent/cli/`` and adds one import 
 from __future__ import annotations
 
 from rpra_agent.cli import ask as ask  # noqa: F401  (rpra ask)
+from rpra_agent.cli import data as data  # noqa: F401  (rpra data list|convert, rpra calibrate)
 from rpra_agent.cli import feedback  # noqa: F401  (rpra judge, report-card, export-sft, finetune)
 from rpra_agent.cli import store_cmds as store_cmds  # noqa: F401  (rpra stats, rpra log export|replay, rpra db upgrade|current)

@@ -18,7 +18,7 @@ from rpra_agent.grades import GradeScale
 from rpra_agent.store.base import DecisionFilter, DecisionStore
 from rpra_agent.verdict import Verdict
 
-__all__ = ["JudgedSet", "judged_from_dataset", "judged_from_store"]
+__all__ = ["JudgedSet", "judged_from_dataset", "judged_from_store", "keep_from_store"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +126,25 @@ def judged_from_store(
         predictor=",".join(sorted(predictors)),
         source=source,
     )
+
+
+def keep_from_store(
+    store: DecisionStore, *, metric: str = "p_acceptable", where: DecisionFilter | None = None
+) -> np.ndarray:
+    """The keep-score of every stored decision that has a prediction (judged or not).
+
+    Enough for a target-deferral-rate calibration, which needs no verdicts.
+
+    Raises:
+        ConfigError: on an unknown metric or no decision with a prediction.
+    """
+    if metric not in ("p_acceptable", "expected_score"):
+        raise ConfigError(f"metric must be 'p_acceptable' or 'expected_score', not {metric!r}")
+    keep = [
+        d.prediction.p_acceptable if metric == "p_acceptable" else d.prediction.expected_score
+        for d in store.decisions(where)
+        if d.prediction is not None
+    ]
+    if not keep:
+        raise ConfigError("no decision in the store carries a prediction; run the graph with a predictor first")
+    return np.asarray(keep, dtype=float)

@@ -1,0 +1,303 @@
+"""``rpra data list|convert`` and ``rpra calibrate``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rpra_agent.cli.app import app
+from rpra_agent.errors import RPRAError
+
+__all__ = ["data_app"]
+
+console = Console()
+err = Console(stderr=True)
+
+data_app = typer.Typer(
+    name="data", help="Recorded evaluation datasets: list the bundled ones, convert your own.", no_args_is_help=True
+)
+app.add_typer(data_app, name="data")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+@data_app.command("list")
+def list_datasets(
+    baselines: Annotated[
+        bool, typer.Option("--baselines", help="Also compute each dataset's baseline APGR/CPT.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print each dataset's description.")] = False,
+) -> None:
+    """List the bundled datasets with their size, models and attribution."""
+    from rpra_agent.evaluation.datasets import BUNDLED, bundled_path, load_dataset
+
+    table = Table(title="Bundled datasets (rpra_agent/data)")
+    for col in ("name", "items", "score", "size", "weak -> strong"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("items", "size") else "left")
+    loaded = []
+    for name in BUNDLED:
+        ds = load_dataset(name)
+        loaded.append(ds)
+        lo, hi = ds.score_range
+        table.add_row(
+            name,
+            str(len(ds)),
+            f"{lo:g}-{hi:g}",
+            f"{bundled_path(name).stat().st_size / 1024:.0f} KiB",
+            f"{ds.weak} -> {ds.strong}",
+        )
+    console.print(table)
+    if verbose:
+        for ds in loaded:
+            console.print(f"[bold]{ds.name}[/]: {ds.metadata.get('description', '')}", highlight=False, soft_wrap=True)
+    console.print("[bold]Attribution[/]")
+    by_source: dict[str, list[str]] = {}
+    for ds in loaded:
+        by_source.setdefault(ds.attribution, []).append(ds.name)
+    for attribution, names in by_source.items():
+        console.print(f"- {', '.join(names)}: {attribution}", highlight=False, soft_wrap=True)
+    data_dir = bundled_path("mt-bench").parent
+    console.print(
+        f"Licence and sources: {data_dir / 'NOTICE.md'}, {data_dir / 'LICENSE-Apache-2.0.txt'}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if baselines:
+        _print_baselines(loaded)
+
+
+def _print_baselines(datasets: list[Any]) -> None:
+    from rpra_agent.evaluation.baselines import dataset_baselines
+
+    table = Table(title="Baselines (APGR over every point of the curve; ties averaged exactly)")
+    for col in ("dataset", "router", "APGR", "CPT(50%)", "CPT(80%)", "quality"):
+        table.add_column(col, justify="right" if col not in ("dataset", "router") else "left")
+    for ds in datasets:
+        for row in dataset_baselines(ds):
+            table.add_row(ds.name, row.name, _fmt(row.apgr), _fmt(row.cpt50), _fmt(row.cpt80), _fmt(row.quality))
+    console.print(table)
+
+
+@data_app.command("convert")
+def convert(
+    input_path: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="A .csv/.tsv or .jsonl table.", exists=True, dir_okay=False)
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The dataset to write (.jsonl or .jsonl.gz).")],
+    prompt_col: Annotated[str, typer.Option("--prompt-col", help="Column of the prompt text.")],
+    model: Annotated[
+        list[str],
+        typer.Option(
+            "--model", help="NAME=RESPONSE_COL:SCORE_COL[:TOKENS_COL[:COST_COL]] (repeat; parts may be empty)."
+        ),
+    ],
+    id_col: Annotated[str | None, typer.Option("--id-col", help="Column of the item id (default: row number).")] = None,
+    category_col: Annotated[str | None, typer.Option("--category-col", help="Column of the category.")] = None,
+    weak: Annotated[str | None, typer.Option("--weak", help="The small model (default: first --model).")] = None,
+    strong: Annotated[str | None, typer.Option("--strong", help="The large model (default: second --model).")] = None,
+    score_range: Annotated[str | None, typer.Option("--score-range", help="LO,HI (default: inferred).")] = None,
+    acceptable: Annotated[float | None, typer.Option("--acceptable", help="Lowest acceptable score.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Dataset name (default: file stem).")] = None,
+    attribution: Annotated[str, typer.Option("--attribution", help="Source and licence of the data.")] = "",
+) -> None:
+    """Convert a CSV or JSONL table into an rpra dataset (see docs/DATASETS.md)."""
+    from rpra_agent.evaluation.convert import ColumnMapping, ModelColumns, convert_table
+    from rpra_agent.evaluation.datasets import load_dataset, save_dataset
+
+    rng = None
+    if score_range is not None:
+        try:
+            lo, hi = (float(x) for x in score_range.split(","))
+        except ValueError:
+            _fail(f"--score-range must be LO,HI (e.g. 1,10), got {score_range!r}")
+        if not lo < hi:
+            _fail(f"--score-range needs LO < HI, got {score_range!r}")
+        rng = (lo, hi)
+    try:
+        mapping = ColumnMapping(
+            prompt=prompt_col,
+            models=tuple(ModelColumns.parse(spec) for spec in model),
+            id=id_col,
+            category=category_col,
+            weak=weak,
+            strong=strong,
+        )
+        dataset = convert_table(
+            input_path, mapping, name=name, score_range=rng, acceptable=acceptable, attribution=attribution
+        )
+        written = save_dataset(dataset, out)
+        check = load_dataset(written)  # the strict loader must accept what we wrote
+    except RPRAError as exc:
+        _fail(str(exc))
+    lo, hi = check.score_range
+    inferred = "" if rng else " (inferred; set it with --score-range)"
+    console.print(
+        f"wrote {written}: {len(check)} items, weak {check.weak!r}, strong {check.strong!r}, "
+        f"score range [{lo:g}, {hi:g}]{inferred}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("calibrate")
+def calibrate(
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Bundled name or path: calibrate a built-in keep-score on it.")
+    ] = None,
+    predictor: Annotated[
+        str, typer.Option("--predictor", help="Built-in keep-score for --dataset: category, length, random.")
+    ] = "category",
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Store URL: read decisions+verdicts (without --dataset) and store the calibration there."
+        ),
+    ] = None,
+    target_rate: Annotated[
+        float | None, typer.Option("--target-rate", help="Defer this share of requests (a quantile).")
+    ] = None,
+    epsilon: Annotated[
+        float | None, typer.Option("--epsilon", help="Tolerated quality loss vs always-large (score units).")
+    ] = None,
+    delta: Annotated[
+        float, typer.Option("--delta", help="Allowed failure probability of the quality guarantee.")
+    ] = 0.1,
+    metric: Annotated[
+        str, typer.Option("--metric", help="With --db: p_acceptable or expected_score.")
+    ] = "p_acceptable",
+    bound: Annotated[
+        str, typer.Option("--bound", help="auto, binomial, hoeffding, bentkus or hoeffding-bentkus.")
+    ] = "auto",
+    task: Annotated[str | None, typer.Option("--task", help="With --db: only decisions of this task.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="With --db: only decisions of this run.")] = None,
+    name: Annotated[str, typer.Option("--name", help="Name of the stored calibration.")] = "default",
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the calibration as JSON here.")] = None,
+) -> None:
+    """Set the deferral threshold from judged data, by target deferral rate or target quality."""
+    if (target_rate is None) == (epsilon is None):
+        _fail("give exactly one of --target-rate R or --epsilon E (with --delta D)")
+    store = None
+    try:
+        if db is not None or dataset is None:
+            from rpra_agent.store import open_store
+
+            store = open_store(db)
+        cal = _calibrate(store, dataset, predictor, db, target_rate, epsilon, delta, metric, bound, task, run_id)
+        if store is not None:
+            from rpra_agent.calibration import save_calibration
+
+            cal = save_calibration(store, cal, name)
+    except RPRAError as exc:
+        _fail(str(exc))
+    finally:
+        if store is not None:
+            store.close()
+    _print_calibration(cal, name)
+    if out is not None:
+        out.write_text(
+            json.dumps({**cal.to_dict(), "version": cal.version, "name": name}, indent=2) + "\n", encoding="utf-8"
+        )
+
+
+def _calibrate(
+    store: Any,
+    dataset: str | None,
+    predictor: str,
+    db: str | None,
+    target_rate: float | None,
+    epsilon: float | None,
+    delta: float,
+    metric: str,
+    bound: str,
+    task: str | None,
+    run_id: str | None,
+) -> Any:
+    """The calibration from a dataset (built-in keep-score) or from the store's decisions."""
+    from rpra_agent.calibration import calibrate_deferral_rate, calibrate_quality
+    from rpra_agent.evaluation.judged import judged_from_dataset, judged_from_store, keep_from_store
+
+    if dataset is not None:
+        from rpra_agent.evaluation.datasets import load_dataset
+
+        judged = judged_from_dataset(load_dataset(dataset), predictor)
+    else:
+        from rpra_agent.store.base import DecisionFilter
+
+        where = DecisionFilter(run_id=run_id, task=task)
+        source = db or "default store"
+        if target_rate is not None:
+            keep = keep_from_store(store, metric=metric, where=where)
+            upper_rate = None if metric == "p_acceptable" else _scale_high(store, where)
+            return calibrate_deferral_rate(
+                keep, target_rate, metric=metric, upper=upper_rate, predictor="store", source=source
+            )
+        judged = judged_from_store(store, metric=metric, where=where, source=source)
+    upper = judged.score_range[1] if judged.metric == "expected_score" else None
+    if target_rate is not None:
+        return calibrate_deferral_rate(
+            judged.keep,
+            target_rate,
+            metric=judged.metric,
+            upper=upper,
+            predictor=judged.predictor,
+            source=judged.source,
+        )
+    assert epsilon is not None  # noqa: S101 - checked by the caller
+    return calibrate_quality(
+        judged.keep,
+        judged.small,
+        judged.large,
+        epsilon=epsilon,
+        delta=delta,
+        score_range=judged.score_range,
+        metric=judged.metric,
+        upper=upper,
+        bound=bound,  # type: ignore[arg-type]
+        predictor=judged.predictor,
+        source=judged.source,
+    )
+
+
+def _scale_high(store: Any, where: Any) -> float | None:
+    """The best grade's value of the stored predictions' scale (caps expected_score thresholds)."""
+    for decision in store.decisions(where):
+        if decision.prediction is not None:
+            return float(decision.prediction.scale.high)
+    return None
+
+
+def _print_calibration(cal: Any, name: str) -> None:
+    table = Table(title=f"Calibration {name!r}" + (f" v{cal.version}" if cal.version is not None else " (not stored)"))
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    rows = [
+        ("threshold", f"{cal.threshold:.6g} on {cal.metric} (defer below)"),
+        ("mode", cal.mode),
+        ("target", _fmt(cal.target)),
+        ("judged items", str(cal.n)),
+        ("deferral rate", f"{cal.deferral_rate:.1%}"),
+    ]
+    if cal.mode == "quality":
+        rows += [
+            ("epsilon / delta", f"{cal.epsilon:g} / {cal.delta:g}"),
+            ("empirical loss", _fmt(cal.empirical_loss, 4)),
+            (f"upper bound ({cal.method})", _fmt(cal.bound, 4)),
+            ("certified", "yes" if cal.certified else "NO: too few judged items; deferring everything observed"),
+        ]
+    rows += [("predictor", cal.predictor), ("source", cal.source)]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
