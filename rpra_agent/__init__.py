@@ -4,6 +4,7 @@ A request flows one way: predictor → policy → route (small, large or tools) 
 """
 
 from rpra_agent._legs import FaultPolicy
+from rpra_agent.calibration import Calibration, load_calibrated_policy
 from rpra_agent.decision import Decision, LegUsage
 from rpra_agent.errors import (
     ConfigError,
@@ -29,6 +30,7 @@ __all__ = [
     "AlwaysLarge",
     "AlwaysSmall",
     "Artifact",
+    "Calibration",
     "ConfigError",
     "DatasetError",
     "Decision",
@@ -59,4 +61,5 @@ __all__ = [
     "ZeroShotPredictor",
     "build_rpra_graph",
     "decisions_from_state",
+    "load_calibrated_policy",
 ]
