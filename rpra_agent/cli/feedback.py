@@ -41,15 +41,16 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _load_model(spec: str) -> Any:
+def _load_model(spec: str, base_url: str | None = None) -> Any:
     """A chat model from a model string (``gguf:/m.gguf``, ``openai:gpt-4o``)."""
-    from rpra_agent.models import load_chat_model  # type: ignore[attr-defined]
+    from rpra_agent.models import load_chat_model
 
-    return load_chat_model(spec)
+    opts = {"base_url": base_url} if base_url and spec.startswith("openai:") and "base_url=" not in spec else {}
+    return load_chat_model(spec, **opts)
 
 
 def _open_store(url: str | None) -> Any:
-    from rpra_agent.store import open_store  # type: ignore[attr-defined]
+    from rpra_agent.store import open_store
 
     return open_store(url)
 
@@ -77,9 +78,9 @@ def _require_log(store: Any, url: str | None) -> None:
         _fail(f"the decision log at {where} is empty: run an agent with this store first (pass the right --db?)")
 
 
-def _model_or_fail(spec: str, what: str) -> Any:
+def _model_or_fail(spec: str, what: str, base_url: str | None = None) -> Any:
     try:
-        return _load_model(spec)
+        return _load_model(spec, base_url)
     except (RPRAError, ImportError) as exc:
         _fail(f"cannot load the {what} model {spec!r}: {exc}")
 
@@ -89,8 +90,16 @@ def judge_cmd(
     db: DbOpt = None,
     judge: Annotated[
         str | None,
-        typer.Option("--judge", envvar="RPRA_JUDGE", help="Judge model string, e.g. openai:gpt-4o or gguf:/m.gguf."),
+        typer.Option(
+            "--judge", envvar="RPRA_JUDGE_MODEL", help="Judge model string, e.g. openai:gpt-4o or gguf:/m.gguf."
+        ),
     ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint for openai: models.")
+    ] = None,
+    method: Annotated[
+        str, typer.Option("--judge-method", help="auto (structured output, else JSON text), structured or json.")
+    ] = "auto",
     sample: Annotated[int | None, typer.Option("--sample", min=1, help="Judge a random sample of N decisions.")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
     regenerate_small: Annotated[
@@ -107,17 +116,27 @@ def judge_cmd(
     from rpra_agent.feedback import LLMJudge, judge_log
 
     if not judge:
-        _fail("no judge configured: pass --judge MODEL (e.g. openai:gpt-4o or gguf:/path/judge.gguf) or set RPRA_JUDGE")
+        _fail(
+            "no judge configured: pass --judge MODEL (e.g. openai:gpt-4o or gguf:/path/judge.gguf) "
+            "or set RPRA_JUDGE_MODEL"
+        )
+    if method not in ("auto", "structured", "json"):
+        _fail(f"--judge-method must be auto, structured or json, not {method!r}")
     try:
         grade_scale = GradeScale.named(scale)
     except RPRAError as exc:
         _fail(str(exc))
     with _store(db) as store:
         _require_log(store, db)
-        model = _model_or_fail(judge, "judge")
-        small = _model_or_fail(regenerate_small, "small") if regenerate_small else None
+        model = _model_or_fail(judge, "judge", base_url)
+        small = _model_or_fail(regenerate_small, "small", base_url) if regenerate_small else None
         llm_judge = LLMJudge(
-            model, scale=grade_scale, name=judge_name, max_retries=retries, max_concurrency=concurrency
+            model,
+            scale=grade_scale,
+            name=judge_name,
+            method=method,
+            max_retries=retries,
+            max_concurrency=concurrency,
         )
         result = judge_log(store, llm_judge, sample=sample, seed=seed, small=small, progress=progress)
         table = Table(title=f"judged by {llm_judge.name} (rubric {llm_judge.rubric.version})")
@@ -129,9 +148,15 @@ def judge_cmd(
             ("unjudged (judge output unusable)", result.unjudged),
             ("small answers regenerated", result.regenerated),
             *((f"skipped: {k}", v) for k, v in sorted(result.skipped.items())),
+            *((f"unjudged: {k}", v) for k, v in sorted(result.failures.items())),
         ):
             table.add_row(label, str(value))
         console.print(table)
+        console.print(
+            f"judged {result.considered} decisions: {result.judged} verdicts with a grade, {result.unjudged} "
+            f"unjudged, {result.regenerated} small answers regenerated",
+            highlight=False,
+        )
         if result.considered == 0:
             console.print("nothing to judge: every decision already has a verdict")
         elif result.judged == 0 and result.unjudged > 0:

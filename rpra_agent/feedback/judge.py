@@ -181,8 +181,10 @@ class LLMJudge:
         if not task.candidates:
             raise ConfigError("a JudgeTask needs at least one candidate response")
 
-    def _failure(self, exc: BaseException) -> str:
+    def _failure(self, exc: BaseException, attempt: int) -> str:
+        """The unjudged rationale for ``exc`` (class name only); the operator log gets the message."""
         reraise_control_flow(exc)
+        logger.warning("judge %s attempt %d failed: %s: %s", self.name, attempt + 1, type(exc).__name__, str(exc)[:300])
         if isinstance(exc, Malformed):
             return f"malformed judge output ({exc})"
         return f"judge call failed ({type(exc).__name__})"
@@ -198,8 +200,7 @@ class LLMJudge:
                 reply = runnable.invoke(prompt, config=_CONFIG)
                 return self._verdicts(task, parse_judge_reply(reply, self.scale, self.rubric, n), "")
             except Exception as exc:  # noqa: BLE001 - every failure is retried, then recorded
-                failure = self._failure(exc)
-                logger.warning("judge %s attempt %d failed: %s", self.name, attempt + 1, failure)
+                failure = self._failure(exc, attempt)
             if attempt < self.max_retries:
                 time.sleep(self._delay(attempt))
         return self._verdicts(task, None, failure)
@@ -215,8 +216,7 @@ class LLMJudge:
                 reply = await (asyncio.wait_for(call, self.timeout_s) if self.timeout_s else call)
                 return self._verdicts(task, parse_judge_reply(reply, self.scale, self.rubric, n), "")
             except Exception as exc:  # noqa: BLE001 - every failure is retried, then recorded
-                failure = self._failure(exc)
-                logger.warning("judge %s attempt %d failed: %s", self.name, attempt + 1, failure)
+                failure = self._failure(exc, attempt)
             if attempt < self.max_retries:
                 await asyncio.sleep(self._delay(attempt))
         return self._verdicts(task, None, failure)

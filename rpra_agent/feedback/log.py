@@ -13,9 +13,9 @@ import asyncio
 import logging
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -45,6 +45,7 @@ class JudgeLogResult:
         unjudged: Verdicts written without a grade (the judge's output was unusable).
         regenerated: Small-model answers regenerated for deferred decisions.
         skipped: Decisions left alone, by reason.
+        failures: Unjudged verdicts by reason (e.g. ``judge call failed (ValueError)``).
     """
 
     considered: int
@@ -52,6 +53,7 @@ class JudgeLogResult:
     unjudged: int
     regenerated: int
     skipped: dict[str, int]
+    failures: dict[str, int] = field(default_factory=dict)
 
 
 def has_text(text: str) -> bool:
@@ -180,7 +182,8 @@ async def ajudge_log(
         store.flush()
     judged = sum(1 for v in keep if v.judged)
     logger.info("judged %d decisions: %d verdicts, %d unjudged", len(tasks), judged, len(keep) - judged)
-    return JudgeLogResult(len(todo), judged, len(keep) - judged, regenerated, dict(skipped))
+    failures = Counter(v.rationale.removeprefix("unjudged: ") for v in keep if not v.judged)
+    return JudgeLogResult(len(todo), judged, len(keep) - judged, regenerated, dict(skipped), dict(failures))
 
 
 def judge_log(store: DecisionStore, judge: LLMJudge, **kwargs: Any) -> JudgeLogResult:
