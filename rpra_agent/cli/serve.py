@@ -1,0 +1,91 @@
+"""``rpra serve``: the OpenAI-compatible HTTP service (extra ``serve``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from rpra_agent.cli.app import app
+from rpra_agent.errors import ConfigError
+
+__all__ = ["serve"]
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def _server_tools(docs_dir: str | None, database_url: str | None) -> list[Any]:
+    try:
+        from tools import assistant_tools
+    except ImportError:
+        _fail("--tools needs the repository's tools/ package: run `rpra serve` from the repository root")
+    return assistant_tools(docs_dir=docs_dir, database_url=database_url or "sqlite:///rpra.db")
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    small: Annotated[
+        str | None, typer.Option("--small", help="Small model string (default: $RPRA_SMALL_MODEL).")
+    ] = None,
+    large: Annotated[
+        str | None, typer.Option("--large", help="Large model string (default: $RPRA_LARGE_MODEL).")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="Decision log (default: $RPRA_DATABASE_URL or sqlite ./rpra.db)."),
+    ] = None,
+    paradigm: Annotated[str | None, typer.Option(help="pa, rpra or verify (default: $RPRA_PARADIGM or pa).")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="P(acceptable) threshold (default: $RPRA_THRESHOLD or 0.5).")
+    ] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Model steps per request.")] = None,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="RPRA_API_KEY", show_envvar=True, help="Require this bearer key.")
+    ] = None,
+    model_name: Annotated[
+        str, typer.Option("--model-name", envvar="RPRA_MODEL_NAME", help="Model name clients use.")
+    ] = "rpra",
+    tools: Annotated[bool, typer.Option("--tools/--no-tools", help="Serve the assistant's server-side tools.")] = False,
+    docs_dir: Annotated[
+        str | None, typer.Option("--docs-dir", help="Documents for the search tool (with --tools).")
+    ] = None,
+    max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", help="Largest accepted request body.")] = 1_000_000,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve POST /v1/chat/completions (and /v1/models, /healthz, /metrics) through the RPRA graph."""
+    try:
+        import uvicorn
+    except ImportError:
+        _fail("rpra serve needs FastAPI and uvicorn: pip install 'rpra-agent[serve]'")
+    from rpra_agent.service import ChatEngine, Settings, build_components, create_app
+
+    try:
+        settings = Settings.from_env(
+            small_model=small, large_model=large, database_url=database_url, paradigm=paradigm,
+            threshold=threshold, max_steps=max_steps, docs_dir=docs_dir,
+        )  # fmt: skip
+        components = build_components(settings)
+    except ConfigError as exc:
+        _fail(f"{exc} (or pass --small/--large)" if "RPRA_SMALL_MODEL" in str(exc) else str(exc))
+    try:
+        server_tools = _server_tools(settings.docs_dir, settings.database_url) if tools else []
+        engine = ChatEngine.from_components(components, server_tools, model_name=model_name)
+        application = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes)
+        err.print(
+            f"serving [bold]{model_name}[/] at http://{host}:{port}/v1 "
+            f"(small={settings.small_model}, large={settings.large_model}, paradigm={settings.paradigm}, "
+            f"threshold={settings.threshold}, auth={'on' if api_key else 'off'}, tools={'on' if tools else 'off'})"
+        )
+        uvicorn.run(application, host=host, port=port, log_level=log_level)
+    except ConfigError as exc:
+        _fail(str(exc))
+    finally:
+        components.store.close()

@@ -1,0 +1,237 @@
+"""The chat engine behind the HTTP service: OpenAI-style requests through the RPRA graph.
+
+Tools come in two kinds:
+
+- **server-side tools** are given when the engine is built; the graph runs them
+  itself (``ToolNode``) and the client sees only the final answer;
+- **client-side tools** arrive in a request's ``tools``. Both models are bound to
+  them (``bind_tools``, ``tool_choice`` passed through) in a graph without a tool
+  node, so a step that calls a tool ends the run and the calls go back to the client
+  as ``tool_calls``; the client runs them and sends the results as ``tool`` messages.
+  A request with ``tools`` sees only its own tools. Graphs are cached per tool set.
+
+Every step is predicted and routed by the graph and recorded in the store.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.tools import BaseTool
+
+from rpra_agent._legs import FaultPolicy
+from rpra_agent.decision import Decision, Paradigm, new_id
+from rpra_agent.errors import ConfigError
+from rpra_agent.graph import build_rpra_graph
+from rpra_agent.policy import DeferralPolicy, ThresholdPolicy
+from rpra_agent.prediction import Predictor
+from rpra_agent.service.config import Components
+from rpra_agent.store.base import DecisionStore
+
+__all__ = ["ChatEngine", "Completion", "Delta", "Done", "Routed"]
+
+_ANSWER_NODES = ("small", "large")
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished run: the reply, the run's decisions and its id."""
+
+    message: AIMessage
+    decisions: list[Decision]
+    run_id: str
+
+
+@dataclass(frozen=True)
+class Routed:
+    """Streaming: the first step was routed (sent before any token).
+
+    Attributes:
+        pending: The graph's pending record for the step: ``route``, ``reason``,
+            ``threshold``, ``score`` and the ``prediction`` dict.
+    """
+
+    pending: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Streaming: a piece of the answer (text and/or client tool-call chunks)."""
+
+    text: str = ""
+    tool_call_chunks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Done:
+    """Streaming: the run finished."""
+
+    completion: Completion
+
+
+def _tool_choice(choice: str | dict[str, Any] | None) -> Any:
+    if isinstance(choice, dict):
+        return (choice.get("function") or {}).get("name") or choice
+    return choice
+
+
+class ChatEngine:
+    """Runs chat requests through the RPRA graph.
+
+    Args:
+        small: The small chat model.
+        large: The large chat model.
+        predictor: Predicts the judge's grade (required unless ``policy`` is a baseline).
+        policy: The deferral policy (default ``ThresholdPolicy()``).
+        paradigm: ``pa``, ``rpra`` or ``verify``.
+        store: Where decisions are recorded.
+        tools: Server-side tools the graph runs itself.
+        max_steps: Model steps per request.
+        model_name: The model name clients address and ``/v1/models`` lists.
+        faults: Fault handling of the legs.
+        cache_size: How many per-tool-set graphs are kept.
+    """
+
+    def __init__(
+        self,
+        *,
+        small: Any,
+        large: Any,
+        predictor: Predictor | None = None,
+        policy: DeferralPolicy | None = None,
+        paradigm: Paradigm = "pa",
+        store: DecisionStore | None = None,
+        tools: Sequence[BaseTool] = (),
+        max_steps: int = 8,
+        model_name: str = "rpra",
+        faults: FaultPolicy | None = None,
+        cache_size: int = 32,
+    ) -> None:
+        if not model_name.strip():
+            raise ConfigError("model_name must not be empty")
+        self.small, self.large, self.store, self.model_name = small, large, store, model_name
+        self._common: dict[str, Any] = dict(
+            predictor=predictor,
+            policy=policy or ThresholdPolicy(),
+            paradigm=paradigm,
+            store=store,
+            max_steps=max_steps,
+            faults=faults,
+        )
+        self.base_graph = build_rpra_graph(small=small, large=large, tools=tools, name="rpra", **self._common)
+        self._graphs: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self._cache_size = cache_size
+
+    @classmethod
+    def from_components(
+        cls, components: Components, tools: Sequence[BaseTool] = (), *, model_name: str = "rpra"
+    ) -> ChatEngine:
+        """An engine over :func:`~rpra_agent.service.config.build_components` output."""
+        s = components.settings
+        return cls(
+            small=components.small, large=components.large, predictor=components.predictor, policy=components.policy,
+            paradigm=s.paradigm, store=components.store, tools=tools, max_steps=s.max_steps, model_name=model_name,
+        )  # fmt: skip
+
+    def graph_for(self, tools: list[dict[str, Any]] | None, tool_choice: str | dict[str, Any] | None) -> Any:
+        """The graph for a request's client-side tools (the base graph when there are none)."""
+        if not tools or tool_choice == "none":
+            return self.base_graph
+        key = json.dumps([tools, tool_choice], sort_keys=True)
+        with self._lock:
+            if key in self._graphs:
+                self._graphs.move_to_end(key)
+                return self._graphs[key]
+        kwargs = {} if tool_choice in (None, "auto") else {"tool_choice": _tool_choice(tool_choice)}
+        graph = build_rpra_graph(
+            small=self.small.bind_tools(tools, **kwargs),
+            large=self.large.bind_tools(tools, **kwargs),
+            name="rpra",
+            **self._common,
+        )
+        with self._lock:
+            self._graphs[key] = graph
+            while len(self._graphs) > self._cache_size:
+                self._graphs.popitem(last=False)
+        return graph
+
+    @staticmethod
+    def _inputs(messages: list[BaseMessage], task: str | None, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        state: dict[str, Any] = {"messages": messages}
+        if task:
+            state["rpra_task"] = task
+        return state, {"configurable": {"rpra_run_id": run_id}}
+
+    async def complete(
+        self,
+        messages: list[BaseMessage],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
+        task: str | None = None,
+    ) -> Completion:
+        """Run one request to the end."""
+        run_id = new_id()
+        state, config = self._inputs(messages, task, run_id)
+        out = await self.graph_for(tools, tool_choice).ainvoke(state, config)
+        final = out["messages"][-1]
+        if not isinstance(final, AIMessage):
+            raise TypeError(f"the graph ended on a {type(final).__name__}, not an AIMessage")
+        return Completion(final, [Decision.from_dict(d) for d in out.get("rpra_decisions") or []], run_id)
+
+    async def stream(
+        self,
+        messages: list[BaseMessage],
+        *,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
+        task: str | None = None,
+    ) -> AsyncIterator[Routed | Delta | Done]:
+        """Run one request, yielding :class:`Routed` once, then :class:`Delta` pieces, then :class:`Done`."""
+        run_id = new_id()
+        client_tools = bool(tools) and tool_choice != "none"
+        state, config = self._inputs(messages, task, run_id)
+        routed, streamed_ids = False, set()
+        final: AIMessage | None = None
+        decisions: list[Decision] = []
+        async for mode, payload in self.graph_for(tools, tool_choice).astream(
+            state, config, stream_mode=["updates", "messages"]
+        ):
+            if mode == "updates":
+                for node, update in (payload or {}).items():
+                    update = update or {}
+                    pending = update.get("rpra_pending")
+                    if node == "predict" and pending and not routed:
+                        routed = True
+                        yield Routed(dict(pending))
+                    for message in update.get("messages") or []:
+                        if isinstance(message, AIMessage) and node in (*_ANSWER_NODES, "record"):
+                            final = message
+                    decisions.extend(Decision.from_dict(d) for d in update.get("rpra_decisions") or [])
+                continue
+            message, meta = payload
+            if meta.get("langgraph_node") not in _ANSWER_NODES or not isinstance(message, AIMessage):
+                continue
+            if isinstance(message, AIMessageChunk):
+                streamed_ids.add(message.id)
+                chunks: list[dict[str, Any]] = [dict(c) for c in message.tool_call_chunks] if client_tools else []
+                text = message.text if isinstance(message.text, str) else ""
+                if text or chunks:
+                    yield Delta(text, chunks)
+            elif message.id not in streamed_ids:  # a whole message that was not streamed (e.g. a kept draft)
+                text = message.text if isinstance(message.text, str) else ""
+                chunks = [
+                    {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i} for i, c in enumerate(message.tool_calls)
+                ] if client_tools else []  # fmt: skip
+                if text or chunks:
+                    yield Delta(text, chunks)
+        if final is None:
+            raise RuntimeError("the graph produced no answer")
+        yield Done(Completion(final, decisions, run_id))

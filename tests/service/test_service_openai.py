@@ -1,0 +1,207 @@
+"""The service over real HTTP on 127.0.0.1, exercised with the official openai client."""
+
+import json
+
+import httpx
+import openai
+import pytest
+
+from tests.service.conftest import API_KEY
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+def test_plain_completion_says_who_answered_and_why(client, engine):
+    raw = client.chat.completions.with_raw_response.create(
+        model="rpra-test", messages=[{"role": "user", "content": "What is 2+2?"}]
+    )
+    completion = raw.parse()
+    assert completion.choices[0].message.content == "small answer to: What is 2+2?"
+    assert completion.choices[0].finish_reason == "stop"
+    assert raw.headers["x-rpra-route"] == "small" and raw.headers["x-rpra-reason"] == "predicted_ok"
+    assert raw.headers["x-rpra-predicted-grade"] == "great" and raw.headers["x-rpra-model"] == "small"
+    assert float(raw.headers["x-rpra-p-acceptable"]) == 1.0 and raw.headers["x-rpra-steps"] == "1"
+    meta = completion.model_extra["rpra"]
+    assert (meta["route"], meta["reason"], meta["model"], meta["steps"]) == ("small", "predicted_ok", "small", 1)
+    assert meta["decisions"][0]["id"] == raw.headers["x-rpra-decision-id"]
+    assert completion.usage.total_tokens > 0
+    assert [d.id for d in engine.store.decisions()] == [raw.headers["x-rpra-decision-id"]]
+
+
+def test_low_prediction_defers_and_the_headers_say_so(client):
+    raw = client.chat.completions.with_raw_response.create(
+        model="rpra-test",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "A hard one"}],
+    )
+    assert raw.parse().choices[0].message.content == "large answer to: A hard one"
+    assert (raw.headers["x-rpra-route"], raw.headers["x-rpra-reason"], raw.headers["x-rpra-model"]) == (
+        "large",
+        "predicted_low",
+        "large",
+    )
+    assert raw.headers["x-rpra-predicted-grade"] == "bad" and raw.headers["x-rpra-deferrals"] == "1"
+
+
+def test_streaming_sends_openai_chunks_routing_headers_metadata_and_done(client, server):
+    with client.chat.completions.with_streaming_response.create(
+        model="rpra-test",
+        messages=[{"role": "user", "content": "A hard one"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["x-rpra-route"] == "large" and response.headers["x-rpra-predicted-grade"] == "bad"
+        chunks = list(response.parse())
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "large answer to: A hard one"
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1 and finals[0].choices[0].finish_reason == "stop"
+    assert finals[0].model_extra["rpra"]["route"] == "large"
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
+    body = httpx.post(
+        f"{server}/v1/chat/completions",
+        headers={"authorization": f"Bearer {API_KEY}"},
+        json={"model": "rpra-test", "messages": [{"role": "user", "content": "hi"}], "stream": True},
+    ).text
+    assert body.rstrip().endswith("data: [DONE]") and body.count("data: ") > 3
+
+
+def test_client_tools_come_back_as_tool_calls_and_the_result_round_trips(client):
+    first = client.chat.completions.create(
+        model="rpra-test", messages=[{"role": "user", "content": "What's the weather in Paris?"}], tools=[WEATHER_TOOL]
+    )
+    choice = first.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    (call,) = choice.message.tool_calls
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+    assert first.model_extra["rpra"]["decisions"][0]["kind"] == "action"
+    second = client.chat.completions.create(
+        model="rpra-test",
+        tools=[WEATHER_TOOL],
+        messages=[
+            {"role": "user", "content": "What's the weather in Paris?"},
+            choice.message.model_dump(exclude_none=True),
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+        ],
+    )
+    assert second.choices[0].message.content == "small used the tool result sunny"
+    assert second.choices[0].finish_reason == "stop"
+
+
+def test_streamed_tool_calls_assemble(client):
+    stream = client.chat.completions.create(
+        model="rpra-test", messages=[{"role": "user", "content": "weather please"}], tools=[WEATHER_TOOL], stream=True
+    )
+    calls, finish = {}, None
+    for c in stream:
+        for tc in (c.choices[0].delta.tool_calls or []) if c.choices else []:
+            entry = calls.setdefault(tc.index, {"name": "", "arguments": ""})
+            entry["name"] += tc.function.name or ""
+            entry["arguments"] += tc.function.arguments or ""
+        if c.choices and c.choices[0].finish_reason:
+            finish = c.choices[0].finish_reason
+    assert (
+        finish == "tool_calls"
+        and calls[0]["name"] == "get_weather"
+        and json.loads(calls[0]["arguments"]) == {"city": "Paris"}
+    )
+
+
+@pytest.mark.parametrize("key", ["wrong-key", None])
+def test_authentication_failures(server, key):
+    bad = openai.OpenAI(base_url=f"{server}/v1", api_key=key or "x", max_retries=0)
+    if key is None:
+        response = httpx.post(f"{server}/v1/chat/completions", json={"model": "rpra-test", "messages": []})
+        assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+        return
+    with pytest.raises(openai.AuthenticationError) as info:
+        bad.chat.completions.create(model="rpra-test", messages=[{"role": "user", "content": "hi"}])
+    assert info.value.status_code == 401
+    assert info.value.body["code"] == "invalid_api_key" and info.value.body["type"] == "authentication_error"
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.list()
+    assert httpx.get(f"{server}/metrics").status_code == 401
+    assert httpx.get(f"{server}/healthz").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param", "code"),
+    [
+        ({"model": "rpra-test"}, 400, "messages", None),
+        ({"model": "rpra-test", "messages": []}, 400, "messages", None),
+        ({"model": "rpra-test", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages.0.role", None),
+        ({"model": "rpra-test", "messages": [{"role": "tool", "content": "x"}]}, 400, "messages.0.tool_call_id", None),
+        (
+            {
+                "model": "rpra-test",
+                "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+            },
+            400,
+            "messages.0.content.0.type",
+            None,
+        ),
+        ({"model": "rpra-test", "messages": [{"role": "user", "content": "hi"}], "n": 2}, 400, "n", None),
+        (
+            {
+                "model": "rpra-test",
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": [{"type": "function", "function": {"name": "bad name!"}}],
+            },
+            400,
+            "tools.0.function.name",
+            None,
+        ),
+        ({"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}, 404, "model", "model_not_found"),
+    ],
+)
+def test_malformed_requests_get_openai_error_bodies(client, body, status, param, code):
+    with pytest.raises(openai.APIStatusError) as info:
+        client.post("/chat/completions", body=body, cast_to=httpx.Response)
+    assert info.value.status_code == status
+    error = info.value.body
+    assert set(error) >= {"message", "type", "param", "code"} and error["type"] == "invalid_request_error"
+    assert error["param"] == param and error["code"] == code
+
+
+def test_broken_json_and_oversized_bodies(server):
+    auth = {"authorization": f"Bearer {API_KEY}", "content-type": "application/json"}
+    broken = httpx.post(f"{server}/v1/chat/completions", headers=auth, content=b'{"model": "rpra-test", "messages": [')
+    assert broken.status_code == 400 and "parse the JSON" in broken.json()["error"]["message"]
+    huge = httpx.post(
+        f"{server}/v1/chat/completions",
+        headers=auth,
+        json={"model": "rpra-test", "messages": [{"role": "user", "content": "x" * 10_000}]},
+    )
+    assert huge.status_code == 413 and huge.json()["error"]["code"] == "request_too_large"
+    unknown = httpx.get(f"{server}/v2/nothing", headers=auth)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+
+def test_a_failing_model_is_a_502_without_leaking_the_exception(client):
+    with pytest.raises(openai.InternalServerError) as info:
+        client.chat.completions.create(model="rpra-test", messages=[{"role": "user", "content": "hard crash"}])
+    assert info.value.status_code == 502 and info.value.body["type"] == "server_error"
+    assert "down" not in info.value.body["message"]
+
+
+def test_models_health_and_metrics(client, server):
+    assert [m.id for m in client.models.list()] == ["rpra-test"]
+    client.chat.completions.create(model="rpra-test", messages=[{"role": "user", "content": "easy"}])
+    client.chat.completions.create(model="rpra-test", messages=[{"role": "user", "content": "hard"}])
+    auth = {"authorization": f"Bearer {API_KEY}"}
+    metrics = httpx.get(f"{server}/metrics", headers=auth).json()
+    assert metrics["requests"]["plain"] == 2 and metrics["decisions"]["total"] == 2
+    assert metrics["decisions"]["deferral_rate"] == 0.5 and metrics["decisions"]["by_reason"] == {
+        "predicted_ok": 1,
+        "predicted_low": 1,
+    }
+    assert metrics["latency_ms"]["count"] == 2 and 0 < metrics["latency_ms"]["p50"] <= metrics["latency_ms"]["p99"]
+    prom = httpx.get(f"{server}/metrics?format=prometheus", headers=auth).text
+    assert "rpra_deferral_rate 0.5" in prom and 'rpra_latency_ms{quantile="0.99"}' in prom
