@@ -15,7 +15,14 @@ from rpra_agent.evaluation.metrics import deferral_precision_recall, operating_p
 from rpra_agent.evaluation.results import Curve, OperatingPoint, PredictorRow
 from rpra_agent.grades import GradeScale
 
-__all__ = ["baseline_rows", "graph_operating_point", "predictor_row"]
+__all__ = [
+    "agreement_row",
+    "baseline_rows",
+    "card_summary",
+    "computed_operating_point",
+    "graph_operating_point",
+    "predictor_row",
+]
 
 _CURVE_POINTS = 201
 
@@ -144,3 +151,65 @@ def graph_operating_point(
         deferral_recall=_num(stats.recall),
         details=extra,
     )
+
+
+def agreement_row(
+    name: str,
+    true_labels: Sequence[str],
+    distributions: Sequence[Mapping[str, float]],
+    scale: GradeScale,
+    *,
+    note: str = "",
+) -> PredictorRow:
+    """A predictor's agreement figures alone (no routing: the large model was not judged)."""
+    rep = agreement_report(true_labels, distributions, scale)
+    agree = {k: _num(getattr(rep, k)) for k in ("accuracy", "macro_f1", "auroc", "spearman", "ece", "mae")}
+    return PredictorRow(name=name, kind="predictor", apgr=None, note=note, **agree)
+
+
+def computed_operating_point(
+    *,
+    predictor: str,
+    metric: str,
+    threshold: float,
+    method: str,
+    calibration_version: int | None,
+    weak: np.ndarray,
+    strong: np.ndarray,
+    keep: np.ndarray,
+    details: Mapping[str, Any] | None = None,
+) -> OperatingPoint:
+    """The operating point computed from keep-scores ("defer when keep < threshold")."""
+    op = operating_point(weak, strong, keep, threshold)
+    stats = deferral_precision_recall(weak, strong, keep, threshold)
+    return OperatingPoint(
+        predictor=predictor,
+        metric=metric,
+        threshold=float(threshold),
+        method=method,
+        calibration_version=calibration_version,
+        deferral_rate=op.deferral_rate,
+        quality=op.quality,
+        quality_small=float(weak.mean()),
+        quality_large=float(strong.mean()),
+        pgr=op.pgr,
+        deferral_precision=_num(stats.precision),
+        deferral_recall=_num(stats.recall),
+        details={**dict(details or {}), "computed": True},
+    )
+
+
+def card_summary(card: Any, scale: GradeScale) -> dict[str, Any]:
+    """The report card for the report: its text and per-category answer grade distributions."""
+    sections = [s for s in getattr(card, "sections", ()) if s.kind == "answer"]
+
+    def key(task: str | None) -> str:
+        return "all tasks" if task == "*" else ("untagged" if task is None else str(task))
+
+    return {
+        "text": getattr(card, "text", ""),
+        "version": getattr(card, "version", None),
+        "labels": list(scale.labels),
+        "distributions": {key(s.task): s.distribution for s in sections},
+        "counts": {key(s.task): s.n for s in sections},
+    }

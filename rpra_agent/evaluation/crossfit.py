@@ -26,7 +26,7 @@ from rpra_agent.verdict import Verdict
 if TYPE_CHECKING:
     from rpra_agent.feedback import ReportCard
 
-__all__ = ["CardStatPredictor", "crossfit_cards", "fold_ids"]
+__all__ = ["CardStatPredictor", "crossfit_cards", "fold_ids", "stable_fold_ids"]
 
 
 def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
@@ -40,6 +40,19 @@ def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
     if n < folds:
         raise ConfigError(f"cannot cross-fit {n} items in {folds} folds: use --folds {max(2, n)} or more items")
     return np.random.default_rng(seed).permutation(n) % folds
+
+
+def stable_fold_ids(ids: Sequence[str], folds: int, seed: int = 0) -> np.ndarray:
+    """Folds from a hash of each id: an item keeps its fold when other items come and go.
+
+    Used where a run resumes over a growing item set (live evaluation), so a
+    prediction journaled earlier never came from a card that saw its own item.
+    """
+    import hashlib
+
+    if folds < 2:
+        raise ConfigError(f"cross-fitting needs at least 2 folds, got {folds}")
+    return np.array([int(hashlib.sha256(f"{seed}:{i}".encode()).hexdigest()[:8], 16) % folds for i in ids], dtype=int)
 
 
 class CardStatPredictor:

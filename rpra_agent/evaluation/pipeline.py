@@ -38,7 +38,7 @@ from rpra_agent.errors import ConfigError
 from rpra_agent.evaluation._calib import calibrate_threshold
 from rpra_agent.evaluation._graphrun import EvalProgress, NullProgress, run_items
 from rpra_agent.evaluation._learned import learned_rows
-from rpra_agent.evaluation._scoring import baseline_rows, graph_operating_point, predictor_row
+from rpra_agent.evaluation._scoring import baseline_rows, card_summary, graph_operating_point, predictor_row
 from rpra_agent.evaluation.costs import PriceTable, item_costs
 from rpra_agent.evaluation.crossfit import CardStatPredictor, crossfit_cards, fold_ids
 from rpra_agent.evaluation.datasets import EvalDataset, load_dataset
@@ -272,7 +272,7 @@ def run_replay_eval(
         rows=[r for r, _ in rows_curves],
         curves=[c for _, c in rows_curves if c is not None],
         operating=operating,
-        report_card=_card_summary(card, scale),
+        report_card=card_summary(card, scale),
         paths={"db": db_label},
         timings=timer.times,
         eval_id=eval_id,
@@ -315,14 +315,3 @@ def _protocol(ds: EvalDataset, opts: ReplayOptions) -> str:
         "curves at every point k/n with ties averaged exactly (random = its expectation); "
         "the operating point is what the graph did at the calibrated threshold"
     )
-
-
-def _card_summary(card: object, scale: object) -> dict[str, object]:
-    sections = [s for s in getattr(card, "sections", ()) if s.kind == "answer"]
-    return {
-        "text": getattr(card, "text", ""),
-        "version": getattr(card, "version", None),
-        "labels": list(getattr(scale, "labels", ())),
-        "distributions": {("all tasks" if s.task == "*" else str(s.task)): s.distribution for s in sections},
-        "counts": {("all tasks" if s.task == "*" else str(s.task)): s.n for s in sections},
-    }

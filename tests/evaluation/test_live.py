@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from rpra_agent.errors import DatasetError
+from rpra_agent.evaluation._prompts import load_prompts
+from rpra_agent.evaluation.live import LiveOptions, run_live_eval
+from rpra_agent.feedback import LLMJudge
+from rpra_agent.store import open_store
+from rpra_agent.testing import ScriptedChatModel
+
+SMALL_REPLY = "I think so."
+N = 6
+
+
+def _prompts(tmp_path: Path) -> Path:
+    lines = [
+        {
+            "id": f"p{i}",
+            "prompt": f"{'hard' if i % 2 else 'easy'} question number {i}?",
+            "category": "math" if i % 2 else "chat",
+        }
+        for i in range(N)
+    ]
+    path = tmp_path / "prompts.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    return path
+
+
+class CountingJudge:
+    """A judge model: small answers to hard questions are bad, easy ones great; large always great."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.calls = 0
+        self.fail_at = fail_at
+
+    def __call__(self, messages: list[BaseMessage]) -> str:
+        self.calls += 1
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of judging
+        text = str(messages[-1].content)
+        hard = "hard" in text
+        verdicts = []
+        for i in range(1, text.count('<response id="') + 1):
+            body = text.split(f'<response id="{i}">')[1].split("</response>")[0]
+            small = SMALL_REPLY.split()[0] in body
+            grade = ("bad" if hard else "great") if small else "great"
+            verdicts.append({"response": i, "rationale": "fine", "weakest": "none", "grade": grade})
+        return json.dumps({"verdicts": verdicts})
+
+
+def _fine_tuned() -> ScriptedChatModel:
+    """A "fine-tuned" predictor model that learned the truth: hard prompts get bad answers."""
+    return ScriptedChatModel(
+        responses=[lambda msgs: "bad" if "hard" in str(msgs[-1].content) else "great"], rpra_name="ft"
+    )
+
+
+def _judge(counter: CountingJudge) -> LLMJudge:
+    return LLMJudge(ScriptedChatModel(responses=[counter], rpra_name="judge"), backoff_s=0, max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    pytest.importorskip("llama_cpp")
+    from rpra_agent.models import load_chat_model
+    from rpra_agent.testing.gguf import write_scripted_gguf
+
+    path = write_scripted_gguf(tmp_path_factory.mktemp("live") / "small.gguf", reply=SMALL_REPLY, grade="great")
+    return load_chat_model(f"gguf:{path}")
+
+
+def test_live_eval_end_to_end_and_resumes_after_interruption(tmp_path: Path, small_model: Any) -> None:
+    prompts = _prompts(tmp_path)
+    out = tmp_path / "out"
+    opts = LiveOptions(folds=2, judge_batch=2, batch_size=4)
+    large = ScriptedChatModel(responses=["The large answer."], rpra_name="large-m")
+    first = CountingJudge(fail_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_live_eval(prompts, small=small_model, large=large, judge=_judge(first), out_dir=out, options=opts)
+    assert len(large.calls) == N
+
+    store = open_store(f"sqlite:///{out / 'eval.db'}")
+    judged_before = {v.decision_id for v in store.verdicts() if v.judged}
+    store.close()
+    assert len(judged_before) == 2  # the first batch of two prompts was saved before the interruption
+
+    large2 = ScriptedChatModel(responses=["The large answer."], rpra_name="large-m")
+    second = CountingJudge()
+    result = run_live_eval(
+        prompts,
+        small=small_model,
+        large=large2,
+        judge=_judge(second),
+        fine_tuned=_fine_tuned(),
+        out_dir=out,
+        options=opts,
+    )
+    assert second.calls == N - 2  # judged prompts were not judged again
+    assert len(large2.calls) == 0  # nor were the large answers regenerated
+
+    # The paper's grade accuracy: the scripted model always predicts "great"; the judge
+    # says great on the 3 easy prompts and bad on the 3 hard ones; the fine-tuned model knows.
+    names = [r.name for r in result.rows]
+    assert names[:3] == ["zero_shot", "report_card", "fine_tuned"]
+    for name in ("zero_shot", "report_card"):
+        assert result.row(name).accuracy == pytest.approx(0.5)
+    assert result.row("fine_tuned").accuracy == pytest.approx(1.0)
+    assert result.row("fine_tuned").apgr == pytest.approx(0.75)
+    # Deferring the 3 hard prompts first recovers the whole gap at c = 0.5: APGR 0.25 + 0.5.
+    assert result.row("oracle").apgr == pytest.approx(0.75)
+    assert result.n_items == N and result.mode == "live"
+    assert result.operating is not None and result.operating.quality_large == pytest.approx(1.0)
+    assert Path(result.paths["html"]).exists() and "data:image/png;base64," in Path(result.paths["html"]).read_text()
+
+    store = open_store(f"sqlite:///{out / 'eval.db'}")
+    try:
+        answers = [d for d in store.decisions() if ":answer:" in d.run_id]
+        assert len(answers) == N and all(d.route == "small" and d.response == SMALL_REPLY for d in answers)
+        assert all(d.prediction is not None and d.prediction.grade == "great" for d in answers)
+        subjects = sorted(v.subject for v in store.verdicts() if v.judged)
+        assert subjects == ["given"] * N + ["large"] * N
+    finally:
+        store.close()
+
+    # A third run finds everything done: no judge call, no new prediction.
+    journal = Path(result.paths["journal"])
+    lines = journal.read_text().count("\n")
+    third = CountingJudge()
+    run_live_eval(
+        prompts,
+        small=small_model,
+        large=large2,
+        judge=_judge(third),
+        fine_tuned=_fine_tuned(),
+        out_dir=out,
+        options=opts,
+    )
+    assert third.calls == 0 and journal.read_text().count("\n") == lines
+
+
+def test_live_eval_without_large_reports_agreement_only(tmp_path: Path, small_model: Any) -> None:
+    result = run_live_eval(
+        _prompts(tmp_path),
+        small=small_model,
+        large=ScriptedChatModel(responses=["unused"]),
+        judge=_judge(CountingJudge()),
+        out_dir=tmp_path / "out",
+        store="memory://",
+        options=LiveOptions(folds=2, judge_large=False, report=False),
+    )
+    assert result.operating is None
+    assert result.row("zero_shot").accuracy == pytest.approx(0.5) and result.row("zero_shot").apgr is None
+    assert not any(r.kind == "baseline" for r in result.rows)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"prompt": 3}', "prompt"),
+        ('{"id": "a", "prompt": "x", "colour": 1}', "unknown field"),
+        ("not json", "not valid JSON"),
+        ('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}', "last message"),
+    ],
+)
+def test_malformed_prompts_name_line_and_field(tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "fine"}\n' + line + "\n")
+    with pytest.raises(DatasetError, match=message) as info:
+        load_prompts(path)
+    assert info.value.line == 2
+
+
+def test_prompts_file_ids_default_to_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "a"}\n\n{"prompt": "b", "category": "x"}\n')
+    ds = load_prompts(path)
+    assert [i.id for i in ds.items] == ["1", "3"] and ds.items[1].category == "x"
+    with pytest.raises(DatasetError, match="duplicate id"):
+        path.write_text('{"id": 2, "prompt": "a"}\n{"prompt": "b"}\n')
+        load_prompts(path)
