@@ -17,6 +17,7 @@ from rpra_agent.evaluation.datasets import FORMAT_VERSION, EvalDataset, EvalItem
 _ITEM_KEYS = frozenset({"id", "prompt", "messages", "category", "responses", "meta"})
 _RESPONSE_KEYS = frozenset({"text", "score", "correct", "tokens", "cost"})
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
+_NUMBER_TYPES = (int, float)
 
 
 class _Ctx:
@@ -150,7 +151,7 @@ def _parse_item(obj: dict[str, Any], ctx: _Ctx, models: frozenset[str], lo: floa
                 f"unknown model {model!r}; declare it in the header's models (known: {sorted(models)})",
                 f"responses.{model}",
             )
-        responses[model] = _parse_response(value, ctx, f"responses.{model}", lo, hi)
+        responses[model] = _parse_response(value, ctx, model, lo, hi)
     meta = obj.get("meta", {})
     if not isinstance(meta, dict):
         raise ctx.error("meta must be an object", "meta")
@@ -173,7 +174,24 @@ def _parse_messages(value: Any, ctx: _Ctx) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
-def _parse_response(value: Any, ctx: _Ctx, where: str, lo: float, hi: float) -> ModelResponse:
+def _parse_response(value: Any, ctx: _Ctx, model: str, lo: float, hi: float) -> ModelResponse:
+    # Fast path for a well-formed response (MMLU has 28k of them); anything unusual is
+    # checked field by field below, with a precise error.
+    if type(value) is dict and value.keys() <= _RESPONSE_KEYS and "correct" not in value:
+        text, score, tokens, cost = value.get("text"), value.get("score"), value.get("tokens"), value.get("cost")
+        if (
+            (text is None or type(text) is str)
+            and (score is None or (type(score) in _NUMBER_TYPES and lo <= score <= hi))
+            and (tokens is None or (type(tokens) is int and tokens >= 0))
+            and (cost is None or (type(cost) in _NUMBER_TYPES and 0 <= cost < math.inf))
+        ):
+            return ModelResponse(
+                text, None if score is None else float(score), tokens, None if cost is None else float(cost)
+            )
+    return _parse_response_checked(value, ctx, f"responses.{model}", lo, hi)
+
+
+def _parse_response_checked(value: Any, ctx: _Ctx, where: str, lo: float, hi: float) -> ModelResponse:
     if isinstance(value, str):  # shorthand: just the answer text
         return ModelResponse(text=value)
     if not isinstance(value, dict):
