@@ -16,6 +16,7 @@ from rpra_agent.errors import (
     RPRAError,
     StoreError,
 )
+from rpra_agent.feedback import LLMJudge, ReportCard, build_report_cards, report_card_loader
 from rpra_agent.grades import GradeScale
 from rpra_agent.graph import RPRAState, build_rpra_graph, decisions_from_state
 from rpra_agent.policy import AlwaysLarge, AlwaysSmall, DeferralPolicy, PolicyContext, Route, ThresholdPolicy
@@ -42,6 +43,7 @@ __all__ = [
     "GradeScale",
     "InMemoryDecisionStore",
     "JudgeError",
+    "LLMJudge",
     "LegUsage",
     "ModelCallError",
     "ModelStringError",
@@ -52,6 +54,7 @@ __all__ = [
     "PredictorError",
     "RPRAError",
     "RPRAState",
+    "ReportCard",
     "ReportCardPredictor",
     "Route",
     "SelfPredictor",
@@ -59,7 +62,9 @@ __all__ = [
     "ThresholdPolicy",
     "Verdict",
     "ZeroShotPredictor",
+    "build_report_cards",
     "build_rpra_graph",
     "decisions_from_state",
     "load_calibrated_policy",
+    "report_card_loader",
 ]
