@@ -22,18 +22,22 @@ __all__ = ["plot_png", "render_html", "rich_table", "write_report"]
 
 logger = logging.getLogger(__name__)
 
-_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("apgr", "APGR"),
-    ("cpt50", "CPT50"),
-    ("cpt80", "CPT80"),
-    ("accuracy", "grade acc"),
-    ("macro_f1", "macro-F1"),
-    ("auroc", "AUROC"),
-    ("spearman", "Spearman"),
-    ("ece", "ECE"),
-    ("mae", "MAE"),
+_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("apgr", "APGR", "APGR"),
+    ("cpt50", "CPT50", "CPT(50%)"),
+    ("cpt80", "CPT80", "CPT(80%)"),
+    ("accuracy", "acc", "grade accuracy"),
+    ("macro_f1", "F1", "macro-F1"),
+    ("auroc", "AUROC", "AUROC"),
+    ("spearman", "rho", "Spearman"),
+    ("ece", "ECE", "ECE"),
+    ("mae", "MAE", "MAE"),
 )
-_DASHED = {"random", "always_small", "always_large", "oracle"}
+_LEGEND = (
+    "\nacc = the paper's exact-match grade accuracy against the judge; F1 = macro-F1; rho = Spearman; "
+    "AUROC and ECE of P(acceptable); MAE of the expected grade"
+)
+_DASHED = {"random", "always_small", "always_large", "oracle", "answer_length"}
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -54,14 +58,14 @@ def rich_table(result: EvalResult) -> Any:
     from rich.table import Table
 
     title = f"{result.dataset} (n={result.n_items}): {result.weak} -> {result.strong}"
-    table = Table(title=title, caption=result.protocol, caption_justify="left")
-    table.add_column("predictor", style="bold")
-    for _, label in _COLUMNS:
-        table.add_column(label, justify="right")
-    table.add_column("note", style="dim")
+    table = Table(title=title, caption=result.protocol + _LEGEND, caption_justify="left")
+    table.add_column("predictor", style="bold", no_wrap=True)
+    for _, label, _ in _COLUMNS:
+        table.add_column(label, justify="right", no_wrap=True)
+    table.add_column("note", style="dim", overflow="fold")
     for row in result.rows:
         style = "dim" if row.kind == "baseline" else None
-        table.add_row(row.name, *(_cell(row, k) for k, _ in _COLUMNS), row.note, style=style)
+        table.add_row(row.name, *(_cell(row, k) for k, _, _ in _COLUMNS), row.note, style=style)
     return table
 
 
@@ -95,6 +99,9 @@ def _operating_rows(result: EvalResult) -> list[tuple[str, str]]:
         ("PGR", _fmt(op.pgr)),
         ("deferral precision / recall", f"{_fmt(op.deferral_precision)} / {_fmt(op.deferral_recall)}"),
     ]
+    tokens = op.details.get("output_tokens")
+    if isinstance(tokens, dict):
+        rows.append(("output tokens (small / large legs)", f"{tokens.get('small', 0):,} / {tokens.get('large', 0):,}"))
     if op.cost is not None:
         rows.append(
             (
@@ -150,10 +157,10 @@ def plot_png(result: EvalResult, *, width: float = 7.5, height: float = 5.0) -> 
 
 
 def _html_table(result: EvalResult) -> str:
-    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in _COLUMNS)
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, _, label in _COLUMNS)
     rows = []
     for row in result.rows:
-        cells = "".join(f"<td class='num'>{html.escape(_cell(row, k))}</td>" for k, _ in _COLUMNS)
+        cells = "".join(f"<td class='num'>{html.escape(_cell(row, k))}</td>" for k, _, _ in _COLUMNS)
         rows.append(
             f"<tr class='{html.escape(row.kind)}'><th>{html.escape(row.name)}</th>{cells}"
             f"<td class='note'>{html.escape(row.note)}</td></tr>"
