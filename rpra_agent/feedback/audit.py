@@ -107,6 +107,12 @@ class AuditingStore:
         """Block until every queued audit is done (its verdicts handed to the store)."""
         self._queue.join()
 
+    def __getattr__(self, name: str) -> Any:
+        # anything beyond the protocol (stats, async reads, replay ...) is the wrapped store's
+        if name == "store":
+            raise AttributeError(name)
+        return getattr(self.store, name)
+
     # -- DecisionStore -----------------------------------------------------------------
     def add(self, decision: Decision) -> None:
         """Record the decision, and queue it for audit when sampled (never blocks on the judge)."""

@@ -90,7 +90,7 @@ def collect_examples(
     """
     scale = scale or GradeScale.paper()
     decisions = store.decisions()
-    latest = latest_verdicts(store.verdicts([d.id for d in decisions]), judge=judge, scale=scale.name)
+    latest = latest_verdicts(store.verdicts(), judge=judge, scale=scale.name)
     out = []
     for d in decisions:
         if not has_text(d.request) or (model is not None and d.small_model != model):

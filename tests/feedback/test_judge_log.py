@@ -164,3 +164,23 @@ async def test_audit_wraps_async_adds_too():
     store.wait()
     assert [v.decision_id for v in store.verdicts()] == [d.id]
     store.close()
+
+
+def test_audit_store_under_the_real_graph_and_delegation():
+    from langchain_core.messages import HumanMessage
+
+    from rpra_agent import build_rpra_graph
+    from rpra_agent.testing import FixedPredictor
+
+    inner = InMemoryDecisionStore()
+    store = AuditingStore(inner, judge_by_count()[0], fraction=1.0)
+    small = ScriptedChatModel(responses=["small says hi"], rpra_name="small-m")
+    large = ScriptedChatModel(responses=["large says hi"], rpra_name="large-m")
+    graph = build_rpra_graph(small=small, large=large, predictor=FixedPredictor({"great": 1.0}), store=store)
+    graph.invoke({"messages": [HumanMessage("hello there")]})
+    store.wait()
+    [d] = inner.decisions()
+    [v] = inner.verdicts()
+    assert v.decision_id == d.id and v.grade == "great" and d.response == "small says hi"
+    assert store.runs() == inner.runs()  # beyond the protocol: delegated
+    store.close()
