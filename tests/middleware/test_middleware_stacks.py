@@ -137,3 +137,23 @@ def test_human_in_the_loop_reviews_the_routed_action_once():
     assert any(isinstance(m, ToolMessage) and m.content == "5" for m in out["messages"])
     assert [(d.step, d.kind) for d in store.decisions()] == [(0, "action"), (1, "answer")]
     assert len(small.calls) == 2
+
+
+def test_retry_inside_with_on_failure_continue_hides_the_failure_from_the_router():
+    """Documented pitfall: 'continue' turns a failed leg into an AIMessage that RPRA takes as an answer."""
+    small = ScriptedChatModel(responses=[TimeoutError("blip")], rpra_name="small")
+    large = ScriptedChatModel(responses=["large answer"], rpra_name="large")
+    lenient = ModelRetryMiddleware(max_retries=0, initial_delay=0.0, jitter=False, on_failure="continue")
+    out = create_agent(small, middleware=[RPRAMiddleware(large, predictor=FixedPredictor(HIGH)), lenient]).invoke(
+        {"messages": [HumanMessage("hi")]}
+    )
+    (d,) = decisions_from_state(out)
+    assert (d.route, d.reason) == ("small", "predicted_ok") and large.calls == []
+    strict = retry()
+    small = ScriptedChatModel(responses=[TimeoutError("blip")], rpra_name="small")
+    out = create_agent(small, middleware=[RPRAMiddleware(large, predictor=FixedPredictor(HIGH)), strict]).invoke(
+        {"messages": [HumanMessage("hi")]}
+    )
+    (d,) = decisions_from_state(out)
+    assert (d.route, d.reason, d.error) == ("large", "small_error", "TimeoutError")
+    assert out["messages"][-1].content == "large answer"
