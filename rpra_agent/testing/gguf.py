@@ -44,96 +44,23 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CHATML_TEMPLATE", "GRADE_WORDS", "scripted_pieces", "write_random_gguf", "write_scripted_gguf"]
-
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + (message['content'] or '') + '<|im_end|>' + '\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+from rpra_agent.testing._gguf_vocab import (
+    _BOS,
+    _GRADE_MARGIN,
+    _HEADER,
+    _IM_END,
+    _MARGIN,
+    _NORMAL,
+    _UNK,
+    CHATML_TEMPLATE,
+    GRADE_WORDS,
+    base_vocab,
+    escape,
+    scripted_pieces,
+    word_tokens,
 )
-"""The ChatML chat template written into every synthesized model."""
 
-GRADE_WORDS: tuple[str, ...] = ("bad", "ok", "great")
-"""The paper's grade words; their first tokens (``b``, ``o``, ``g``) differ."""
-
-_SPECIALS = ("<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>")
-_UNK, _BOS, _EOS_TEXT, _IM_START, _IM_END = range(5)
-_SPACE = "\u2581"
-_ANCHOR = "\n"  # the last character of every chat prompt (``assistant\n``)
-_HEADER = "assistant\n"
-_MARGIN = 30.0
-_GRADE_MARGIN = 15.0
-_NORMAL, _UNKNOWN, _CONTROL, _BYTE = 1, 2, 3, 6
-
-
-def _base_vocab() -> tuple[list[str], list[int]]:
-    tokens = list(_SPECIALS)
-    types = [_UNKNOWN, _CONTROL, _CONTROL, _CONTROL, _CONTROL]
-    tokens += [f"<0x{b:02X}>" for b in range(256)]
-    types += [_BYTE] * 256
-    tokens += [_SPACE] + [chr(c) for c in range(0x21, 0x7F)]
-    types += [_NORMAL] * 95
-    return tokens, types
-
-
-def _escape(text: str) -> str:
-    return text.replace(" ", _SPACE)
-
-
-def scripted_pieces(reply: str, *, grade: str | None = None, grades: Sequence[str] = GRADE_WORDS) -> list[str]:
-    """How :func:`write_scripted_gguf` cuts ``reply`` into generated tokens.
-
-    Pieces are distinct (a bigram model gives each token one successor); a piece
-    longer than one character is never a substring of a grade word or of the
-    assistant header (so it cannot change how those tokenize); the newline alone is
-    never a piece (it ends every prompt); and the first piece is never the first
-    character of another grade (so it cannot shift the grade distribution).
-
-    Args:
-        reply: The text the model will generate.
-        grade: The grade the model predicts, if any.
-        grades: All grade words.
-
-    Returns:
-        The pieces, whose concatenation is ``reply``.
-
-    Raises:
-        ValueError: When the reply is empty, contains ``▁``, or cannot be cut.
-    """
-    if not reply:
-        raise ValueError("reply must be a non-empty string")
-    if _SPACE in reply:
-        raise ValueError("reply must not contain U+2581 (it stands for the space in the vocabulary)")
-    reserved = [*grades, _HEADER]
-    forbidden_first = {g[0] for g in grades if g != grade} if grade is not None else set()
-    specials = set(_SPECIALS) | {f"<0x{b:02X}>" for b in range(256)}
-    used: set[str] = set()
-
-    def acceptable(piece: str, first: bool) -> bool:
-        if piece in used or _escape(piece) in specials or (first and piece in forbidden_first):
-            return False
-        if len(piece) == 1:
-            return piece != _ANCHOR
-        return not any(piece in r for r in reserved)
-
-    pieces: list[str] = []
-    i = 0
-    while i < len(reply):
-        j = i + 1
-        while not acceptable(reply[i:j], not pieces) and j < len(reply):
-            j += 1
-        piece = reply[i:j]
-        while not acceptable(piece, not pieces):
-            if not pieces:
-                raise ValueError(f"cannot cut reply {reply!r} into distinct pieces; try a longer reply")
-            prev = pieces.pop()
-            used.discard(prev)
-            piece = prev + piece
-        pieces.append(piece)
-        used.add(piece)
-        i = j
-    return pieces
+__all__ = ["CHATML_TEMPLATE", "GRADE_WORDS", "scripted_pieces", "write_random_gguf", "write_scripted_gguf"]
 
 
 def _llama_tensors(
@@ -199,7 +126,7 @@ def _write(
     w.add_file_type(0)  # all F32
     w.add_tokenizer_model("llama")
     w.add_token_list(tokens)
-    w.add_token_scores([float(-i) if t == _NORMAL else 0.0 for i, t in enumerate(types)])
+    w.add_token_scores([float(len(tok)) if t == _NORMAL else 0.0 for tok, t in zip(tokens, types, strict=True)])
     w.add_token_types(types)
     w.add_unk_token_id(_UNK)
     w.add_bos_token_id(_BOS)
@@ -220,6 +147,16 @@ def _write(
     return out
 
 
+def _extend(tokens: list[str], types: list[int], extra: Sequence[str]) -> dict[str, int]:
+    index = {t: i for i, t in enumerate(tokens)}
+    for text in extra:
+        if text not in index:
+            index[text] = len(tokens)
+            tokens.append(text)
+            types.append(_NORMAL)
+    return index
+
+
 def write_random_gguf(
     path: str | Path,
     *,
@@ -228,18 +165,21 @@ def write_random_gguf(
     n_layers: int = 2,
     n_ff: int = 128,
     n_ctx: int = 2048,
+    words: Sequence[str] = (),
     chat_template: str | None = CHATML_TEMPLATE,
     name: str = "rpra-random",
 ) -> Path:
-    """Write a llama-architecture GGUF with random weights (about 0.1 s).
+    """Write a llama-architecture GGUF with random weights (well under a second).
 
     Args:
         path: Where to write the file (parent directories are created).
-        seed: Seed of the weights; the same seed writes the same file.
+        seed: Seed of the weights; the same arguments write the same file.
         n_embd: Embedding width (a multiple of 8).
         n_layers: Number of transformer blocks.
         n_ff: Feed-forward width.
         n_ctx: Training context length recorded in the file.
+        words: Whole words to add to the vocabulary (with their prefixes), so text
+            made of them tokenizes about one token per word instead of per character.
         chat_template: Jinja chat template (ChatML by default; ``None`` writes none).
         name: ``general.name``.
 
@@ -249,24 +189,16 @@ def write_random_gguf(
     if n_embd % 8:
         raise ValueError("n_embd must be a multiple of 8")
     rng = np.random.default_rng(seed)
-    tokens, types = _base_vocab()
+    tokens, types = base_vocab()
+    _extend(tokens, types, word_tokens(words))
     vocab = len(tokens)
     embd = rng.normal(0.0, 1.0, size=(vocab, n_embd)).astype(np.float32)
     output = rng.normal(0.0, 0.5, size=(vocab, n_embd)).astype(np.float32)
     blocks = _llama_tensors(vocab=vocab, n_embd=n_embd, n_ff=n_ff, n_layers=n_layers, rng=rng)
     return _write(
-        path,
-        tokens=tokens,
-        types=types,
-        token_embd=embd,
-        output=output,
-        blocks=blocks,
-        n_ff=n_ff,
-        n_layers=n_layers,
-        n_ctx=n_ctx,
-        name=name,
-        chat_template=chat_template,
-    )
+        path, tokens=tokens, types=types, token_embd=embd, output=output, blocks=blocks,
+        n_ff=n_ff, n_layers=n_layers, n_ctx=n_ctx, name=name, chat_template=chat_template,
+    )  # fmt: skip
 
 
 def write_scripted_gguf(
@@ -275,6 +207,7 @@ def write_scripted_gguf(
     reply: str,
     grade: str | None = None,
     grades: Sequence[str] = GRADE_WORDS,
+    words: Sequence[str] = (),
     n_layers: int = 2,
     n_ctx: int = 2048,
     name: str = "rpra-scripted",
@@ -292,6 +225,8 @@ def write_scripted_gguf(
         reply: The reply, any non-empty text without ``▁``.
         grade: One of ``grades``, or ``None``.
         grades: The grade words; their first characters must differ.
+        words: Whole words to add to the vocabulary (see :func:`write_random_gguf`);
+            prefixes that would change how a grade word tokenizes are left out.
         n_layers: Number of (inert) transformer blocks.
         n_ctx: Training context length recorded in the file.
         name: ``general.name``.
@@ -309,38 +244,26 @@ def write_scripted_gguf(
     if grade is not None and grade not in grades:
         raise ValueError(f"grade {grade!r} is not one of {grades}")
     pieces = scripted_pieces(reply, grade=grade, grades=grades)
-    tokens, types = _base_vocab()
-    index = {t: i for i, t in enumerate(tokens)}
-    for piece in [*pieces, *(g[0] for g in grades)]:
-        text = _escape(piece)
-        if text not in index:
-            index[text] = len(tokens)
-            tokens.append(text)
-            types.append(_NORMAL)
+    tokens, types = base_vocab()
+    extra = [escape(p) for p in pieces] + [escape(g[0]) for g in grades]
+    index = _extend(tokens, types, extra + word_tokens(words, reserved=[*grades, _HEADER]))
     vocab = len(tokens)
-    n_embd = -(-vocab // 64) * 64
+    # Only the tokens that precede a generated token need a direction of their own; the
+    # rest embed to zero (RMSNorm keeps zero at zero, so their logits are flat).
+    chain = [index["<0x0A>"], *(index[escape(p)] for p in pieces), _IM_END]
+    n_embd = max(64, -(-(len(chain) - 1) // 64) * 64)
     embd = np.zeros((vocab, n_embd), dtype=np.float32)
-    embd[np.arange(vocab), np.arange(vocab)] = 1.0
+    embd[chain[:-1], np.arange(len(chain) - 1)] = 1.0
     # RMSNorm turns the one-hot residual into sqrt(n_embd) * e_i; scale so logits hit the margin.
     unit = 1.0 / float(np.sqrt(n_embd))
     output = np.zeros((vocab, n_embd), dtype=np.float32)
-    chain = [index["<0x0A>"], *(index[_escape(p)] for p in pieces), _IM_END]
-    for cur, nxt in zip(chain, chain[1:], strict=False):
-        output[nxt, cur] = _MARGIN * unit
+    for dim, nxt in enumerate(chain[1:]):
+        output[nxt, dim] = _MARGIN * unit
     if grade is not None:
-        first = index[_escape(grade[0])]
-        output[first, chain[0]] = max(output[first, chain[0]], _GRADE_MARGIN * unit)
+        first = index[escape(grade[0])]
+        output[first, 0] = max(output[first, 0], _GRADE_MARGIN * unit)
     blocks = _llama_tensors(vocab=vocab, n_embd=n_embd, n_ff=64, n_layers=n_layers, rng=None)
     return _write(
-        path,
-        tokens=tokens,
-        types=types,
-        token_embd=embd,
-        output=output,
-        blocks=blocks,
-        n_ff=64,
-        n_layers=n_layers,
-        n_ctx=n_ctx,
-        name=name,
-        chat_template=CHATML_TEMPLATE,
-    )
+        path, tokens=tokens, types=types, token_embd=embd, output=output, blocks=blocks,
+        n_ff=64, n_layers=n_layers, n_ctx=n_ctx, name=name, chat_template=CHATML_TEMPLATE,
+    )  # fmt: skip

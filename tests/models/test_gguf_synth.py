@@ -86,3 +86,17 @@ def test_pieces_are_distinct_and_avoid_grade_tokens():
 def test_bad_arguments_raise_value_error(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         write_scripted_gguf(tmp_path / "m.gguf", **kwargs)
+
+
+def test_words_give_word_level_tokens_without_breaking_the_script(tmp_path):
+    words = ["the", "capital", "of", "France", "great", "grade", "assistant", "Paris"]
+    plain = _llama(write_random_gguf(tmp_path / "plain.gguf"))
+    worded = _llama(write_random_gguf(tmp_path / "words.gguf", words=words))
+    text = b"the capital of France"
+    assert len(plain.tokenize(text, add_bos=False)) == len(text)
+    assert len(worded.tokenize(text, add_bos=False)) == 4
+    scripted = _llama(write_scripted_gguf(tmp_path / "s.gguf", reply="Paris, of course.", grade="ok", words=words))
+    assert (
+        _chat(scripted, "the capital of France? great grade")["choices"][0]["message"]["content"] == "Paris, of course."
+    )
+    assert scripted.tokenize(b"great", add_bos=False)[0] == scripted.tokenize(b"g", add_bos=False)[0]

@@ -251,9 +251,9 @@ def _write_duplicate_vocab_gguf(path):
     import gguf
     import numpy as np
 
-    from rpra_agent.testing.gguf import _base_vocab
+    from rpra_agent.testing._gguf_vocab import base_vocab
 
-    tokens, types = _base_vocab()
+    tokens, types = base_vocab()
     tokens[-1] = tokens[-2]  # two tokens with the same string: llama.cpp would abort the process
     rng = np.random.default_rng(0)
     n_embd, n_ff = 64, 128
