@@ -200,7 +200,17 @@ def live_rows(
     if routing:
         rows += baseline_rows(weak, strong, [answers[it.id].response for it in items])
         route = "report_card" if "report_card" in keeps else "zero_shot"
-        cal = calibrate_threshold(store, ds, keeps[route], weak, strong, opts, predictor=route, scale=scale)
+        cal = calibrate_threshold(
+            store,
+            ds,
+            keeps[route],
+            weak,
+            strong,
+            opts,
+            predictor=route,
+            scale=scale,
+            score_range=(scale.low, scale.high),
+        )
         operating = computed_operating_point(
             predictor=route,
             metric="expected_score",

@@ -109,7 +109,7 @@ def _operating_rows(result: EvalResult) -> list[tuple[str, str]]:
                 f"{_fmt(op.cost, 4)} / {_fmt(op.cost_small, 4)} / {_fmt(op.cost_large, 4)}",
             )
         )
-    for key in ("epsilon", "delta", "bound", "target_rate"):
+    for key in ("target_rate", "epsilon", "delta", "bound", "empirical_loss", "certified"):
         if key in op.details and op.details[key] is not None:
             rows.append((key, str(op.details[key])))
     return rows

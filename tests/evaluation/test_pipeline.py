@@ -34,7 +34,7 @@ def test_end_to_end_on_a_bundled_slice(tmp_path: Path) -> None:
         verdicts = store.verdicts()
         assert len(verdicts) == 40 * 2 + 40
         assert store.latest_artifact("report_card", full.weak) is not None
-        cal = store.latest_artifact("calibration", f"{full.name}:report_card")
+        cal = store.latest_artifact("calibration", f"eval:{full.name}:report_card")
         assert cal is not None and cal.payload["threshold"] == pytest.approx(result.operating.threshold)  # type: ignore[union-attr]
     finally:
         store.close()
@@ -42,7 +42,9 @@ def test_end_to_end_on_a_bundled_slice(tmp_path: Path) -> None:
     assert op is not None and op.method == "target_rate"
     assert "route_mismatches" not in op.details  # the graph routed exactly as the keep-score rule says
     assert op.quality == pytest.approx(op.details["expected_quality"])
-    assert op.deferral_rate <= 0.25 + 1e-9
+    # The graph deferred exactly the share the calibration chose (the closest to the target).
+    assert op.deferral_rate == pytest.approx(op.details["calibrated_deferral_rate"])
+    assert abs(op.deferral_rate - 0.25) < 0.2
     assert result.row("oracle").apgr is not None and result.row("oracle").apgr > 0.9
     assert result.row("random").apgr == pytest.approx(0.5)
     assert result.row("report_card").accuracy is not None
@@ -140,6 +142,25 @@ def test_malformed_dataset_file_is_a_clear_error(tmp_path: Path) -> None:
     assert info.value.line == 4 and "score" in str(info.value)
     with pytest.raises(DatasetError, match="no such dataset"):
         run_replay_eval(tmp_path / "missing.jsonl", out_dir=tmp_path / "out", options=FAST)
+
+
+def test_quality_calibration_with_a_guarantee_drives_the_graph(tmp_path: Path) -> None:
+    from rpra_agent.calibration import load_calibrated_policy
+
+    ds = load_dataset("gsm8k").subset(range(300))
+    store = InMemoryDecisionStore()
+    result = run_replay_eval(
+        ds, out_dir=tmp_path, store=store, options=dataclasses.replace(FAST, epsilon=0.1, delta=0.1)
+    )
+    op = result.operating
+    assert op is not None and op.method == "risk"
+    assert op.details["epsilon"] == 0.1 and op.details["bound"] is not None
+    assert "route_mismatches" not in op.details
+    if op.details["certified"]:
+        assert op.details["bound"] <= 0.1 + 1e-9
+    # The stored calibration is what the graph's policy loads.
+    policy = load_calibrated_policy(store, "eval:gsm8k:report_card")
+    assert policy.threshold == pytest.approx(op.threshold) and policy.metric == "expected_score"
 
 
 def test_options_are_validated(tmp_path: Path) -> None:
