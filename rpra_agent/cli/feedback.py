@@ -266,6 +266,10 @@ def finetune_cmd(
     lora_alpha: Annotated[int, typer.Option("--lora-alpha", min=1)] = 32,
     merge: Annotated[bool, typer.Option("--merge", help="Also save the merged model (for GGUF conversion).")] = False,
     cpu: Annotated[bool, typer.Option("--cpu", help="Train on the CPU even with a GPU.")] = False,
+    checkpointing: Annotated[
+        bool,
+        typer.Option("--checkpointing/--no-checkpointing", help="Recompute activations to save memory."),
+    ] = True,
 ) -> None:
     """Train a LoRA adapter that predicts the judge's grade (needs the `finetune` extra)."""
     from rpra_agent.feedback import finetune
@@ -285,6 +289,7 @@ def finetune_cmd(
             lora_alpha=lora_alpha,
             merge=merge,
             cpu=cpu,
+            checkpointing=checkpointing,
             progress=True,
         )
     except RPRAError as exc:

@@ -125,6 +125,16 @@ def test_lora_run_lowers_the_loss_and_saves_an_adapter(tmp_path, monkeypatch, on
     summary = json.loads((tmp_path / "out" / "rpra_finetune.json").read_text())
     assert summary["steps"] == 12 and summary["losses"] == list(result.losses)
 
+    from typer.testing import CliRunner
+
+    from rpra_agent.cli import feedback  # noqa: F401  (registers the commands)
+    from rpra_agent.cli.app import app
+
+    args = ["finetune", "--data", str(data), "--base-model", str(base), "--out", str(tmp_path / "cli")]
+    res = CliRunner().invoke(app, [*args, "--max-steps", "2", "--batch-size", "6", "--cpu", "--no-checkpointing"])
+    assert res.exit_code == 0, res.output
+    assert "2 steps, loss" in res.output and (tmp_path / "cli" / "adapter" / "adapter_config.json").exists()
+
 
 def test_finetune_errors_are_clear(tmp_path):
     _need_extra()
