@@ -24,6 +24,7 @@ from langchain_core.runnables import Runnable
 
 from rpra_agent._control import reraise_control_flow
 from rpra_agent.decision import Decision
+from rpra_agent.errors import ConfigError
 from rpra_agent.feedback.judge import Candidate, JudgeTask, LLMJudge
 from rpra_agent.store.base import DecisionFilter, DecisionStore
 from rpra_agent.verdict import Verdict
@@ -188,4 +189,8 @@ async def ajudge_log(
 
 def judge_log(store: DecisionStore, judge: LLMJudge, **kwargs: Any) -> JudgeLogResult:
     """Sync wrapper of :func:`ajudge_log` (call it outside a running event loop)."""
-    return asyncio.run(ajudge_log(store, judge, **kwargs))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(ajudge_log(store, judge, **kwargs))
+    raise ConfigError("judge_log was called inside a running event loop: await ajudge_log instead")

@@ -184,3 +184,15 @@ def test_audit_store_under_the_real_graph_and_delegation():
     assert v.decision_id == d.id and v.grade == "great" and d.response == "small says hi"
     assert store.runs() == inner.runs()  # beyond the protocol: delegated
     store.close()
+
+
+async def test_sync_judge_log_refuses_a_running_loop():
+    from rpra_agent.errors import ConfigError
+    from rpra_agent.feedback import ajudge_log
+
+    store = InMemoryDecisionStore()
+    store.add(decision())
+    with pytest.raises(ConfigError, match="await ajudge_log"):
+        judge_log(store, judge_by_count()[0])
+    res = await ajudge_log(store, judge_by_count()[0], progress=False)
+    assert res.judged == 1
