@@ -60,7 +60,9 @@ class ChatLlamaCpp(BaseChatModel):
     Args:
         model_path: Path of the ``.gguf`` file.
         n_ctx: Context size in tokens.
-        n_threads: CPU threads (``None``: llama.cpp's default).
+        n_threads: CPU threads for generation (``None``: llama.cpp's default).
+        n_threads_batch: CPU threads for prompt evaluation (``None``: ``n_threads``
+            if set, else llama.cpp's default, all cores).
         n_batch: Prompt batch size.
         n_gpu_layers: Layers to offload to a GPU.
         seed: Sampler seed (``None``: a fresh random seed per call).
@@ -86,6 +88,7 @@ class ChatLlamaCpp(BaseChatModel):
     model_path: str
     n_ctx: int = 2048
     n_threads: int | None = None
+    n_threads_batch: int | None = None
     n_batch: int = 512
     n_gpu_layers: int = 0
     seed: int | None = None
@@ -129,6 +132,8 @@ class ChatLlamaCpp(BaseChatModel):
         }  # fmt: skip
         if self.n_threads is not None:
             params["n_threads"] = self.n_threads
+        if self.n_threads_batch is not None or self.n_threads is not None:
+            params["n_threads_batch"] = self.n_threads_batch or self.n_threads
         if self.seed is not None:
             params["seed"] = self.seed
         self._llama = _load_llama(info, params)
@@ -307,12 +312,21 @@ class ChatLlamaCpp(BaseChatModel):
         yield ChatGenerationChunk(message=last)
 
     # -- grade prediction in one forward pass ------------------------------------
-    def grade_distribution(self, messages: Sequence[BaseMessage], labels: Sequence[str]) -> dict[str, float]:
+    def grade_distribution(
+        self, messages: Sequence[BaseMessage], labels: Sequence[str], *, prefill: str = ""
+    ) -> dict[str, float]:
         """The next-token distribution after ``messages``, renormalised over the grades' first tokens.
 
         One forward pass over the chat prompt (reusing the KV cache's common prefix);
         each grade's mass sums its word's first token with and without a leading
         space or capital. The result holds plain floats summing to 1.
+
+        Args:
+            messages: The conversation; the prompt ends with the assistant header.
+            labels: The grade words.
+            prefill: Text the assistant turn starts with, tokenized on its own, so
+                the answer prompt for ``messages`` is an exact token prefix of this
+                prompt and the answer call re-evaluates a single token.
 
         Raises:
             PredictorError: When two grade words start with the same token.
@@ -324,6 +338,8 @@ class ChatLlamaCpp(BaseChatModel):
                 self._grade_tokens[key] = grade_token_map(self._llama, key)
             mapping = self._grade_tokens[key]
             tokens = self.prompt_tokens(messages)
+            if prefill:
+                tokens += self._llama.tokenize(prefill.encode("utf-8"), add_bos=False, special=False)
             logits, cached = last_logits(self._llama, tokens)
             self._stats = {
                 "kind": "grade",
@@ -334,6 +350,8 @@ class ChatLlamaCpp(BaseChatModel):
             }
         return renormalise(logits, mapping, labels)
 
-    async def agrade_distribution(self, messages: Sequence[BaseMessage], labels: Sequence[str]) -> dict[str, float]:
+    async def agrade_distribution(
+        self, messages: Sequence[BaseMessage], labels: Sequence[str], *, prefill: str = ""
+    ) -> dict[str, float]:
         """Async :meth:`grade_distribution`, run off the event loop."""
-        return await asyncio.to_thread(self.grade_distribution, messages, labels)
+        return await asyncio.to_thread(self.grade_distribution, messages, labels, prefill=prefill)

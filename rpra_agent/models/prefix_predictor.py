@@ -3,14 +3,18 @@
 :class:`~rpra_agent.predictors.ZeroShotPredictor` shows the model the conversation as
 escaped JSON inside a separate system prompt: robust to prompt injection, but its
 tokens share nothing with the answer call, so the small model evaluates the
-conversation twice. :class:`PrefixSharingPredictor` instead sends the conversation
-exactly as the answer call will (same system message, same turns) and appends the
-grading question at the end: the predict call and the answer call then share their
-longest prefix, which llama.cpp's KV cache keeps, so prediction costs the question's
-few tokens plus one forward pass (see ``benchmarks/bench_llamacpp.py``).
+conversation twice. :class:`PrefixSharingPredictor` keeps the conversation exactly as
+the answer call sends it:
 
-In the ``verify`` paradigm the draft is an assistant turn before the question, so the
-prediction also reuses the draft's tokens.
+- On a model with a one-pass ``grade_distribution(..., prefill=...)`` (the llama.cpp
+  chat model), the prediction prompt is the answer prompt itself, up to and including
+  the assistant header, followed by a short self-check the assistant "starts" its turn
+  with. The answer prompt is then an exact token prefix of the prediction prompt: the
+  prediction evaluates only the self-check, and the answer call afterwards
+  re-evaluates one token (see ``benchmarks/bench_llamacpp.py``).
+- Elsewhere (chat APIs, or to grade a ``verify`` draft) the self-check is a user turn
+  after the conversation (joined to the last user message, so templates that require
+  alternating roles still render); the draft is an assistant turn before it.
 
 Trade-off: the conversation is not fenced as data, so text in it can sway what the
 model *believes* (never how the output is parsed: the distribution is read from
@@ -20,9 +24,16 @@ user text is hostile and latency matters less.
 
 from __future__ import annotations
 
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any
+
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from rpra_agent.prediction import PredictionRequest
+from rpra_agent._control import reraise_control_flow
+from rpra_agent.errors import PredictorError
+from rpra_agent.prediction import Prediction, PredictionRequest
 from rpra_agent.predictors import ZeroShotPredictor
 from rpra_agent.predictors._prompt import grade_instruction
 
@@ -30,36 +41,41 @@ __all__ = ["PrefixSharingPredictor"]
 
 
 class PrefixSharingPredictor(ZeroShotPredictor):
-    """Zero-shot self-prediction appended to the conversation (KV-cache friendly).
+    """Zero-shot self-prediction that shares the answer's prompt prefix (KV-cache friendly).
 
     Args:
         model: Any LangChain chat model; on :class:`~rpra_agent.models.ChatLlamaCpp`
-            the grade is read from one forward pass that reuses the answer's prefix.
+            the grade is read from one forward pass over the answer prompt plus a
+            short self-check.
         **kwargs: As for :class:`~rpra_agent.predictors.SelfPredictor`.
     """
 
     name = "prefix_sharing"
 
+    def _subject(self, request: PredictionRequest) -> str:
+        if request.draft is not None:
+            return "your reply above"
+        return {"answer": "your next reply", "action": "your next tool action"}[request.kind]
+
+    def prefill(self, request: PredictionRequest) -> str:
+        """The self-check the assistant turn starts with (ends with a newline before the grade)."""
+        what = self._subject(request).replace("your", "my")
+        reasoning = f" My private reasoning so far: {request.reasoning}" if request.reasoning else ""
+        return (
+            f"[Self-check before replying, not shown to the user: an expert judge will grade {what} on "
+            f"{self.rubric}, as one of: {', '.join(self.scale.labels)}.{reasoning} My honest prediction:]\n"
+        )
+
     def question(self, request: PredictionRequest) -> str:
-        """The grading question appended after the conversation."""
-        what = {"answer": "the reply you are about to give", "action": "the tool action you are about to take"}
-        subject = "your reply above" if request.draft is not None else what[request.kind]
-        parts = [
-            f"[Self-assessment, not part of the conversation] An expert judge will grade {subject} "
-            f"on {self.rubric}. Grades, worst to best: {', '.join(self.scale.labels)}."
-        ]
-        if request.reasoning:
-            parts.append(f"Your private reasoning so far:\n{request.reasoning}")
-        parts.append("Predict the grade honestly. " + grade_instruction(self.scale))
-        return "\n\n".join(parts)
+        """The self-check as a user turn, for models without a prefill pass."""
+        reasoning = f" Your private reasoning so far: {request.reasoning}" if request.reasoning else ""
+        return (
+            f"(Self-check, not part of the conversation: a judge will grade {self._subject(request)} on "
+            f"{self.rubric}.{reasoning} Predict the grade honestly. {grade_instruction(self.scale)})"
+        )
 
     def build_prompt(self, request: PredictionRequest) -> list[BaseMessage]:
-        """The conversation as the answer call sees it, then the question.
-
-        The question joins the last user message (so templates that require
-        alternating roles still render); after a draft or a tool result it is a new
-        user message.
-        """
+        """The conversation as the answer call sees it, then the self-check as a user turn."""
         messages: list[BaseMessage] = list(request.messages)
         if request.draft is not None:
             messages.append(AIMessage(content=request.draft.content, tool_calls=request.draft.tool_calls))
@@ -70,3 +86,42 @@ class PrefixSharingPredictor(ZeroShotPredictor):
         else:
             messages.append(HumanMessage(question))
         return messages
+
+    def _prefill_pass(self, request: PredictionRequest, attr: str) -> Callable[..., Any] | None:
+        fn = getattr(self.model, attr, None)
+        if self.method != "auto" or request.draft is not None or not callable(fn):
+            return None
+        try:
+            return fn if "prefill" in inspect.signature(fn).parameters else None
+        except (TypeError, ValueError):
+            return None
+
+    def predict(self, request: PredictionRequest) -> Prediction:
+        """Predict from one forward pass over the answer prompt plus the self-check, where possible."""
+        fast = self._prefill_pass(request, "grade_distribution")
+        if fast is None:
+            return super().predict(request)
+        start = time.perf_counter()
+        try:
+            dist = fast(list(request.messages), list(self.scale.labels), prefill=self.prefill(request))
+        except PredictorError:
+            raise
+        except Exception as exc:
+            reraise_control_flow(exc)
+            raise PredictorError(f"{type(exc).__name__} while predicting", predictor=self.name) from exc
+        return self._finish(dict(dist), "", "forward_pass", start)
+
+    async def apredict(self, request: PredictionRequest) -> Prediction:
+        """Async twin of :meth:`predict`."""
+        fast = self._prefill_pass(request, "agrade_distribution")
+        if fast is None:
+            return await super().apredict(request)
+        start = time.perf_counter()
+        try:
+            dist = await fast(list(request.messages), list(self.scale.labels), prefill=self.prefill(request))
+        except PredictorError:
+            raise
+        except Exception as exc:
+            reraise_control_flow(exc)
+            raise PredictorError(f"{type(exc).__name__} while predicting", predictor=self.name) from exc
+        return self._finish(dict(dist), "", "forward_pass", start)

@@ -49,8 +49,9 @@ def scripted_pieces(reply: str, *, grade: str | None = None, grades: Sequence[st
 
     Pieces are distinct (a bigram model gives each token one successor); a piece
     longer than one character is never a substring of a grade word or of the
-    assistant header (so it cannot change how those tokenize); the newline alone is
-    never a piece (it ends every prompt); and the first piece is never the first
+    assistant header and never ends with a newline (so it cannot change how those,
+    or any prompt ending in a newline, tokenize); the newline alone is never a piece
+    (it ends every prompt); and the first piece is never the first
     character of another grade (so it cannot shift the grade distribution).
 
     Args:
@@ -78,7 +79,7 @@ def scripted_pieces(reply: str, *, grade: str | None = None, grades: Sequence[st
             return False
         if len(piece) == 1:
             return piece != _ANCHOR
-        return not any(piece in r for r in reserved)
+        return not piece.endswith(_ANCHOR) and not any(piece in r for r in reserved)
 
     pieces: list[str] = []
     i = 0

@@ -61,32 +61,37 @@ def test_prediction_and_answer_share_the_kv_cache_prefix(scripted_gguf):
     model = ChatLlamaCpp(model_path=str(scripted_gguf(reply="Paris is the capital.", grade="great")), n_ctx=2048)
     predictor = PrefixSharingPredictor(model)
     request = PredictionRequest(messages=tuple(CONVERSATION))
-    conversation_tokens = len(model.prompt_tokens(CONVERSATION))
-    with model.lock:  # what the answer prompt has after the user's text
-        tail = len(model.llama.tokenize(b"<|im_end|>\n<|im_start|>assistant\n", add_bos=False, special=True))
+    answer_prompt = len(model.prompt_tokens(CONVERSATION))
 
-    # Cold: the predict pass evaluates the whole prompt.
+    # Cold: the prediction evaluates the answer prompt plus the self-check, once.
     with model.lock:
         model.llama.reset()
     prediction = predictor.predict(request)
-    assert prediction.grade == "great"
+    assert prediction.grade == "great" and prediction.method == "forward_pass"
     predict_stats = model.last_stats
     assert predict_stats["cached_tokens"] == 0
-    assert predict_stats["evaluated_tokens"] == predict_stats["prompt_tokens"] > conversation_tokens
+    assert predict_stats["evaluated_tokens"] == predict_stats["prompt_tokens"] > answer_prompt
 
-    # The answer reuses everything up to the end of the user's text: only the template's tail is evaluated.
+    # The answer prompt is a token prefix of the prediction's: one token is re-evaluated.
     answer = model.invoke(CONVERSATION)
     assert answer.content == "Paris is the capital."
-    assert answer.usage_metadata["input_token_details"]["cache_read"] == conversation_tokens - tail
-    assert model.last_stats["evaluated_tokens"] == tail
-    assert answer.response_metadata["timings"]["prompt_eval_tokens"] == tail  # llama.cpp's own count
+    assert answer.usage_metadata["input_tokens"] == answer_prompt
+    assert answer.usage_metadata["input_token_details"]["cache_read"] == answer_prompt - 1
+    assert model.last_stats["evaluated_tokens"] == 1
+    timings = answer.response_metadata["timings"]  # llama.cpp's own counters
+    assert timings["prompt_eval_tokens"] <= 1
+
+    # The next prediction finds the answer prompt cached and evaluates only the self-check.
+    predictor.predict(request)
+    assert model.last_stats["cached_tokens"] == answer_prompt
+    assert model.last_stats["evaluated_tokens"] == predict_stats["prompt_tokens"] - answer_prompt
 
     # Without reuse the answer evaluates its whole prompt.
     with model.lock:
         model.llama.reset()
     cold = model.invoke(CONVERSATION)
     assert cold.usage_metadata["input_token_details"]["cache_read"] == 0
-    assert cold.response_metadata["timings"]["prompt_eval_tokens"] == conversation_tokens
+    assert cold.response_metadata["timings"]["prompt_eval_tokens"] == answer_prompt
 
 
 def test_verify_draft_is_reused_by_the_prediction(scripted_gguf):
@@ -100,10 +105,21 @@ def test_verify_draft_is_reused_by_the_prediction(scripted_gguf):
 
 
 def test_prefix_sharing_prompt_appends_the_question_to_the_last_user_turn():
-    from rpra_agent.testing import FixedPredictor  # noqa: F401 - the predictor needs no model to build a prompt
-
     predictor = PrefixSharingPredictor(model=None)  # type: ignore[arg-type]
     prompt = predictor.build_prompt(PredictionRequest(messages=tuple(CONVERSATION), reasoning="Paris, surely."))
     assert prompt[0] == CONVERSATION[0]
-    assert prompt[1].content.startswith("What is the capital of France?\n\n[Self-assessment")
-    assert "Paris, surely." in prompt[1].content and prompt[1].content.endswith("one of: bad, ok, great.")
+    assert prompt[1].content.startswith("What is the capital of France?\n\n(Self-check, not part of the conversation")
+    assert "Paris, surely." in prompt[1].content and prompt[1].content.endswith("one of: bad, ok, great.)")
+
+
+def test_prefill_names_the_grades_and_ends_with_a_newline():
+    predictor = PrefixSharingPredictor(model=None)  # type: ignore[arg-type]
+    text = predictor.prefill(PredictionRequest(messages=tuple(CONVERSATION), kind="action", reasoning="Use the tool."))
+    assert "my next tool action" in text and "bad, ok, great" in text and "Use the tool." in text
+    assert text.endswith("My honest prediction:]\n")
+
+
+async def test_prefix_sharing_async_uses_the_prefill_pass(scripted_gguf):
+    model = ChatLlamaCpp(model_path=str(scripted_gguf(reply="Paris is the capital.", grade="ok")), n_ctx=2048)
+    prediction = await PrefixSharingPredictor(model).apredict(PredictionRequest(messages=tuple(CONVERSATION)))
+    assert (prediction.grade, prediction.method, prediction.predictor) == ("ok", "forward_pass", "prefix_sharing")
