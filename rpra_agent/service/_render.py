@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -107,6 +108,38 @@ def usage(completion: Completion) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}
 
 
+async def _detached(events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Iterate ``events`` in a task of its own.
+
+    Starlette cancels a streaming response's scope when the client hangs up; anyio's
+    repeated cancellation can interrupt LangGraph's own cleanup and leave the node task
+    running. Here the run lives in a plain asyncio task that is cancelled once, cleanly.
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
+    end = object()
+
+    async def pump() -> None:
+        try:
+            async for item in events:
+                await queue.put(item)
+        except Exception as exc:  # handed to the consumer
+            await queue.put(exc)
+            return
+        await queue.put(end)
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            item = await queue.get()
+            if item is end:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        task.cancel()
+
+
 def _sse(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
 
@@ -134,34 +167,41 @@ async def sse_events(
 ) -> AsyncIterator[str]:
     """OpenAI chunk SSE lines for the rest of a stream, ending with ``data: [DONE]``.
 
-    ``on_done(completion | None, status)`` is called once at the end (metrics).
+    ``on_done(completion | None, status)`` is called once at the end (metrics): 200,
+    500 when the run failed mid-stream, 499 when the client went away (the graph run
+    is then cancelled).
     """
     created = int(time.time())
-    yield _sse(chunk(completion_id, model, created, {"role": "assistant", "content": ""}))
     result: Completion | None = None
     try:
-        async for event in events:
-            if isinstance(event, Delta):
-                delta: dict[str, Any] = {}
-                if event.text:
-                    delta["content"] = event.text
-                if event.tool_call_chunks:
-                    delta["tool_calls"] = _tool_deltas(event.tool_call_chunks)
-                yield _sse(chunk(completion_id, model, created, delta))
-            elif isinstance(event, Done):
-                result = event.completion
-    except Exception:  # headers are gone: report in-band, as OpenAI does
-        logger.exception("chat completion %s failed while streaming", completion_id)
-        on_done(None, 500)
-        yield _sse(error_body("The model failed while streaming the response.", "server_error", code="stream_error"))
+        yield _sse(chunk(completion_id, model, created, {"role": "assistant", "content": ""}))
+        try:
+            async for event in _detached(events):
+                if isinstance(event, Delta):
+                    delta: dict[str, Any] = {}
+                    if event.text:
+                        delta["content"] = event.text
+                    if event.tool_call_chunks:
+                        delta["tool_calls"] = _tool_deltas(event.tool_call_chunks)
+                    yield _sse(chunk(completion_id, model, created, delta))
+                elif isinstance(event, Done):
+                    result = event.completion
+        except Exception:  # headers are gone: report in-band, as OpenAI does
+            logger.exception("chat completion %s failed while streaming", completion_id)
+            on_done(None, 500)
+            yield _sse(
+                error_body("The model failed while streaming the response.", "server_error", code="stream_error")
+            )
+            yield "data: [DONE]\n\n"
+            return
+        if result is None:
+            on_done(None, 500)
+            return
+        finish = "tool_calls" if client_tools and result.message.tool_calls else "stop"
+        yield _sse(chunk(completion_id, model, created, {}, finish_reason=finish, rpra=rpra_metadata(result)))
+        if include_usage:
+            yield _sse(chunk(completion_id, model, created, None, usage=usage(result)))
         yield "data: [DONE]\n\n"
-        return
-    if result is None:
-        on_done(None, 500)
-        return
-    finish = "tool_calls" if client_tools and result.message.tool_calls else "stop"
-    yield _sse(chunk(completion_id, model, created, {}, finish_reason=finish, rpra=rpra_metadata(result)))
-    if include_usage:
-        yield _sse(chunk(completion_id, model, created, None, usage=usage(result)))
-    yield "data: [DONE]\n\n"
-    on_done(result, 200)
+        on_done(result, 200)
+    finally:
+        on_done(None, 499)  # a no-op unless the client disconnected before the end

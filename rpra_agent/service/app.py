@@ -97,12 +97,14 @@ def create_app(
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> Any:
-        stats.rejected(exc.status)
+        if exc.status < 500:  # 5xx come from runs, already counted when they finished
+            stats.rejected(exc.status)
         logger.info("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.code or exc.type)
         return fail(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Any:
+        stats.rejected(exc.status_code)
         message = "Not found." if exc.status_code == 404 else str(exc.detail)
         return fail(APIError(exc.status_code, message, code="not_found" if exc.status_code == 404 else None))
 

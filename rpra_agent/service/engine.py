@@ -19,6 +19,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,37 +202,37 @@ class ChatEngine:
         routed, streamed_ids = False, set()
         final: AIMessage | None = None
         decisions: list[Decision] = []
-        async for mode, payload in self.graph_for(tools, tool_choice).astream(
-            state, config, stream_mode=["updates", "messages"]
-        ):
-            if mode == "updates":
-                for node, update in (payload or {}).items():
-                    update = update or {}
-                    pending = update.get("rpra_pending")
-                    if node == "predict" and pending and not routed:
-                        routed = True
-                        yield Routed(dict(pending))
-                    for message in update.get("messages") or []:
-                        if isinstance(message, AIMessage) and node in (*_ANSWER_NODES, "record"):
-                            final = message
-                    decisions.extend(Decision.from_dict(d) for d in update.get("rpra_decisions") or [])
-                continue
-            message, meta = payload
-            if meta.get("langgraph_node") not in _ANSWER_NODES or not isinstance(message, AIMessage):
-                continue
-            if isinstance(message, AIMessageChunk):
-                streamed_ids.add(message.id)
-                chunks: list[dict[str, Any]] = [dict(c) for c in message.tool_call_chunks] if client_tools else []
-                text = message.text if isinstance(message.text, str) else ""
-                if text or chunks:
-                    yield Delta(text, chunks)
-            elif message.id not in streamed_ids:  # a whole message that was not streamed (e.g. a kept draft)
-                text = message.text if isinstance(message.text, str) else ""
-                chunks = [
-                    {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i} for i, c in enumerate(message.tool_calls)
-                ] if client_tools else []  # fmt: skip
-                if text or chunks:
-                    yield Delta(text, chunks)
+        run = self.graph_for(tools, tool_choice).astream(state, config, stream_mode=["updates", "messages"])
+        async with aclosing(run):  # closing this stream (the client went away) cancels the graph run
+            async for mode, payload in run:
+                if mode == "updates":
+                    for node, update in (payload or {}).items():
+                        update = update or {}
+                        pending = update.get("rpra_pending")
+                        if node == "predict" and pending and not routed:
+                            routed = True
+                            yield Routed(dict(pending))
+                        for message in update.get("messages") or []:
+                            if isinstance(message, AIMessage) and node in (*_ANSWER_NODES, "record"):
+                                final = message
+                        decisions.extend(Decision.from_dict(d) for d in update.get("rpra_decisions") or [])
+                    continue
+                message, meta = payload
+                if meta.get("langgraph_node") not in _ANSWER_NODES or not isinstance(message, AIMessage):
+                    continue
+                if isinstance(message, AIMessageChunk):
+                    streamed_ids.add(message.id)
+                    chunks: list[dict[str, Any]] = [dict(c) for c in message.tool_call_chunks] if client_tools else []
+                    text = message.text if isinstance(message.text, str) else ""
+                    if text or chunks:
+                        yield Delta(text, chunks)
+                elif message.id not in streamed_ids:  # a whole message that was not streamed (e.g. a kept draft)
+                    text = message.text if isinstance(message.text, str) else ""
+                    chunks = [
+                        {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i} for i, c in enumerate(message.tool_calls)
+                    ] if client_tools else []  # fmt: skip
+                    if text or chunks:
+                        yield Delta(text, chunks)
         if final is None:
             raise RuntimeError("the graph produced no answer")
         yield Done(Completion(final, decisions, run_id))

@@ -1,11 +1,19 @@
 """The service over real HTTP on 127.0.0.1, exercised with the official openai client."""
 
+import asyncio
 import json
+import time
 
 import httpx
 import openai
 import pytest
+from langchain_core.messages import AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
 
+from rpra_agent.service.app import create_app
+from rpra_agent.service.engine import ChatEngine
+from rpra_agent.testing import FixedPredictor, ScriptedChatModel
+from tests.fixtures_service import serve_app
 from tests.service.conftest import API_KEY
 
 WEATHER_TOOL = {
@@ -205,3 +213,46 @@ def test_models_health_and_metrics(client, server):
     assert metrics["latency_ms"]["count"] == 2 and 0 < metrics["latency_ms"]["p50"] <= metrics["latency_ms"]["p99"]
     prom = httpx.get(f"{server}/metrics?format=prometheus", headers=auth).text
     assert "rpra_deferral_rate 0.5" in prom and 'rpra_latency_ms{quantile="0.99"}' in prom
+
+
+def test_failures_are_counted_once(client, server):
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="rpra-test", messages=[{"role": "user", "content": "hard crash"}])
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="rpra-test", messages=[{"role": "wizard", "content": "x"}])
+    metrics = httpx.get(f"{server}/metrics", headers={"authorization": f"Bearer {API_KEY}"}).json()
+    assert metrics["responses"] == {"5xx": 1, "4xx": 1} and metrics["requests"]["in_flight"] == 0
+
+
+class SlowStreamer(ScriptedChatModel):
+    """Streams 100 words, 50 ms apart, counting how many it produced."""
+
+    produced: int = 0
+
+    async def _astream(self, messages, stop=None, run_manager=None, **kwargs):
+        for i in range(100):
+            await asyncio.sleep(0.05)
+            self.produced += 1
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=f"w{i} "))
+            if run_manager:
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
+            yield chunk
+
+
+def test_a_client_hanging_up_cancels_the_run_and_frees_the_request():
+    slow = SlowStreamer(responses=["unused"], rpra_name="small")
+    engine = ChatEngine(small=slow, large=slow, predictor=FixedPredictor({"great": 1.0}), model_name="m")
+    with serve_app(create_app(engine)) as url:
+        body = {"model": "m", "messages": [{"role": "user", "content": "talk"}], "stream": True}
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+            lines = response.iter_lines()
+            assert '"role":"assistant"' in next(lines)
+            next(line for line in lines if "w0" in line)  # the first word arrived; now hang up
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{url}/metrics").json()["requests"]["in_flight"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        metrics = httpx.get(f"{url}/metrics").json()
+        produced = slow.produced
+        time.sleep(0.3)
+    assert metrics["requests"]["in_flight"] == 0 and metrics["responses"] == {"4xx": 1}
+    assert produced < 100 and slow.produced == produced  # the graph run stopped with the client
