@@ -198,7 +198,12 @@ class ChatLlamaCpp(BaseChatModel):
     def prompt_tokens(
         self, messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]] | None = None
     ) -> list[int]:
-        """The prompt tokens for ``messages`` under the model's chat template (with the generation prompt)."""
+        """The prompt tokens for ``messages`` under the model's chat template (with the generation prompt).
+
+        ``messages`` may also be anything ``invoke`` accepts (a string, tuples).
+        """
+        if isinstance(messages, str) or not all(isinstance(m, BaseMessage) for m in messages):
+            messages = self._convert_input(messages).to_messages()  # type: ignore[arg-type]
         result = self._formatter(messages=to_chat_dicts(messages, tools))
         return list(self._llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True))
 
