@@ -1,0 +1,76 @@
+"""Benchmark the offline evaluation (``rpra eval``) end to end: wall time per stage and peak memory.
+
+Run by hand (not a test)::
+
+    .venv/bin/python benchmarks/bench_eval.py                 # MMLU, all 14,042 items
+    .venv/bin/python benchmarks/bench_eval.py --dataset mt-bench
+    .venv/bin/python benchmarks/bench_eval.py --tracemalloc   # Python-heap peak too (slower)
+
+Prints the run time, each stage's time, graph runs per second, the peak resident set
+size (ru_maxrss) and, with --tracemalloc, the peak traced Python allocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="mmlu")
+    parser.add_argument("--db", default=None, help="store URL (default: a fresh SQLite file in a temp dir)")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations (slows the run)")
+    parser.add_argument("--no-learned", action="store_true")
+    args = parser.parse_args()
+
+    out = Path(tempfile.mkdtemp(prefix="rpra-bench-"))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if args.tracemalloc:
+        tracemalloc.start()
+    start = time.perf_counter()
+    from rpra_agent.evaluation.pipeline import ReplayOptions, run_replay_eval
+
+    imported = time.perf_counter() - start
+    result = run_replay_eval(
+        args.dataset,
+        out_dir=out,
+        store=args.db,
+        options=ReplayOptions(
+            batch_size=args.batch_size, max_concurrency=args.concurrency, learned=not args.no_learned
+        ),
+    )
+    wall = time.perf_counter() - start
+    traced = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    graph_runs = 2 * result.n_items
+    graph_s = result.timings.get("collect", 0.0) + result.timings.get("route", 0.0)
+
+    print(f"dataset            {result.dataset} (n={result.n_items}, dropped {result.n_dropped})")
+    print(f"wall time          {wall:8.1f} s   (imports {imported:.1f} s)")
+    for stage, seconds in result.timings.items():
+        print(f"  {stage:16s} {seconds:8.2f} s")
+    print(f"graph runs         {graph_runs} in {graph_s:.1f} s = {graph_runs / graph_s if graph_s else 0:.0f} runs/s")
+    print(f"peak RSS           {rss / 1024:8.0f} MiB (before the run: {rss_before / 1024:.0f} MiB)")
+    if traced is not None:
+        print(f"peak traced heap   {traced / 2**20:8.0f} MiB (tracemalloc)")
+    for row in result.rows:
+        apgr = "-" if row.apgr is None else f"{row.apgr:.3f}"
+        print(f"  {row.name:22s} APGR {apgr}")
+    if result.operating is not None:
+        op = result.operating
+        print(f"operating point    defer {op.deferral_rate:.3f}, quality {op.quality:.4f}, PGR {op.pgr:.3f}")
+    shutil.rmtree(out, ignore_errors=True)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
