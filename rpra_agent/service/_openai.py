@@ -120,11 +120,15 @@ class ChatRequest(BaseModel):
     user: str | None = None
 
 
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none"})
+
+
 def _loc(error: Any) -> str | None:
+    """The error's location as ``a.0.b``, without pydantic's union-branch tags."""
     parts = [
         str(p)
         for p in error.get("loc", ())
-        if not str(p).startswith("function-") and p not in ("str", "list[dict[str,any]]")
+        if isinstance(p, int) or (re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(p)) and str(p) not in _UNION_TAGS)
     ]
     return ".".join(parts) or None
 
