@@ -71,12 +71,16 @@ class PostgresCluster:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
         return self
 
-    def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
-        opts = (
-            f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
-        )
+    def start(self, *, durable: bool = False) -> None:
+        """Start the server and wait until it accepts connections.
+
+        Args:
+            durable: Keep PostgreSQL's default fsync and synchronous commit (as in
+                production); by default they are off, which tests do not need.
+        """
+        opts = f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c max_connections=100"
+        if not durable:
+            opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "30", "start")
 
     def stop(self, mode: str = "fast") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -10,7 +11,7 @@ from typing import Any, Literal
 
 from rpra_agent.errors import ConfigError
 
-__all__ = ["TextPolicy", "TextMode", "scrub_json", "scrub_secrets"]
+__all__ = ["TextPolicy", "TextMode", "scrub_json", "scrub_name", "scrub_secrets"]
 
 logger = logging.getLogger(__name__)
 
@@ -21,29 +22,42 @@ _SECRET_KEY = re.compile(
     r"^(?:.*[_-])?(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|pwd|authorization|credentials?|private[_-]?key)$",
     re.I,
 )
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    # key=value / "key": "value" assignments of secret-looking names
+# (lower-case markers, pattern, replacement): a pattern runs only when one of its markers
+# occurs in the lower-cased text, so ordinary text costs a few substring scans.
+_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
+    # key=value / "key": "value" assignments of secret-looking names (the name's prefix stays)
     (
+        ("key", "secret", "token", "passw", "pwd", "credential"),
         re.compile(
-            r"""(?P<k>["']?[\w-]*?(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|pwd|credentials?)["']?\s*[:=]\s*["']?)(?P<v>[^\s"'&,;}]{4,})""",
+            r"""(?P<k>(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|pwd|credentials?)["']?\s*[:=]\s*["']?)(?P<v>[^\s"'&,;}]{4,})""",
             re.I,
         ),
         r"\g<k>" + _MASK,
     ),
-    (re.compile(r"(?P<k>\b(?:Bearer|Basic|Token)\s+)[A-Za-z0-9._~+/=-]{8,}", re.I), r"\g<k>" + _MASK),
-    (re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"), _MASK),  # OpenAI / Anthropic style keys
-    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"), _MASK),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), _MASK),  # Slack
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), _MASK),  # AWS access key id
-    (re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), _MASK),  # Google API key
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), _MASK),  # JWT
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"), _MASK),
+    (
+        ("bearer", "basic", "token"),
+        re.compile(r"(?P<k>\b(?:Bearer|Basic|Token)\s+)[A-Za-z0-9._~+/=-]{8,}", re.I),
+        r"\g<k>" + _MASK,
+    ),
+    (("sk-",), re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"), _MASK),  # OpenAI / Anthropic style keys
+    (
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat"),
+        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
+        _MASK,
+    ),
+    (("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), _MASK),  # Slack
+    (("akia",), re.compile(r"\bAKIA[0-9A-Z]{16}\b"), _MASK),  # AWS access key id
+    (("aiza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), _MASK),  # Google API key
+    (("eyj",), re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), _MASK),  # JWT
+    (
+        ("private key",),
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+        _MASK,
+    ),
     # passwords inside URLs: scheme://user:password@host
-    (re.compile(r"(?P<k>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)", re.I), r"\g<k>***"),
+    (("://",), re.compile(r"(?P<k>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)", re.I), r"\g<k>***"),
 )
-_QUICK = re.compile(
-    r"sk-|bearer|basic|token|key|secret|passw|credential|gh[pousr]_|github_pat|xox|AKIA|AIza|eyJ|PRIVATE KEY|://", re.I
-)
+_MARKERS = tuple(sorted({m for markers, _, _ in _PATTERNS for m in markers}))
 
 
 def scrub_secrets(text: str) -> str:
@@ -55,11 +69,24 @@ def scrub_secrets(text: str) -> str:
     Returns:
         The text with each secret replaced by ``[REDACTED]`` (URL passwords by ``***``).
     """
-    if not text or _QUICK.search(text) is None:
+    if not text:
         return text
-    for pattern, repl in _PATTERNS:
-        text = pattern.sub(repl, text)
+    low = text.lower()
+    for marker in _MARKERS:  # a plain loop of substring tests is the cheapest pre-check
+        if marker in low:
+            break
+    else:
+        return text
+    for markers, pattern, repl in _PATTERNS:
+        if any(m in low for m in markers):
+            text = pattern.sub(repl, text)
     return text
+
+
+@functools.lru_cache(maxsize=1024)
+def scrub_name(name: str) -> str:
+    """:func:`scrub_secrets` for short, repeating strings (model and predictor names), cached."""
+    return scrub_secrets(name)
 
 
 def scrub_json(value: Any) -> Any:

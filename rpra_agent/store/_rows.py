@@ -7,7 +7,7 @@ from typing import Any
 
 from rpra_agent.decision import Decision, LegUsage, utcnow
 from rpra_agent.prediction import Prediction
-from rpra_agent.store._privacy import TextPolicy, scrub_json, scrub_secrets
+from rpra_agent.store._privacy import TextPolicy, scrub_json, scrub_name, scrub_secrets
 from rpra_agent.verdict import Verdict
 
 __all__ = ["Record", "decision_from_row", "decision_record", "run_record", "verdict_from_row", "verdict_record"]
@@ -22,7 +22,7 @@ def decision_record(decision: Decision, text: TextPolicy) -> Record:
     if pred is not None:
         pred_dict = pred.to_dict()
         pred_dict["raw"] = text.apply(pred_dict.get("raw") or "")
-        pred_dict["predictor"] = scrub_secrets(pred_dict["predictor"])
+        pred_dict["predictor"] = scrub_name(pred_dict["predictor"])
     row: Record = {
         "id": decision.id,
         "run_id": decision.run_id,
@@ -34,8 +34,8 @@ def decision_record(decision: Decision, text: TextPolicy) -> Record:
         "reason": decision.reason,
         "threshold": float(decision.threshold),
         "task": decision.task,
-        "small_model": scrub_secrets(decision.small_model),
-        "large_model": scrub_secrets(decision.large_model),
+        "small_model": scrub_name(decision.small_model),
+        "large_model": scrub_name(decision.large_model),
         "predictor": pred_dict["predictor"] if pred_dict else None,
         "predicted_grade": pred.grade if pred is not None else None,
         "p_acceptable": float(pred.p_acceptable) if pred is not None else None,
@@ -50,7 +50,14 @@ def decision_record(decision: Decision, text: TextPolicy) -> Record:
         "completed_at": decision.completed_at,
         "meta": scrub_json(dict(decision.metadata)) or None,
         "legs": [
-            {"leg": name, **{**usage.to_dict(), "model": scrub_secrets(usage.model)}}
+            {
+                "decision_id": decision.id,
+                "leg": name,
+                "model": scrub_name(usage.model),
+                "input_tokens": int(usage.input_tokens),
+                "output_tokens": int(usage.output_tokens),
+                "latency_ms": float(usage.latency_ms),
+            }
             for name, usage in decision.legs.items()
         ],
     }

@@ -49,6 +49,8 @@ class BackgroundWriter:
         max_batch: Records per transaction at most.
         on_full: ``"block"`` the caller or ``"spill"`` the record to the spool.
         retry_interval: Seconds between reconnection attempts during an outage.
+        batch_wait: Seconds to wait for more records after the first of a batch
+            (a flush never waits).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class BackgroundWriter:
         max_batch: int = 500,
         on_full: OnFull = "block",
         retry_interval: float = 5.0,
+        batch_wait: float = 0.05,
     ) -> None:
         if on_full not in ("block", "spill"):
             raise ConfigError(f"on_full must be 'block' or 'spill', not {on_full!r}")
@@ -71,7 +74,9 @@ class BackgroundWriter:
         self._write, self._prepare, self.spool = write, prepare, spool
         self._is_outage, self.name = is_outage, name
         self.max_batch, self.on_full, self.retry_interval = max_batch, on_full, retry_interval
+        self.batch_wait = batch_wait
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._urgent = threading.Event()
         self.offline = False
         self._last_attempt = 0.0
         self.written = 0
@@ -125,6 +130,7 @@ class BackgroundWriter:
             raise StoreError(f"the writer thread for {self.name} is not running; records are still queued")
         marker = _Flush()
         self._queue.put(marker)
+        self._urgent.set()
         if not marker.done.wait(timeout):
             raise StoreError(f"flush of {self.name} did not finish within {timeout} s")
 
@@ -135,6 +141,7 @@ class BackgroundWriter:
         self.flush(timeout)
         self._closed = True
         self._queue.put(_STOP)
+        self._urgent.set()
         self._thread.join(timeout)
 
     @property
@@ -158,6 +165,12 @@ class BackgroundWriter:
         except queue.Empty:
             self._recover()
             return False
+        lingering = self.batch_wait > 0 and self._queue.qsize() + 1 < self.max_batch
+        if lingering and first is not _STOP and not isinstance(first, _Flush):
+            # Linger so records accumulate into one transaction. Sleeping on an event (not on
+            # the queue) means puts do not wake this thread; a flush or close cuts it short.
+            self._urgent.wait(self.batch_wait)
+        self._urgent.clear()
         items, markers, stop = [], [], False
         next_item: Any = first
         while True:

@@ -50,6 +50,8 @@ class SQLDecisionStore:
         spool_path: The JSONL spool (default: beside the SQLite file, or under
             ``$RPRA_SPOOL_DIR`` / ``~/.local/state/rpra`` for PostgreSQL).
         retry_interval: Seconds between reconnection attempts during an outage.
+        batch_wait: Seconds the writer waits for more records to batch (reads and
+            ``flush`` never wait for it).
         busy_timeout_ms: SQLite's busy timeout.
         connect_timeout_s: PostgreSQL's connect timeout.
         auto_upgrade: Create or upgrade the schema on first use.
@@ -68,6 +70,7 @@ class SQLDecisionStore:
         max_batch: int = 500,
         spool_path: str | None = None,
         retry_interval: float = 5.0,
+        batch_wait: float = 0.05,
         busy_timeout_ms: int = 30_000,
         connect_timeout_s: int = 5,
         auto_upgrade: bool = True,
@@ -94,6 +97,7 @@ class SQLDecisionStore:
             max_batch=max_batch,
             on_full=on_full,
             retry_interval=retry_interval,
+            batch_wait=batch_wait,
         )
         self._closed = False
         atexit.register(_close_at_exit, weakref.ref(self))

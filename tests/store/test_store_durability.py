@@ -158,8 +158,7 @@ def test_full_queue_spills_to_disk_and_loses_nothing(sqlite_url, open_test_store
     ds = [make_decision(run_id="spill") for _ in range(10)]
     for d in ds:
         store.add(d)  # never blocks
-    assert store._writer.queued == 2  # full...
-    assert store.spool.count() >= 1  # ...so the rest went to disk instead of blocking
+    assert store.spool.count() >= 1  # the queue was full, so records went to disk instead of blocking
     lock.execute("ROLLBACK")
     lock.close()
     store.flush()  # the writer replays the spill file on flush

@@ -1,0 +1,189 @@
+"""Decision-log benchmark: batched writer vs one commit per row, and the graph's per-step logging overhead.
+
+Run from the repository root:  .venv/bin/python benchmarks/bench_store.py [--rows 5000] [--steps 400]
+
+Starts its own throwaway PostgreSQL cluster (initdb as the postgres user, fsync=off),
+or uses RPRA_TEST_DATABASE_URL. Targets: batched >= 10x per-row; logging < 1 ms/step (median).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from langchain_core.messages import HumanMessage  # noqa: E402
+
+from rpra_agent import build_rpra_graph  # noqa: E402
+from rpra_agent.decision import Decision, LegUsage  # noqa: E402
+from rpra_agent.grades import GradeScale  # noqa: E402
+from rpra_agent.prediction import Prediction  # noqa: E402
+from rpra_agent.store import open_store  # noqa: E402
+from rpra_agent.store._rows import decision_record  # noqa: E402
+from rpra_agent.store._sqlio import insert_records  # noqa: E402
+from rpra_agent.testing import FixedPredictor, ScriptedChatModel  # noqa: E402
+
+PRED = Prediction.from_distribution({"great": 0.7, "ok": 0.2, "bad": 0.1}, scale=GradeScale.paper(), predictor="fixed")
+
+
+def _decisions(n: int, tag: str) -> list[Decision]:
+    return [
+        Decision(
+            run_id=f"{tag}-{i // 4}",
+            step=i % 4,
+            kind="answer",
+            paradigm="pa",
+            prediction=PRED,
+            threshold=0.5,
+            route="small",
+            reason="predicted_ok",
+            thread_id="bench",
+            small_model="small-m",
+            large_model="large-m",
+            legs={"predict": LegUsage("small-m", 120, 1, 3.0), "small": LegUsage("small-m", 120, 80, 40.0)},
+            request="What is the capital of France? " * 4,
+            response="Paris is the capital of France. " * 6,
+        )  # fmt: skip
+        for i in range(n)
+    ]
+
+
+def batched_rate(url: str, n: int, spool: Path) -> float:
+    """Decisions/s through add() + flush() (the background writer)."""
+    store = open_store(url, spool_path=str(spool))
+    store.upgrade()  # schema ready, writer idle
+    ds = _decisions(n, "batched")
+    start = time.perf_counter()
+    for d in ds:
+        store.add(d)
+    store.flush()
+    elapsed = time.perf_counter() - start
+    store.close()
+    return n / elapsed
+
+
+def per_row_rate(url: str, n: int, spool: Path) -> float:
+    """Decisions/s with the same SQL, one transaction (commit) per decision."""
+    store = open_store(url, spool_path=str(spool))
+    store.upgrade()
+    engine, policy = store._write_engine, store.text_policy
+    ds = _decisions(n, "per-row")
+    start = time.perf_counter()
+    for d in ds:
+        with engine.begin() as conn:
+            insert_records(conn, [decision_record(d, policy)])
+    elapsed = time.perf_counter() - start
+    store.close()
+    return n / elapsed
+
+
+def _graph(store: Any) -> Any:
+    small = ScriptedChatModel(responses=["a small answer"], cycle=True, rpra_name="small-m")
+    large = ScriptedChatModel(responses=["a large answer"], cycle=True, rpra_name="large-m")
+    return build_rpra_graph(small=small, large=large, predictor=FixedPredictor({"great": 0.9, "ok": 0.1}), store=store)
+
+
+def step_times(stores: dict[str, Any], steps: int) -> dict[str, list[float]]:
+    """Per-step wall time (ms) of a one-step graph run for each store, interleaved to share noise."""
+    graphs = {name: _graph(store) for name, store in stores.items()}
+    times: dict[str, list[float]] = {name: [] for name in graphs}
+    message = {"messages": [HumanMessage("What is 2+2?")]}
+    for graph in graphs.values():  # warm up
+        for _ in range(20):
+            graph.invoke(message)
+    gc.collect()
+    for _ in range(steps):
+        for name, graph in graphs.items():
+            start = time.perf_counter()
+            graph.invoke(message)
+            times[name].append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def _postgres() -> tuple[str, Any]:
+    import os
+
+    from tests.fixtures_postgres import PostgresCluster, find_pg_bin
+
+    if os.environ.get("RPRA_TEST_DATABASE_URL"):
+        return os.environ["RPRA_TEST_DATABASE_URL"], None
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL binaries not found (apt-get install postgresql) and RPRA_TEST_DATABASE_URL unset")
+    cluster = PostgresCluster(bin_dir).init()
+    cluster.start(durable=True)  # fsync and synchronous commit on, as in production
+    import psycopg
+
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE bench")
+    return cluster.url("bench"), cluster
+
+
+def _set_fsync(url: str, *, on: bool) -> None:
+    import psycopg
+
+    value = "on" if on else "off"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET fsync = {value}")
+        conn.execute(f"ALTER SYSTEM SET synchronous_commit = {value}")
+        conn.execute("SELECT pg_reload_conf()")
+    time.sleep(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5000, help="decisions per write measurement")
+    parser.add_argument("--per-row-rows", type=int, default=1000, help="decisions for the (slow) per-row measurement")
+    parser.add_argument("--steps", type=int, default=400, help="graph steps per logging configuration")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="rpra-bench-"))
+    pg_url, cluster = _postgres()
+    try:
+        urls = {"SQLite": f"sqlite:///{tmp / 'bench.db'}", "PostgreSQL": pg_url}
+        print(f"Write throughput (decisions/s; {args.rows} batched, {args.per_row_rows} per-row)")
+        print(f"{'backend':<32}{'batched writer':>16}{'commit per row':>16}{'speed-up':>10}")
+        cases = [("SQLite (WAL, synchronous=FULL)", urls["SQLite"]), ("PostgreSQL (fsync on)", pg_url)]
+        if cluster is not None:
+            cases.append(("PostgreSQL (fsync off)", pg_url))
+        for label, url in cases:
+            if label == "PostgreSQL (fsync off)":
+                _set_fsync(pg_url, on=False)
+            batched = batched_rate(url, args.rows, tmp / "spool.jsonl")
+            per_row = per_row_rate(url, args.per_row_rows, tmp / "spool.jsonl")
+            print(f"{label:<32}{batched:>16,.0f}{per_row:>16,.0f}{batched / per_row:>9.1f}x")
+        if cluster is not None:
+            _set_fsync(pg_url, on=True)
+
+        stores: dict[str, Any] = {
+            "off": None,
+            "SQLite": open_store(urls["SQLite"], spool_path=str(tmp / "g1.jsonl")),
+            "PostgreSQL": open_store(pg_url, spool_path=str(tmp / "g2.jsonl")),
+        }
+        times = step_times(stores, args.steps)
+        for store in stores.values():
+            if store is not None:
+                store.close()
+        base = statistics.median(times["off"])
+        print(f"\nGraph step with instant test models ({args.steps} one-step runs each, interleaved; ms)")
+        print(f"{'logging':<12}{'median':>10}{'p90':>10}{'overhead (median)':>20}")
+        for name, values in times.items():
+            med = statistics.median(values)
+            p90 = statistics.quantiles(values, n=10)[-1]
+            over = "-" if name == "off" else f"{med - base:+.3f}"
+            print(f"{name:<12}{med:>10.3f}{p90:>10.3f}{over:>20}")
+    finally:
+        if cluster is not None:
+            cluster.cleanup()
+
+
+if __name__ == "__main__":
+    main()
