@@ -257,3 +257,12 @@ def test_bad_configuration_is_rejected_at_construction():
         RPRAMiddleware(large, paradigm="guess")
     with pytest.raises(ConfigError, match="on_large_failure"):
         RPRAMiddleware(large, on_large_failure="retry")
+
+
+def test_the_large_model_may_be_a_model_string(scripted_models):
+    large = ScriptedChatModel(responses=["from the string"], rpra_name="big")
+    mw = RPRAMiddleware(scripted_models.register("big", large), predictor=FixedPredictor(LOW))
+    assert mw.large is large
+    stub = Stub()
+    mw.wrap_model_call(make_request(), stub)
+    assert stub.requests[0].model is large
