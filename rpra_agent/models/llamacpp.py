@@ -117,6 +117,8 @@ class ChatLlamaCpp(BaseChatModel):
     _info: GGUFInfo | None = PrivateAttr(default=None)
     _grade_tokens: dict[tuple[str, ...], dict[int, str]] = PrivateAttr(default_factory=dict)
     _stats: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _prefills: dict[str, list[int]] = PrivateAttr(default_factory=dict)
+    _last_prompt: tuple[tuple[str, bool], list[int]] | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -205,7 +207,12 @@ class ChatLlamaCpp(BaseChatModel):
         if isinstance(messages, str) or not all(isinstance(m, BaseMessage) for m in messages):
             messages = self._convert_input(messages).to_messages()  # type: ignore[arg-type]
         result = self._formatter(messages=to_chat_dicts(messages, tools))
-        return list(self._llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True))
+        key = (result.prompt, result.added_special)
+        last = self._last_prompt  # predict then answer: tokenize the shared prompt once
+        if last is None or last[0] != key:
+            tokens = self._llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
+            last = self._last_prompt = (key, list(tokens))
+        return list(last[1])
 
     def get_num_tokens(self, text: str) -> int:
         """Exact token count with the model's own tokenizer (offline)."""
@@ -344,7 +351,13 @@ class ChatLlamaCpp(BaseChatModel):
             mapping = self._grade_tokens[key]
             tokens = self.prompt_tokens(messages)
             if prefill:
-                tokens += self._llama.tokenize(prefill.encode("utf-8"), add_bos=False, special=False)
+                if prefill not in self._prefills:
+                    if len(self._prefills) > 64:
+                        self._prefills.clear()
+                    self._prefills[prefill] = self._llama.tokenize(
+                        prefill.encode("utf-8"), add_bos=False, special=False
+                    )
+                tokens += self._prefills[prefill]
             logits, cached = last_logits(self._llama, tokens)
             self._stats = {
                 "kind": "grade",

@@ -52,18 +52,24 @@ class PrefixSharingPredictor(ZeroShotPredictor):
 
     name = "prefix_sharing"
 
+    def __init__(self, model: Any, **kwargs: Any) -> None:
+        super().__init__(model, **kwargs)
+        self._supports: dict[tuple[int, str], bool] = {}
+
     def _subject(self, request: PredictionRequest) -> str:
         if request.draft is not None:
             return "your reply above"
         return {"answer": "your next reply", "action": "your next tool action"}[request.kind]
 
     def prefill(self, request: PredictionRequest) -> str:
-        """The self-check the assistant turn starts with (ends with a newline before the grade)."""
+        """The self-check the assistant turn starts with (short: its tokens are the prediction's cost)."""
         what = self._subject(request).replace("your", "my")
-        reasoning = f" My private reasoning so far: {request.reasoning}" if request.reasoning else ""
+        labels = self.scale.labels
+        choices = f"{', '.join(labels[:-1])} or {labels[-1]}" if len(labels) > 1 else labels[0]
+        reasoning = f" My private reasoning: {request.reasoning}" if request.reasoning else ""
         return (
-            f"[Self-check before replying, not shown to the user: an expert judge will grade {what} on "
-            f"{self.rubric}, as one of: {', '.join(self.scale.labels)}.{reasoning} My honest prediction:]\n"
+            f"[Self-check, hidden from the user: a judge will grade {what} on {self.rubric}, "
+            f"as {choices}.{reasoning} My prediction:]\n"
         )
 
     def question(self, request: PredictionRequest) -> str:
@@ -91,10 +97,13 @@ class PrefixSharingPredictor(ZeroShotPredictor):
         fn = getattr(self.model, attr, None)
         if self.method != "auto" or request.draft is not None or not callable(fn):
             return None
-        try:
-            return fn if "prefill" in inspect.signature(fn).parameters else None
-        except (TypeError, ValueError):
-            return None
+        key = (id(self.model), attr)
+        if key not in self._supports:
+            try:
+                self._supports[key] = "prefill" in inspect.signature(fn).parameters
+            except (TypeError, ValueError):
+                self._supports[key] = False
+        return fn if self._supports[key] else None
 
     def predict(self, request: PredictionRequest) -> Prediction:
         """Predict from one forward pass over the answer prompt plus the self-check, where possible."""

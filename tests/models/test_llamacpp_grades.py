@@ -115,8 +115,8 @@ def test_prefix_sharing_prompt_appends_the_question_to_the_last_user_turn():
 def test_prefill_names_the_grades_and_ends_with_a_newline():
     predictor = PrefixSharingPredictor(model=None)  # type: ignore[arg-type]
     text = predictor.prefill(PredictionRequest(messages=tuple(CONVERSATION), kind="action", reasoning="Use the tool."))
-    assert "my next tool action" in text and "bad, ok, great" in text and "Use the tool." in text
-    assert text.endswith("My honest prediction:]\n")
+    assert "my next tool action" in text and "as bad, ok or great." in text and "Use the tool." in text
+    assert text.endswith("My prediction:]\n")
 
 
 async def test_prefix_sharing_async_uses_the_prefill_pass(scripted_gguf):
