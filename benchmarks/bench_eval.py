@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--db", default=None, help="store URL (default: a fresh SQLite file in a temp dir)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes for the graph passes")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations (slows the run)")
     parser.add_argument("--no-learned", action="store_true")
     args = parser.parse_args()
@@ -45,21 +46,29 @@ def main() -> None:
         out_dir=out,
         store=args.db,
         options=ReplayOptions(
-            batch_size=args.batch_size, max_concurrency=args.concurrency, learned=not args.no_learned
+            batch_size=args.batch_size,
+            max_concurrency=args.concurrency,
+            learned=not args.no_learned,
+            workers=args.workers,
         ),
     )
     wall = time.perf_counter() - start
     traced = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     graph_runs = 2 * result.n_items
     graph_s = result.timings.get("collect", 0.0) + result.timings.get("route", 0.0)
 
-    print(f"dataset            {result.dataset} (n={result.n_items}, dropped {result.n_dropped})")
+    print(
+        f"dataset            {result.dataset} (n={result.n_items}, dropped {result.n_dropped}), workers {args.workers}"
+    )
     print(f"wall time          {wall:8.1f} s   (imports {imported:.1f} s)")
     for stage, seconds in result.timings.items():
         print(f"  {stage:16s} {seconds:8.2f} s")
     print(f"graph runs         {graph_runs} in {graph_s:.1f} s = {graph_runs / graph_s if graph_s else 0:.0f} runs/s")
     print(f"peak RSS           {rss / 1024:8.0f} MiB (before the run: {rss_before / 1024:.0f} MiB)")
+    if args.workers > 1:
+        print(f"peak RSS (worker)  {rss_children / 1024:8.0f} MiB (largest worker process)")
     if traced is not None:
         print(f"peak traced heap   {traced / 2**20:8.0f} MiB (tracemalloc)")
     for row in result.rows:

@@ -113,6 +113,7 @@ def eval_command(
     no_learned: Annotated[bool, typer.Option("--no-learned", help="Skip the learned predictor.")] = False,
     batch_size: Annotated[int, typer.Option(help="Graph runs per batch.")] = 256,
     concurrency: Annotated[int, typer.Option(help="Concurrent graph runs within a batch.")] = 4,
+    workers: Annotated[int, typer.Option(help="Replay: worker processes for the graph passes (SQL store).")] = 1,
     small: Annotated[str | None, typer.Option(help="Live: the small model (gguf:/m.gguf, openai:NAME).")] = None,
     large: Annotated[str | None, typer.Option(help="Live: the large model.")] = None,
     judge: Annotated[str | None, typer.Option(help="Live: the judge model.")] = None,
@@ -168,6 +169,7 @@ def _run_replay(a: dict[str, Any], sink: RichProgress) -> Any:
         batch_size=a["batch_size"],
         max_concurrency=a["concurrency"],
         learned=not a["no_learned"],
+        workers=a["workers"],
     )
     return run_replay_eval(a["dataset"], out_dir=a["out"], store=a["db"], options=opts, progress=sink)
 

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from rpra_agent.errors import ConfigError
 from rpra_agent.evaluation._calib import calibrate_threshold
 from rpra_agent.evaluation._graphrun import EvalProgress, NullProgress, run_items
 from rpra_agent.evaluation._learned import learned_rows
+from rpra_agent.evaluation._parallel import GraphPool
 from rpra_agent.evaluation._scoring import baseline_rows, card_summary, graph_operating_point, predictor_row
 from rpra_agent.evaluation.costs import PriceTable, item_costs
 from rpra_agent.evaluation.crossfit import CardStatPredictor, crossfit_cards, fold_ids
@@ -78,6 +80,8 @@ class ReplayOptions:
         learned: Evaluate the learned predictor when it is installed.
         prior_strength: Smoothing of a category's card distribution toward all tasks.
         report: Write the PNG, HTML and JSON files.
+        workers: Worker processes for the two graph passes (needs an SQL store URL;
+            1 runs them in this process).
     """
 
     folds: int = 5
@@ -93,6 +97,7 @@ class ReplayOptions:
     learned: bool = True
     prior_strength: float = 1.0
     report: bool = True
+    workers: int = 1
 
     def __post_init__(self) -> None:
         chosen = [n for n in ("threshold", "target_rate", "epsilon") if getattr(self, n) is not None]
@@ -102,8 +107,8 @@ class ReplayOptions:
             raise ConfigError(f"target_rate must lie in [0, 1], got {self.target_rate}")
         if not 0.0 < self.delta < 1.0:
             raise ConfigError(f"delta must lie in (0, 1), got {self.delta}")
-        if self.batch_size < 1 or self.max_concurrency < 1:
-            raise ConfigError("batch_size and max_concurrency must be at least 1")
+        if self.batch_size < 1 or self.max_concurrency < 1 or self.workers < 1:
+            raise ConfigError("batch_size, max_concurrency and workers must be at least 1")
 
 
 class _Timer:
@@ -124,6 +129,17 @@ def _open(store: DecisionStore | str | None, out: Path) -> tuple[DecisionStore, 
         url = store or f"sqlite:///{(out / 'eval.db').resolve()}"
         return open_store(url), True, url
     return store, False, type(store).__name__
+
+
+def _pool(ds: EvalDataset, db_label: str, owned: bool, opts: ReplayOptions) -> GraphPool | None:
+    if opts.workers <= 1:
+        return None
+    if not owned or db_label.startswith("memory:"):
+        logger.warning(
+            "workers=%d needs an SQL store URL (sqlite:/// or postgresql://); running in-process", opts.workers
+        )
+        return None
+    return GraphPool(ds, db_label, workers=opts.workers)
 
 
 def _judge_all(
@@ -195,16 +211,25 @@ def run_replay_eval(
     index = ReplayIndex(ds)
     small, large = ReplayChatModel.for_dataset(ds, index)
     judge = ReplayJudge(ds, scale=scale, index=index)
-    run = {
+    run: dict[str, Any] = {
         "eval_id": eval_id,
         "progress": progress,
         "batch_size": opts.batch_size,
         "max_concurrency": opts.max_concurrency,
     }
+    pool = _pool(ds, db_label, owned, opts)
     try:
         with timer.stage("collect", "collect: the small model answers (graph)", n):
-            graph = build_rpra_graph(small=small, large=large, policy=AlwaysSmall(), paradigm=opts.paradigm, store=db)
-            collected = run_items(graph, ds.items, phase="collect", **run)  # type: ignore[arg-type]
+            if pool is not None:
+                done = pool.run(
+                    [(range(n), None)], phase="collect", policy=AlwaysSmall(), paradigm=opts.paradigm, **run
+                )
+                collected = [done[i] for i in range(n)]
+            else:
+                graph = build_rpra_graph(
+                    small=small, large=large, policy=AlwaysSmall(), paradigm=opts.paradigm, store=db
+                )
+                collected = run_items(graph, ds.items, phase="collect", **run)
         with timer.stage("judge", "judge: replaying the recorded verdicts", n):
             verdicts = _judge_all(judge, collected, ("given", "large"), db, progress)
         with timer.stage("card", "report card: built and cross-fitted"):
@@ -223,7 +248,7 @@ def run_replay_eval(
         with timer.stage("calibrate", "calibrate: choosing the threshold"):
             cal = calibrate_threshold(db, ds, keep, weak, strong, opts, predictor="report_card", scale=scale)
         with timer.stage("route", "route: the graph at the calibrated threshold", n):
-            routed = _route(ds, folds, predictors, cal.threshold, small, large, db, opts, run)
+            routed = _route(ds, folds, predictors, cal.threshold, small, large, db, opts, run, pool)
         with timer.stage("metrics", "metrics: predictors and baselines", None):
             given = [v for v in _judge_all(judge, routed, ("given",), db, NullProgress())]
             weak_costs, strong_costs = _costs(ds, opts.prices)
@@ -259,6 +284,8 @@ def run_replay_eval(
             rows_curves += baseline_rows(weak, strong, ds.texts(ds.weak))
         db.flush()
     finally:
+        if pool is not None:
+            pool.close()
         if owned:
             db.close()
     result = EvalResult(
@@ -293,17 +320,22 @@ def _route(
     large: ReplayChatModel,
     db: DecisionStore,
     opts: ReplayOptions,
-    run: dict[str, object],
+    run: dict[str, Any],
+    pool: GraphPool | None = None,
 ) -> list[Decision]:
     """The route pass: fold ``f``'s items run through a graph holding fold ``f``'s card predictor."""
     policy = ThresholdPolicy(threshold=threshold, metric="expected_score", name="calibrated")
+    if pool is not None:
+        groups = [(np.flatnonzero(folds == f).tolist(), p) for f, p in enumerate(predictors)]
+        done = pool.run(groups, phase="route", policy=policy, paradigm=opts.paradigm, **run)
+        return [done[i] for i in range(len(ds))]
     by_item: dict[int, Decision] = {}
     for f, predictor in enumerate(predictors):
         idx = np.flatnonzero(folds == f)
         graph = build_rpra_graph(
             small=small, large=large, predictor=predictor, policy=policy, paradigm=opts.paradigm, store=db
         )
-        decisions = run_items(graph, [ds.items[i] for i in idx], phase="route", **run)  # type: ignore[arg-type]
+        decisions = run_items(graph, [ds.items[i] for i in idx], phase="route", **run)
         by_item.update(zip((int(i) for i in idx), decisions, strict=True))
     return [by_item[i] for i in range(len(ds))]
 

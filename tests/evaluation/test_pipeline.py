@@ -163,6 +163,22 @@ def test_quality_calibration_with_a_guarantee_drives_the_graph(tmp_path: Path) -
     assert policy.threshold == pytest.approx(op.threshold) and policy.metric == "expected_score"
 
 
+@pytest.mark.slow
+def test_worker_processes_give_the_same_result(tmp_path: Path) -> None:
+    ds = load_dataset("mt-bench").subset(range(24))
+    opts = dataclasses.replace(FAST, target_rate=0.4)
+    one = run_replay_eval(ds, out_dir=tmp_path / "one", options=opts)
+    two = run_replay_eval(ds, out_dir=tmp_path / "two", options=dataclasses.replace(opts, workers=2))
+    assert [(r.name, r.apgr) for r in one.rows] == [(r.name, r.apgr) for r in two.rows]
+    assert one.operating is not None and two.operating is not None
+    assert (one.operating.deferral_rate, one.operating.quality) == (two.operating.deferral_rate, two.operating.quality)
+    store = open_store(f"sqlite:///{tmp_path / 'two' / 'eval.db'}")
+    try:
+        assert len(store.decisions()) == 48  # the workers' decisions are in the parent's SQLite file
+    finally:
+        store.close()
+
+
 def test_options_are_validated(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="choose one"):
         ReplayOptions(threshold=5.0, target_rate=0.3)
