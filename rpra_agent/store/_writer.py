@@ -99,18 +99,13 @@ class BackgroundWriter:
                 self.spill([self._prepare(item)])
 
     def try_put(self, item: Any) -> bool:
-        """Queue an object if there is room; ``False`` when the queue is full (never blocks).
-
-        With ``on_full="spill"`` a full queue spills the record instead and returns ``True``.
-        """
+        """Queue an object if there is room; ``False`` when the queue is full (never blocks, never spills)."""
         if self._closed:
             raise StoreError(f"the store for {self.name} is closed")
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            if self.on_full == "block":
-                return False
-            self.spill([self._prepare(item)])
+            return False
         return True
 
     def spill(self, records: list[Record]) -> None:

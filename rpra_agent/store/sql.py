@@ -153,7 +153,7 @@ class SQLDecisionStore:
         self._writer.put(decision)
 
     async def aadd(self, decision: Decision) -> None:
-        """Async twin of :meth:`add`; a full ``block`` queue waits off the event loop."""
+        """Async twin of :meth:`add`; when the queue is full, blocking or spilling happens off the event loop."""
         if not self._writer.try_put(decision):
             await asyncio.to_thread(self._writer.put, decision)
 
