@@ -90,14 +90,17 @@ def start_server(mode: str) -> tuple[str, Callable[[], None]]:
     raise RuntimeError("the service did not start")
 
 
-def timed(fn: Callable[[], object], n: int, warmup: int) -> list[float]:
+def timed_interleaved(paths: list[tuple[str, Callable[[], object]]], n: int, warmup: int) -> dict[str, list[float]]:
+    """Time every path n times, round-robin, so that all paths see the same machine load."""
     for _ in range(warmup):
-        fn()
-    out = []
+        for _, fn in paths:
+            fn()
+    out: dict[str, list[float]] = {name: [] for name, _ in paths}
     for _ in range(n):
-        start = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - start) * 1000.0)
+        for name, fn in paths:
+            start = time.perf_counter()
+            fn()
+            out[name].append((time.perf_counter() - start) * 1000.0)
     return out
 
 
@@ -124,58 +127,46 @@ def main() -> None:
 
     engine = make_engine()
     loop = asyncio.new_event_loop()
-    graph_input = lambda: {"messages": [HumanMessage(MESSAGES[0]["content"])]}  # noqa: E731
-    rows = [
-        row("graph.invoke (sync, in-process)", timed(lambda: engine.base_graph.invoke(graph_input()), n, args.warmup)),
-        row(
-            "graph.ainvoke (in-process)",
-            timed(lambda: loop.run_until_complete(engine.base_graph.ainvoke(graph_input())), n, args.warmup),
-        ),
-        row(
-            "ChatEngine.complete (in-process)",
-            timed(
-                lambda: loop.run_until_complete(engine.complete([HumanMessage(MESSAGES[0]["content"])])), n, args.warmup
-            ),
-        ),
-    ]
+    question = MESSAGES[0]["content"]
     url, stop = start_server(args.server)
     try:
         body = json.dumps({"model": "rpra", "messages": MESSAGES}).encode()
         stream_body = json.dumps({"model": "rpra", "messages": MESSAGES, "stream": True}).encode()
         headers = {"content-type": "application/json"}
-        with httpx.Client(base_url=url, timeout=30) as http:
-            rows.append(
-                row(
-                    "HTTP POST, httpx keep-alive",
-                    timed(
-                        lambda: http.post("/v1/chat/completions", content=body, headers=headers).raise_for_status(),
-                        n,
-                        args.warmup,
-                    ),
-                )
-            )
-            rows.append(
-                row(
-                    "HTTP POST stream=true (SSE), httpx",
-                    timed(
-                        lambda: http.post(
-                            "/v1/chat/completions", content=stream_body, headers=headers
-                        ).raise_for_status(),
-                        n,
-                        args.warmup,
-                    ),
-                )
-            )
+        http = httpx.Client(base_url=url, timeout=30)
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
-        rows.append(
-            row(
+        paths: list[tuple[str, Callable[[], object]]] = [
+            (
+                "graph.invoke (sync, in-process)",
+                lambda: engine.base_graph.invoke({"messages": [HumanMessage(question)]}),
+            ),
+            (
+                "graph.ainvoke (in-process)",
+                lambda: loop.run_until_complete(engine.base_graph.ainvoke({"messages": [HumanMessage(question)]})),
+            ),
+            (
+                "ChatEngine.complete (in-process)",
+                lambda: loop.run_until_complete(engine.complete([HumanMessage(question)])),
+            ),
+            (
+                "HTTP POST, httpx keep-alive",
+                lambda: http.post("/v1/chat/completions", content=body, headers=headers).raise_for_status(),
+            ),
+            (
+                "HTTP POST stream=true (SSE), httpx",
+                lambda: http.post("/v1/chat/completions", content=stream_body, headers=headers).raise_for_status(),
+            ),
+            (
                 "HTTP POST, official openai client",
-                timed(lambda: client.chat.completions.create(model="rpra", messages=MESSAGES), n, args.warmup),
-            )
-        )
+                lambda: client.chat.completions.create(model="rpra", messages=MESSAGES),
+            ),
+        ]
+        timings = timed_interleaved(paths, n, args.warmup)
+        http.close()
     finally:
         stop()
-    print(f"\nRPRA service overhead: instant scripted models, fixed predictor, in-memory store; n={n} per row, "
+    rows = [row(name, timings[name]) for name, _ in paths]
+    print(f"\nRPRA service overhead: instant scripted models, fixed predictor, in-memory store; n={n} per row (round-robin), "
           f"server={args.server}, loopback 127.0.0.1, {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}")  # fmt: skip
     print(f"{'path':<38}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'req/s':>9}")
     for name, p50, p90, p99, mean, rps in rows:
