@@ -235,6 +235,17 @@ def stats(
             render_stats(out, result, title=store.url)
 
 
+def _grade_order(labels: set[str]) -> list[str]:
+    """Grades worst to best: the paper's scale, numbers numerically, anything else alphabetically."""
+    paper = ["bad", "ok", "great"]
+    if labels <= set(paper):
+        return [g for g in paper if g in labels]
+    try:
+        return sorted(labels, key=float)
+    except ValueError:
+        return sorted(labels)
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
 
@@ -266,8 +277,8 @@ def render_stats(console: Console, s: Any, *, title: str) -> None:
         rates.add_section()
     console.print(rates)
     legs = Table(title="Tokens and estimated cost per leg", title_justify="left")
-    for col in ("leg", "model"):
-        legs.add_column(col)
+    legs.add_column("leg")
+    legs.add_column("model", overflow="fold")
     for col in ("calls", "input tokens", "output tokens", "mean latency ms", f"cost {s.currency}"):
         legs.add_column(col, justify="right")
     for r in s.legs:
@@ -282,7 +293,7 @@ def render_stats(console: Console, s: Any, *, title: str) -> None:
     if not a.judged:
         console.print("Predicted vs judged grade: no verdicts on the small model's answers yet (run `rpra judge`).")
         return
-    labels = sorted({g for row in a.confusion.values() for g in row} | set(a.confusion))
+    labels = _grade_order({g for row in a.confusion.values() for g in row} | set(a.confusion))
     console.print(
         f"Predicted vs judged grade (small model's answers): {a.matches}/{a.judged} agree ({_pct(a.accuracy)})"
     )

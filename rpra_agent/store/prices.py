@@ -42,7 +42,9 @@ class PriceTable:
         return self.prices[max(matches, key=len)] if matches else None
 
     def cost(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
-        """Estimated cost of the tokens, or ``None`` when the model has no price."""
+        """Estimated cost of the tokens, or ``None`` when the model has no price (and used tokens)."""
+        if not input_tokens and not output_tokens:
+            return 0.0
         price = self.lookup(model)
         if price is None:
             return None
