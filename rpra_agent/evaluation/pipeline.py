@@ -276,7 +276,7 @@ def run_replay_eval(
                     true_labels=labels,
                     distributions=[p.distribution for p in preds],
                     scale=scale,
-                    note=f"card per category, {opts.folds}-fold cross-fitted",
+                    note=_card_note(ds, opts.folds),
                 )
             ]
             if opts.learned:
@@ -347,3 +347,13 @@ def _protocol(ds: EvalDataset, opts: ReplayOptions) -> str:
         "curves at every point k/n with ties averaged exactly (random = its expectation); "
         "the operating point is what the graph did at the calibrated threshold"
     )
+
+
+def _card_note(ds: EvalDataset, folds: int) -> str:
+    categories = {item.category for item in ds.items}
+    if len(categories) <= 1:
+        return (
+            f"no categories: one card distribution for every item, so it cannot rank them; {folds}-fold "
+            "cross-fitting alone moves it off 0.5 (each fold is scored by the other folds' mean)"
+        )
+    return f"card per category ({len(categories)}), {folds}-fold cross-fitted"
