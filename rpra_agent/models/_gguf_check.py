@@ -1,7 +1,8 @@
-"""Check a GGUF file before llama.cpp sees it: a malformed file aborts the whole process in C."""
+"""Check a GGUF file before llama.cpp sees it (a malformed file aborts the whole process in C), then load it."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,7 +10,9 @@ from typing import Any
 
 from rpra_agent.errors import ConfigError
 
-__all__ = ["GGUFInfo", "check_gguf"]
+__all__ = ["GGUFInfo", "chat_formatter", "check_gguf", "load_llama"]
+
+logger = logging.getLogger(__name__)
 
 _MAGIC = b"GGUF"
 _FIX = "Pass the path of a llama.cpp GGUF model, e.g. gguf:/models/qwen2.5-0.5b-instruct-q4_k_m.gguf."
@@ -111,3 +114,30 @@ def check_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
         n_vocab=len(tokens),
         chat_template=template if isinstance(template, str) and template else None,
     )
+
+
+def load_llama(info: GGUFInfo, params: dict[str, Any]) -> Any:
+    """Open a checked model with ``llama_cpp.Llama``; failures become :class:`ConfigError`."""
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise ConfigError("the llama.cpp backend needs llama-cpp-python: pip install 'rpra-agent[llama]'") from exc
+    try:
+        return Llama(model_path=str(info.path), **params)
+    except Exception as exc:
+        raise ConfigError(f"llama.cpp could not load {info.path}: {exc}") from exc
+
+
+def chat_formatter(llama: Any, template: str | None, name: str) -> Any:
+    """A Jinja chat formatter for ``template`` (ChatML, with a warning, when the file has none)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from rpra_agent.models._llama_prompt import CHATML_TEMPLATE
+
+    if template is None:
+        logger.warning("%s has no chat template; using ChatML (pass chat_template= to override)", name)
+        template = CHATML_TEMPLATE
+    model = llama._model
+    eos = model.token_get_text(llama.token_eos()) if llama.token_eos() >= 0 else ""
+    bos = model.token_get_text(llama.token_bos()) if llama.token_bos() >= 0 else ""
+    return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)

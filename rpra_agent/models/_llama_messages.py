@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
 
 from rpra_agent.models._llama_prompt import parse_tool_calls
-from rpra_agent.models._llama_run import Outcome
+from rpra_agent.models._llama_run import Delta, Outcome
 
-__all__ = ["build_message", "final_chunk", "outcome_stats"]
+__all__ = ["build_message", "collect", "final_chunk", "outcome_stats", "stream_chunks"]
 
 
 def _usage(outcome: Outcome) -> Any:
@@ -81,3 +83,48 @@ def final_chunk(final: AIMessage, *, buffered: bool) -> AIMessageChunk:
         response_metadata=meta,
         chunk_position="last",
     )
+
+
+def collect(gen: Generator[Delta, None, Outcome]) -> tuple[str, list[dict[str, Any]], Outcome]:
+    """Run a generation to the end: its text, logprob entries and outcome."""
+    parts: list[str] = []
+    entries: list[dict[str, Any]] = []
+    while True:
+        try:
+            delta = next(gen)
+        except StopIteration as done:
+            return "".join(parts), entries, done.value
+        parts.append(delta.text)
+        entries.extend(delta.logprobs)
+
+
+def stream_chunks(
+    gen: Generator[Delta, None, Outcome],
+    *,
+    mode: str,
+    logprobs: bool,
+    finish: Callable[[str, list[dict[str, Any]], Outcome], AIMessage],
+) -> Iterator[ChatGenerationChunk]:
+    """Chunks for a generation: text as it comes, then a last chunk with usage (and tool calls).
+
+    ``mode`` is ``text`` (stream), ``buffer`` (hold everything: a forced tool call) or
+    ``decide`` (stream unless the first text starts with ``<``, i.e. a tool call).
+    """
+    held: list[Delta] = []
+    while True:
+        try:
+            delta = next(gen)
+        except StopIteration as done:
+            outcome: Outcome = done.value
+            break
+        if mode == "decide":
+            mode = "buffer" if delta.text.lstrip().startswith("<") else "text"
+        if mode == "buffer":
+            held.append(delta)
+            continue
+        meta = {"logprobs": {"content": delta.logprobs}} if logprobs else {}
+        yield ChatGenerationChunk(message=AIMessageChunk(content=delta.text, response_metadata=meta))
+    buffered = mode == "buffer"
+    text = "".join(d.text for d in held) if buffered else ""
+    final = finish(text, [e for d in held for e in d.logprobs], outcome)
+    yield ChatGenerationChunk(message=final_chunk(final, buffered=buffered))

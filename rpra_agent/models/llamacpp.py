@@ -18,17 +18,17 @@ from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from rpra_agent.errors import ConfigError
-from rpra_agent.models._gguf_check import GGUFInfo, check_gguf
+from rpra_agent.models._gguf_check import GGUFInfo, chat_formatter, check_gguf, load_llama
 from rpra_agent.models._llama_grades import grade_token_map, renormalise
-from rpra_agent.models._llama_messages import build_message, final_chunk, outcome_stats
-from rpra_agent.models._llama_prompt import CHATML_TEMPLATE, normalize_tool_choice, to_chat_dicts, tool_grammar
+from rpra_agent.models._llama_messages import build_message, collect, outcome_stats, stream_chunks
+from rpra_agent.models._llama_prompt import normalize_tool_choice, to_chat_dicts, tool_grammar
 from rpra_agent.models._llama_run import Delta, Outcome, Sampling, last_logits, stream_tokens
 
 __all__ = ["ChatLlamaCpp"]
@@ -38,17 +38,6 @@ logger = logging.getLogger(__name__)
 _SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty")
 _IGNORED = {"ls_structured_output_format", "parallel_tool_calls", "strict"}
 _CALL_KWARGS = {"tools", "tool_choice", "logprobs", "top_logprobs", "max_tokens", "seed", "grammar", *_SAMPLING}
-
-
-def _load_llama(info: GGUFInfo, params: dict[str, Any]) -> Any:
-    try:
-        from llama_cpp import Llama
-    except ImportError as exc:
-        raise ConfigError("the llama.cpp backend needs llama-cpp-python: pip install 'rpra-agent[llama]'") from exc
-    try:
-        return Llama(model_path=str(info.path), **params)
-    except Exception as exc:
-        raise ConfigError(f"llama.cpp could not load {info.path}: {exc}") from exc
 
 
 class ChatLlamaCpp(BaseChatModel):
@@ -138,23 +127,11 @@ class ChatLlamaCpp(BaseChatModel):
             params["n_threads_batch"] = self.n_threads_batch or self.n_threads
         if self.seed is not None:
             params["seed"] = self.seed
-        self._llama = _load_llama(info, params)
+        self._llama = load_llama(info, params)
         self._info = info
-        self._formatter = self._make_formatter(info)
+        self._formatter = chat_formatter(self._llama, self.chat_template or info.chat_template, info.path.name)
         if not self.rpra_name:
             self.rpra_name = f"gguf:{info.path.name}"
-
-    def _make_formatter(self, info: GGUFInfo) -> Any:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        template = self.chat_template or info.chat_template
-        if template is None:
-            logger.warning("%s has no chat template; using ChatML (pass chat_template= to override)", info.path.name)
-            template = CHATML_TEMPLATE
-        model = self._llama._model
-        eos = model.token_get_text(self._llama.token_eos()) if self._llama.token_eos() >= 0 else ""
-        bos = model.token_get_text(self._llama.token_bos()) if self._llama.token_bos() >= 0 else ""
-        return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True)
 
     # -- LangChain plumbing ------------------------------------------------------
     @property
@@ -274,18 +251,8 @@ class ChatLlamaCpp(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         opts = self._options(stop, kwargs)
-        gen = self._run(messages, opts)
-        parts: list[str] = []
-        entries: list[dict[str, Any]] = []
-        while True:
-            try:
-                delta = next(gen)
-            except StopIteration as done:
-                outcome: Outcome = done.value
-                break
-            parts.append(delta.text)
-            entries.extend(delta.logprobs)
-        return ChatResult(generations=[ChatGeneration(message=self._finish("".join(parts), entries, outcome, opts))])
+        text, entries, outcome = collect(self._run(messages, opts))
+        return ChatResult(generations=[ChatGeneration(message=self._finish(text, entries, outcome, opts))])
 
     def _stream(
         self,
@@ -295,33 +262,16 @@ class ChatLlamaCpp(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         opts = self._options(stop, kwargs)
-        gen = self._run(messages, opts)
-        mode = "text"
-        if opts["tools"]:
-            mode = {"auto": "decide", "none": "text"}.get(opts["tool_choice"], "buffer")
-        held: list[Delta] = []
-        while True:
-            try:
-                delta = next(gen)
-            except StopIteration as done:
-                outcome: Outcome = done.value
-                break
-            if mode == "decide":
-                mode = "buffer" if delta.text.lstrip().startswith("<") else "text"
-            if mode == "buffer":
-                held.append(delta)
-                continue
-            meta = {"logprobs": {"content": delta.logprobs}} if opts["logprobs"] else {}
-            chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta.text, response_metadata=meta))
-            if run_manager:
-                run_manager.on_llm_new_token(delta.text, chunk=chunk)
+        mode = {"auto": "decide", "none": "text"}.get(opts["tool_choice"], "buffer") if opts["tools"] else "text"
+        for chunk in stream_chunks(
+            self._run(messages, opts),
+            mode=mode,
+            logprobs=bool(opts["logprobs"]),
+            finish=lambda t, e, o: self._finish(t, e, o, opts),
+        ):
+            if run_manager and chunk.text:
+                run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
-        buffered = mode == "buffer"
-        final = self._finish(
-            "".join(d.text for d in held) if buffered else "", [e for d in held for e in d.logprobs], outcome, opts
-        )
-        last = final_chunk(final, buffered=buffered)
-        yield ChatGenerationChunk(message=last)
 
     # -- grade prediction in one forward pass ------------------------------------
     def grade_distribution(
