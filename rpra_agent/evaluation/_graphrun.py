@@ -11,7 +11,7 @@ from rpra_agent.errors import RPRAError
 from rpra_agent.evaluation.replay import item_message
 from rpra_agent.graph import decisions_from_state
 
-__all__ = ["EvalProgress", "NullProgress", "run_items"]
+__all__ = ["EvalProgress", "NullProgress", "masked_url", "run_id_for", "run_items"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +36,16 @@ class NullProgress:
 
     def advance(self, n: int = 1) -> None:
         """Ignore the progress."""
+
+
+def masked_url(url: str) -> str:
+    """A store URL without its password (it goes into report files)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL (e.g. memory://): nothing to hide
+        return url
 
 
 def run_id_for(eval_id: str, phase: str, item_id: str) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 
 from rpra_agent.decision import Decision, Paradigm
 from rpra_agent.errors import ConfigError
-from rpra_agent.evaluation._graphrun import EvalProgress, NullProgress, run_id_for, run_items
+from rpra_agent.evaluation._graphrun import EvalProgress, NullProgress, masked_url, run_id_for, run_items
 from rpra_agent.evaluation._journal import PredictionJournal
 from rpra_agent.evaluation._live_steps import judge_pending, live_rows, predict_pending
 from rpra_agent.evaluation._prompts import load_prompts
@@ -217,13 +217,7 @@ def run_live_eval(
         progress.stage("metrics and report", None)
         result = live_rows(db, ds, answers, verdicts, preds, scale=scale, opts=opts, eval_id=eval_id)
         result.weak, result.strong = model_id(small), model_id(large)
-        result.paths["db"] = (
-            str(store)
-            if isinstance(store, str)
-            else f"sqlite:///{(out / 'eval.db').resolve()}"
-            if owned
-            else type(db).__name__
-        )
+        result.paths["db"] = masked_url(store) if isinstance(store, str) else str(getattr(db, "url", type(db).__name__))
         result.paths["journal"] = str(journal.path)
         db.flush()
     finally:

@@ -37,7 +37,7 @@ import numpy as np
 from rpra_agent.decision import Decision, Paradigm
 from rpra_agent.errors import ConfigError
 from rpra_agent.evaluation._calib import calibrate_threshold
-from rpra_agent.evaluation._graphrun import EvalProgress, NullProgress, run_items
+from rpra_agent.evaluation._graphrun import EvalProgress, NullProgress, masked_url, run_items
 from rpra_agent.evaluation._learned import learned_rows
 from rpra_agent.evaluation._parallel import GraphPool
 from rpra_agent.evaluation._scoring import baseline_rows, card_summary, graph_operating_point, predictor_row
@@ -300,7 +300,7 @@ def run_replay_eval(
         curves=[c for _, c in rows_curves if c is not None],
         operating=operating,
         report_card=card_summary(card, scale),
-        paths={"db": db_label},
+        paths={"db": masked_url(db_label)},
         timings=timer.times,
         eval_id=eval_id,
     )
