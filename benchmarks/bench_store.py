@@ -92,7 +92,8 @@ def _graph(store: Any) -> Any:
 
 
 def step_times(stores: dict[str, Any], steps: int) -> dict[str, list[float]]:
-    """Per-step wall time (ms) of a one-step graph run for each store, interleaved to share noise."""
+    """Per-step wall time (ms) of a one-step graph run per store; rounds interleave the stores
+    (in rotating order) so that load on the machine hits all of them alike."""
     graphs = {name: _graph(store) for name, store in stores.items()}
     times: dict[str, list[float]] = {name: [] for name in graphs}
     message = {"messages": [HumanMessage("What is 2+2?")]}
@@ -100,12 +101,28 @@ def step_times(stores: dict[str, Any], steps: int) -> dict[str, list[float]]:
         for _ in range(20):
             graph.invoke(message)
     gc.collect()
-    for _ in range(steps):
-        for name, graph in graphs.items():
+    names = list(graphs)
+    for n in range(steps):
+        for name in names[n % len(names) :] + names[: n % len(names)]:
             start = time.perf_counter()
-            graph.invoke(message)
+            graphs[name].invoke(message)
             times[name].append((time.perf_counter() - start) * 1000)
     return times
+
+
+def step_cpu(stores: dict[str, Any], steps: int) -> dict[str, float]:
+    """Process CPU time (ms) per step, the writer thread's work included (flushed before stopping the clock)."""
+    graphs = {name: _graph(store) for name, store in stores.items()}
+    message = {"messages": [HumanMessage("What is 2+2?")]}
+    cpu: dict[str, float] = {}
+    for name, graph in graphs.items():
+        start = time.process_time()
+        for _ in range(steps):
+            graph.invoke(message)
+        if stores[name] is not None:
+            stores[name].flush()
+        cpu[name] = (time.process_time() - start) / steps * 1000
+    return cpu
 
 
 def _postgres() -> tuple[str, Any]:
@@ -169,17 +186,21 @@ def main() -> None:
             "PostgreSQL": open_store(pg_url, spool_path=str(tmp / "g2.jsonl")),
         }
         times = step_times(stores, args.steps)
+        cpu = step_cpu(stores, args.steps)
         for store in stores.values():
             if store is not None:
                 store.close()
-        base = statistics.median(times["off"])
-        print(f"\nGraph step with instant test models ({args.steps} one-step runs each, interleaved; ms)")
-        print(f"{'logging':<12}{'median':>10}{'p90':>10}{'overhead (median)':>20}")
+        print(f"\nGraph step with instant test models ({args.steps} one-step runs each, interleaved)")
+        print(
+            f"{'logging':<12}{'median ms':>11}{'p90 ms':>9}{'delta of medians':>18}{'median of paired deltas':>25}{'CPU ms/step':>13}"
+        )
         for name, values in times.items():
             med = statistics.median(values)
             p90 = statistics.quantiles(values, n=10)[-1]
-            over = "-" if name == "off" else f"{med - base:+.3f}"
-            print(f"{name:<12}{med:>10.3f}{p90:>10.3f}{over:>20}")
+            paired = [on - off for on, off in zip(values, times["off"], strict=True)]
+            over = "-" if name == "off" else f"{statistics.median(paired):+.3f}"
+            delta = "-" if name == "off" else f"{med - statistics.median(times['off']):+.3f}"
+            print(f"{name:<12}{med:>11.3f}{p90:>9.3f}{delta:>18}{over:>25}{cpu[name]:>13.3f}")
     finally:
         if cluster is not None:
             cluster.cleanup()
