@@ -14,11 +14,10 @@ from __future__ import annotations
 import logging
 import operator
 from collections.abc import Sequence
-from dataclasses import asdict, is_dataclass
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.tools import BaseTool
 from langgraph.constants import TAG_NOSTREAM
@@ -28,6 +27,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 
 from rpra_agent._legs import FaultPolicy, LegResult, acall_leg, call_leg
+from rpra_agent._steps import last_request_text, log_decision, policy_snapshot, step_kind
 from rpra_agent.decision import Decision, LegUsage, Paradigm, new_id
 from rpra_agent.errors import ConfigError, ModelCallError, PredictorError
 from rpra_agent.models.naming import model_id
@@ -93,16 +93,6 @@ def _with_system(messages: Sequence[BaseMessage], extra: str) -> list[BaseMessag
     return [SystemMessage(extra), *msgs]
 
 
-def _kind(message: AIMessage) -> Literal["answer", "action"]:
-    return "action" if message.tool_calls else "answer"
-
-
-def _snapshot(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {k: v for k, v in asdict(obj).items() if isinstance(v, str | int | float | bool | type(None))}
-    return type(obj).__name__
-
-
 class _Nodes:
     """The graph's nodes, bound to their collaborators. Sync and async share helpers."""
 
@@ -141,7 +131,7 @@ class _Nodes:
                 paradigm=self.paradigm,
                 config={
                     "paradigm": self.paradigm,
-                    "policy": _snapshot(self.policy),
+                    "policy": policy_snapshot(self.policy),
                     "predictor": getattr(self.predictor, "name", None),
                     "small": self.small_name,
                     "large": self.large_name,
@@ -232,7 +222,7 @@ class _Nodes:
         draft = pending.get("draft")
         return PredictionRequest(
             messages=tuple(state["messages"]),
-            kind=_kind(draft) if isinstance(draft, AIMessage) else "answer",
+            kind=step_kind(draft) if isinstance(draft, AIMessage) else "answer",
             reasoning=state.get("rpra_reasoning"),
             draft=draft if isinstance(draft, AIMessage) else None,
             task=self._task(state, config),
@@ -434,14 +424,13 @@ class _Nodes:
         assert isinstance(message, AIMessage)  # noqa: S101 - the previous node always appends one
         step = state.get("rpra_step", 0)
         conf = config.get("configurable") or {}
-        request = next((m for m in reversed(state["messages"]) if isinstance(m, HumanMessage)), None)
         pred = pending.get("prediction")
         error = pending.get("small_error") or pending.get("large_error")
         decision = Decision(
             run_id=state.get("rpra_run_id") or new_id(),
             thread_id=conf.get("thread_id"),
             step=step,
-            kind=_kind(message),
+            kind=step_kind(message),
             paradigm=self.paradigm,
             prediction=Prediction.from_dict(pred) if pred else None,
             threshold=float(pending.get("threshold", 0.0)),
@@ -451,7 +440,7 @@ class _Nodes:
             small_model=self.small_name,
             large_model=self.large_name,
             legs={k: LegUsage.from_dict(v) for k, v in pending.get("legs", {}).items()},
-            request=message_text(request) if request else "",
+            request=last_request_text(state["messages"]),
             response=message_text(message),
             tool_calls=tuple(c["name"] for c in message.tool_calls),
             error=error,
@@ -474,20 +463,6 @@ class _Nodes:
             ]
         return decision, update
 
-    def _log(self, decision: Decision) -> None:
-        pred = decision.prediction
-        logger.info(
-            "rpra decision route=%s reason=%s kind=%s grade=%s p_ok=%s threshold=%.3f run=%s step=%d",
-            decision.route,
-            decision.reason,
-            decision.kind,
-            pred.grade if pred else "-",
-            f"{pred.p_acceptable:.3f}" if pred else "-",
-            decision.threshold,
-            decision.run_id,
-            decision.step,
-        )
-
     def _finish_run(self, state: RPRAState, config: RunnableConfig, decision: Decision, update: dict[str, Any]) -> None:
         if self.store is not None and self.after_record({**state, **update}) == END:  # type: ignore[typeddict-item]
             conf = config.get("configurable") or {}
@@ -499,7 +474,7 @@ class _Nodes:
         decision, update = self._decision(state, config)
         if self.store is not None:
             self.store.add(decision)
-        self._log(decision)
+        log_decision(logger, decision)
         self._finish_run(state, config, decision, update)
         return update
 
@@ -507,7 +482,7 @@ class _Nodes:
         decision, update = self._decision(state, config)
         if self.store is not None:
             await self.store.aadd(decision)
-        self._log(decision)
+        log_decision(logger, decision)
         self._finish_run(state, config, decision, update)
         return update
 
