@@ -11,14 +11,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, select
-from sqlalchemy.exc import IntegrityError
 
-from rpra_agent.decision import Decision, utcnow
+from rpra_agent.decision import Decision
 from rpra_agent.errors import ConfigError, StoreError
 from rpra_agent.store import _migrate
 from rpra_agent.store._privacy import TextMode, TextPolicy, scrub_json, scrub_secrets
-from rpra_agent.store._rows import Record, decision_record, run_record, verdict_from_row, verdict_record
-from rpra_agent.store._schema import artifacts, runs, verdicts
+from rpra_agent.store._queries import insert_artifact, latest_artifact, read_runs, read_verdicts
+from rpra_agent.store._rows import Record, decision_record, run_record, verdict_record
 from rpra_agent.store._spool import Spool
 from rpra_agent.store._sqlio import _with_legs, decision_query, insert_records, is_outage, iter_decisions, make_engine
 from rpra_agent.store._url import DatabaseURL, resolve_url
@@ -188,32 +187,9 @@ class SQLDecisionStore:
                 caller still holds the payload).
         """
         clean = scrub_json(dict(payload))
-
-        def put() -> Artifact:
-            for _attempt in range(10):
-                try:
-                    with self._write_engine.begin() as conn:
-                        latest = conn.execute(
-                            select(func.max(artifacts.c.version)).where(
-                                artifacts.c.kind == kind, artifacts.c.name == name
-                            )
-                        ).scalar()
-                        artifact = Artifact(kind, name, int(latest or 0) + 1, clean, utcnow())
-                        conn.execute(
-                            artifacts.insert().values(
-                                kind=kind,
-                                name=name,
-                                version=artifact.version,
-                                payload=clean,
-                                created_at=artifact.created_at,
-                            )
-                        )
-                    return artifact
-                except IntegrityError:
-                    continue  # another process took this version number: take the next one
-            raise StoreError(f"could not allocate a version for artifact {kind}/{name}")
-
-        return self._guard(f"store artifact {kind}/{name}", put)
+        return self._guard(
+            f"store artifact {kind}/{name}", lambda: insert_artifact(self._write_engine, kind, name, clean)
+        )
 
     # -- reading -------------------------------------------------------------------
     def _read(self, what: str, fn: Callable[[Connection], _T]) -> _T:
@@ -245,52 +221,20 @@ class SQLDecisionStore:
 
     def verdicts(self, decision_ids: Sequence[str] | None = None) -> list[Verdict]:
         """Verdicts, optionally only for some decisions, oldest first."""
-
-        def read(conn: Connection) -> list[Verdict]:
-            query = select(verdicts).order_by(verdicts.c.created_at, verdicts.c.id)
-            if decision_ids is None:
-                return [verdict_from_row(r) for r in conn.execute(query).mappings()]
-            ids, out = list(decision_ids), list[Verdict]()
-            for start in range(0, len(ids), 500):
-                chunk = query.where(verdicts.c.decision_id.in_(ids[start : start + 500]))
-                out.extend(verdict_from_row(r) for r in conn.execute(chunk).mappings())
-            return sorted(out, key=lambda v: (v.created_at, v.id))
-
-        return self._read("read verdicts", read)
+        return self._read("read verdicts", lambda conn: read_verdicts(conn, decision_ids))
 
     def runs(self) -> dict[str, dict[str, Any]]:
         """All runs by id: thread_id, paradigm, config and status."""
-
-        def read(conn: Connection) -> dict[str, dict[str, Any]]:
-            rows = conn.execute(select(runs)).mappings()
-            keys = ("thread_id", "paradigm", "config", "status")
-            return {r["id"]: {k: (r[k] or {}) if k == "config" else r[k] for k in keys} for r in rows}
-
-        return self._read("read runs", read)
+        return self._read("read runs", read_runs)
 
     def latest_artifact(self, kind: str, name: str) -> Artifact | None:
         """The newest version of an artifact, or ``None``."""
 
-        def read(conn: Connection) -> Artifact | None:
-            row = (
-                conn.execute(
-                    select(artifacts)
-                    .where(artifacts.c.kind == kind, artifacts.c.name == name)
-                    .order_by(artifacts.c.version.desc())
-                    .limit(1)
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                return None
-            return Artifact(row["kind"], row["name"], int(row["version"]), row["payload"], row["created_at"])
+        def read() -> Artifact | None:
+            with self.engine.connect() as conn:
+                return latest_artifact(conn, kind, name)
 
-        return self._guard(f"read artifact {kind}/{name}", lambda: self._connect_read(read))
-
-    def _connect_read(self, fn: Callable[[Connection], _T]) -> _T:
-        with self.engine.connect() as conn:
-            return fn(conn)
+        return self._guard(f"read artifact {kind}/{name}", read)
 
     # -- durability ----------------------------------------------------------------
     @property
