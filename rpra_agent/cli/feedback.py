@@ -74,7 +74,9 @@ def _require_log(store: Any, url: str | None) -> None:
     from rpra_agent.store.base import DecisionFilter
 
     if not store.decisions(DecisionFilter(limit=1)):
-        where = url or os.environ.get("RPRA_DATABASE_URL") or "./rpra.db"
+        from rpra_agent.store._url import mask_url
+
+        where = mask_url(url or os.environ.get("RPRA_DATABASE_URL") or "./rpra.db")
         _fail(f"the decision log at {where} is empty: run an agent with this store first (pass the right --db?)")
 
 
