@@ -82,10 +82,17 @@ def _large(messages: list[BaseMessage]) -> str:
 _ids = itertools.count()
 
 
-def mix_graph(store: Any = None, **kwargs: Any) -> Any:
+def mix_models() -> tuple[ScriptedChatModel, ScriptedChatModel]:
+    """The small and large doubles (each keeps its prompts in ``.calls``: clear it in long runs)."""
+    return (
+        ScriptedChatModel(responses=[_small], rpra_name="small-mix"),
+        ScriptedChatModel(responses=[_large], rpra_name="large-mix"),
+    )
+
+
+def mix_graph(store: Any = None, models: tuple[Any, Any] | None = None, **kwargs: Any) -> Any:
     """The RPRA graph over the mix doubles (large failures degrade to the small model)."""
-    small = ScriptedChatModel(responses=[_small], rpra_name="small-mix")
-    large = ScriptedChatModel(responses=[_large], rpra_name="large-mix")
+    small, large = models or mix_models()
     faults = FaultPolicy(large_attempts=2, backoff_s=0.0, on_large_failure="small")
     return build_rpra_graph(
         small=small, large=large, predictor=MixPredictor(), tools=[add], store=store, faults=faults, **kwargs
