@@ -110,8 +110,9 @@ def _operating_rows(result: EvalResult) -> list[tuple[str, str]]:
             )
         )
     for key in ("target_rate", "epsilon", "delta", "bound", "empirical_loss", "certified"):
-        if key in op.details and op.details[key] is not None:
-            rows.append((key, str(op.details[key])))
+        value = op.details.get(key)
+        if value is not None:
+            rows.append((key.replace("_", " "), f"{value:.4f}" if isinstance(value, float) else str(value)))
     return rows
 
 
