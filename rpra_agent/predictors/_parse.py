@@ -35,6 +35,8 @@ def match_grade_token(token: str, scale: GradeScale) -> str | None:
 
 def _first_grade_position(content: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     for entry in content:
+        if not isinstance(entry, Mapping):  # a malformed reply: read no grade from it at all
+            return None
         token = str(entry.get("token", ""))
         if token.strip(_STRIP).strip():
             return entry
@@ -60,15 +62,19 @@ def distribution_from_logprobs(logprobs: Mapping[str, Any] | None, scale: GradeS
     if not logprobs:
         return None
     content = logprobs.get("content") if isinstance(logprobs, Mapping) else None
-    if not content:
+    if not content or not isinstance(content, list):
         return None
     entry = _first_grade_position(content)
     if entry is None:
         return None
-    alternatives = entry.get("top_logprobs") or [entry]
+    alternatives = entry.get("top_logprobs")
+    if not isinstance(alternatives, list) or not alternatives:
+        alternatives = [entry]
     mass: dict[str, float] = {}
     seen_tokens: set[str] = set()
     for alt in alternatives:
+        if not isinstance(alt, Mapping):
+            continue
         token = str(alt.get("token", ""))
         if token in seen_tokens:
             continue
