@@ -107,6 +107,12 @@ def _load_openai(model: str, options: dict[str, Any]) -> Any:
 
     from rpra_agent.models.openai_compat import ChatOpenAICompatible, is_openai_url
 
+    known = {n for name, f in ChatOpenAICompatible.model_fields.items() for n in (name, f.alias) if n}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ModelStringError(f"unknown openai option(s) {unknown}; e.g. temperature, max_tokens, timeout, base_url")
+    if {"model", "model_name"} & set(options):
+        raise ModelStringError(f"the model is named after 'openai:' ({model!r}); remove the model= option")
     base_url = options.pop("base_url", None) or os.environ.get("OPENAI_BASE_URL") or None
     api_key = options.pop("api_key", None) or os.environ.get("OPENAI_API_KEY") or None
     if api_key is None:
