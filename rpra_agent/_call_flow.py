@@ -21,9 +21,15 @@ from langgraph.types import Command
 
 from rpra_agent._control import reraise_control_flow
 from rpra_agent._legs import LegResult
-from rpra_agent._steps import extend_system, last_request_text, log_decision, step_kind
+from rpra_agent._steps import (
+    checked_prediction,
+    extend_system,
+    last_request_text,
+    log_decision,
+    predictor_failure,
+    step_kind,
+)
 from rpra_agent.decision import Decision, LegUsage, Paradigm, new_id
-from rpra_agent.errors import PredictorError
 from rpra_agent.graph import ANSWER_PROMPT, REASON_AGAIN_PROMPT, REASON_PROMPT, SHARE_PROMPT
 from rpra_agent.models.naming import model_id
 from rpra_agent.policy import DeferralPolicy, PolicyContext, Route
@@ -155,9 +161,9 @@ class CallFlow:
             return None
         predictor = self.predictor if self.predictor is not None else ZeroShotPredictor(request.model)
         try:
-            prediction: Prediction = yield Predict(predictor, ask)
-        except PredictorError as exc:
-            errors["predictor"] = str(exc)
+            prediction = checked_prediction((yield Predict(predictor, ask)), predictor)
+        except Exception as exc:  # any failure or garbage defers; interrupts are re-raised
+            errors["predictor"] = predictor_failure(exc)
             return None
         legs["predict"] = LegUsage(prediction.predictor, latency_ms=prediction.latency_ms)
         return prediction

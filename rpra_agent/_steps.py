@@ -6,16 +6,28 @@ Kept private: they only assemble values the public types already define.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from rpra_agent._control import reraise_control_flow
 from rpra_agent.decision import Decision
+from rpra_agent.errors import PredictorError
+from rpra_agent.prediction import Prediction
 from rpra_agent.predictors._prompt import message_text
 
-__all__ = ["extend_system", "last_request_text", "log_decision", "policy_snapshot", "step_kind"]
+__all__ = [
+    "checked_prediction",
+    "extend_system",
+    "last_request_text",
+    "log_decision",
+    "policy_snapshot",
+    "predictor_failure",
+    "step_kind",
+]
 
 
 def extend_system(system: SystemMessage | None, extra: str) -> SystemMessage:
@@ -57,3 +69,33 @@ def log_decision(log: logging.Logger, decision: Decision) -> None:
         decision.run_id,
         decision.step,
     )
+
+
+def checked_prediction(value: Any, predictor: Any) -> Prediction:
+    """``value`` if it is a usable :class:`Prediction`, else :class:`PredictorError` (the step defers).
+
+    A NaN or out-of-range probability would otherwise compare as "not below the
+    threshold" and keep the small model: garbage must fail toward quality.
+    """
+    name = str(getattr(predictor, "name", type(predictor).__name__))
+    if not isinstance(value, Prediction):
+        raise PredictorError(f"the predictor returned {type(value).__name__}, not a Prediction", predictor=name)
+    p, e = value.p_acceptable, value.expected_score
+    if not (isinstance(p, int | float) and math.isfinite(p) and 0.0 <= p <= 1.0):
+        raise PredictorError(f"the prediction's p_acceptable {p!r} is not a probability", predictor=name)
+    if not (isinstance(e, int | float) and math.isfinite(e)):
+        raise PredictorError(f"the prediction's expected_score {e!r} is not a finite number", predictor=name)
+    return value
+
+
+def predictor_failure(exc: Exception) -> str:
+    """The recorded reason of a predictor failure: a PredictorError's message, else only the type.
+
+    Raises:
+        GraphBubbleUp: re-raised untouched (interrupts are not failures).
+    """
+    reraise_control_flow(exc)
+    if isinstance(exc, PredictorError):
+        return str(exc)
+    logging.getLogger("rpra_agent.predictors").warning("the predictor raised %s; deferring", type(exc).__name__)
+    return f"the predictor raised {type(exc).__name__}"

@@ -27,9 +27,16 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 
 from rpra_agent._legs import FaultPolicy, LegResult, acall_leg, call_leg
-from rpra_agent._steps import last_request_text, log_decision, policy_snapshot, step_kind
+from rpra_agent._steps import (
+    checked_prediction,
+    last_request_text,
+    log_decision,
+    policy_snapshot,
+    predictor_failure,
+    step_kind,
+)
 from rpra_agent.decision import Decision, LegUsage, Paradigm, new_id
-from rpra_agent.errors import ConfigError, ModelCallError, PredictorError
+from rpra_agent.errors import ConfigError, ModelCallError
 from rpra_agent.models.naming import model_id
 from rpra_agent.policy import DeferralPolicy, PolicyContext, Route, ThresholdPolicy
 from rpra_agent.prediction import Prediction, PredictionRequest, Predictor
@@ -265,9 +272,9 @@ class _Nodes:
         if self._needs_prediction(state):
             assert self.predictor is not None  # noqa: S101 - narrowed by _needs_prediction
             try:
-                prediction = self.predictor.predict(request)
-            except PredictorError as exc:
-                error = str(exc)
+                prediction = checked_prediction(self.predictor.predict(request), self.predictor)
+            except Exception as exc:  # any failure or garbage defers; interrupts are re-raised
+                error = predictor_failure(exc)
         return self._decide(state, request, prediction, error)
 
     async def apredict(self, state: RPRAState, config: RunnableConfig) -> dict[str, Any]:
@@ -276,9 +283,9 @@ class _Nodes:
         if self._needs_prediction(state):
             assert self.predictor is not None  # noqa: S101 - narrowed by _needs_prediction
             try:
-                prediction = await self.predictor.apredict(request)
-            except PredictorError as exc:
-                error = str(exc)
+                prediction = checked_prediction(await self.predictor.apredict(request), self.predictor)
+            except Exception as exc:  # any failure or garbage defers; interrupts are re-raised
+                error = predictor_failure(exc)
         return self._decide(state, request, prediction, error)
 
     def route_step(self, state: RPRAState) -> Literal["small", "large"]:
