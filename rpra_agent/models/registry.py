@@ -113,6 +113,12 @@ def _load_openai(model: str, options: dict[str, Any]) -> Any:
         raise ModelStringError(f"unknown openai option(s) {unknown}; e.g. temperature, max_tokens, timeout, base_url")
     if {"model", "model_name"} & set(options):
         raise ModelStringError(f"the model is named after 'openai:' ({model!r}); remove the model= option")
+    for key in ("timeout", "request_timeout"):  # typed Any in ChatOpenAI, so a query string would stay a str
+        if isinstance(options.get(key), str):
+            try:
+                options[key] = float(options[key])
+            except ValueError:
+                raise ModelStringError(f"{key}={options[key]!r} is not a number of seconds") from None
     base_url = options.pop("base_url", None) or os.environ.get("OPENAI_BASE_URL") or None
     api_key = options.pop("api_key", None) or os.environ.get("OPENAI_API_KEY") or None
     if api_key is None:
