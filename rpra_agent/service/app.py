@@ -18,6 +18,7 @@ import uuid
 from typing import Any
 
 from rpra_agent.errors import ConfigError, ModelCallError
+from rpra_agent.security import install_log_redaction
 from rpra_agent.service._metrics import Metrics
 from rpra_agent.service._openai import APIError, error_body, parse_request, to_langchain
 from rpra_agent.service.engine import ChatEngine, Completion, Routed
@@ -84,6 +85,7 @@ def create_app(
 
     if max_body_bytes < 1024:
         raise ConfigError("max_body_bytes must be at least 1024")
+    install_log_redaction([api_key])  # no secret in any log record, third-party ones included
     stats = metrics or Metrics()
     app = fastapi.FastAPI(title="rpra", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.engine, app.state.metrics = engine, stats

@@ -31,6 +31,7 @@ from rpra_agent.policy import DeferralPolicy, ThresholdPolicy
 from rpra_agent.prediction import Predictor
 from rpra_agent.predictors import ZeroShotPredictor
 from rpra_agent.store import DecisionStore, open_store
+from rpra_agent.store._privacy import scrub_secrets
 
 __all__ = ["ENV", "Components", "Settings", "build_components", "build_graph"]
 
@@ -139,8 +140,8 @@ def build_components(settings: Settings) -> Components:
     store = open_store(settings.database_url)
     logger.info(
         "deployment: small=%s large=%s paradigm=%s threshold=%.3f",
-        settings.small_model,
-        settings.large_model,
+        scrub_secrets(settings.small_model),  # a model string's base_url may carry a password
+        scrub_secrets(settings.large_model),
         settings.paradigm,
         settings.threshold,
     )
