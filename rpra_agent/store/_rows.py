@@ -33,7 +33,7 @@ def decision_record(decision: Decision, text: TextPolicy) -> Record:
         "route": decision.route,
         "reason": decision.reason,
         "threshold": float(decision.threshold),
-        "task": decision.task,
+        "task": scrub_name(decision.task) if decision.task else decision.task,  # a client-supplied tag
         "small_model": scrub_name(decision.small_model),
         "large_model": scrub_name(decision.large_model),
         "predictor": pred_dict["predictor"] if pred_dict else None,
