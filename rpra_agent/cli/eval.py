@@ -122,6 +122,9 @@ def eval_command(
     no_large: Annotated[
         bool, typer.Option("--no-large", help="Live: skip the large answers (agreement only).")
     ] = False,
+    paradigm: Annotated[
+        str, typer.Option(help="Live: pa (predict, answer) or rpra (reason, predict, reason, answer).")
+    ] = "pa",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of tables.")] = False,
 ) -> None:
     """Measure what deferral saves and costs: replay a recording (default) or run live models.
@@ -187,6 +190,7 @@ def _run_live(a: dict[str, Any], sink: RichProgress) -> Any:
         epsilon=a["epsilon"],
         delta=a["delta"],
         scale=GradeScale.named(a["scale"]),
+        paradigm=a["paradigm"],
     )
     return run_live_eval(
         a["dataset"],

@@ -89,6 +89,8 @@ class LiveOptions:
         chosen = [n for n in ("threshold", "target_rate", "epsilon") if getattr(self, n) is not None]
         if len(chosen) > 1:
             raise ConfigError(f"choose one of --threshold, --target-rate and --epsilon, not {', '.join(chosen)}")
+        if self.paradigm not in ("pa", "rpra"):
+            raise ConfigError(f"paradigm must be 'pa' or 'rpra' for a live evaluation, not {self.paradigm!r}")
         if self.batch_size < 1 or self.max_concurrency < 1 or self.judge_batch < 1:
             raise ConfigError("batch_size, max_concurrency and judge_batch must be at least 1")
 

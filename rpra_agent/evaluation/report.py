@@ -150,7 +150,10 @@ def plot_png(result: EvalResult, *, width: float = 7.5, height: float = 5.0) -> 
     ax.set_title(f"{result.dataset}: quality vs deferral (n={result.n_items})")
     ax.set_xlim(0.0, 1.0)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    if result.curves or op is not None:
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no routing curves: the large answers were not judged", ha="center", va="center")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
