@@ -125,3 +125,36 @@ def test_the_middleware_parses_only_the_model_output():
         result = mw.wrap_model_call(request, lambda r: ModelResponse(result=[AIMessage("ok")]))
         (d,) = [Decision.from_dict(x) for x in result.command.update["rpra_decisions"]]
         assert (d.route, d.prediction.grade) == ("large", "bad")
+
+
+def test_audit_sampling_surfaces_steered_decisions_in_the_log():
+    # The judge reads the kept answer, not the small model's self-report: a steered step
+    # shows up as a kept decision (predicted_ok) with a bad verdict, queryable in the log.
+    import json
+
+    from rpra_agent import build_rpra_graph, decisions_from_state
+    from rpra_agent.feedback import LLMJudge
+    from rpra_agent.feedback.audit import AuditingStore
+    from rpra_agent.predictors import ZeroShotPredictor
+    from rpra_agent.testing import InMemoryDecisionStore
+
+    def judge_reply(messages):
+        n = messages[1].content.count('<response id="')
+        verdicts = [{"response": i, "rationale": "no proof given", "grade": "bad"} for i in range(1, n + 1)]
+        return json.dumps({"verdicts": verdicts})
+
+    inner = InMemoryDecisionStore()
+    store = AuditingStore(inner, LLMJudge(ScriptedChatModel(responses=[judge_reply]), backoff_s=0), fraction=1.0)
+    kept = []
+    for attack in ATTACKS[:5]:
+        small = ObedientChatModel(trigger=attack.payload)
+        graph = build_rpra_graph(
+            small=small, large=ScriptedChatModel(responses=["large"]), predictor=ZeroShotPredictor(small), store=store
+        )
+        (d,) = decisions_from_state(graph.invoke({"messages": [HumanMessage(attack.request)]}))
+        kept.append(d.id)
+        assert (d.route, d.reason) == ("small", "predicted_ok")  # steered
+    store.wait()
+    store.close()
+    flagged = {v.decision_id for v in inner.verdicts() if v.grade == "bad"}
+    assert flagged == set(kept)
