@@ -10,6 +10,7 @@ emit either a well-formed call (forced, or on its own under ``auto``) or plain t
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -21,12 +22,15 @@ from rpra_agent.errors import ConfigError
 
 __all__ = [
     "CHATML_TEMPLATE",
+    "fenced_tokens",
     "normalize_tool_choice",
     "parse_tool_calls",
     "to_chat_dicts",
     "tool_grammar",
     "tools_system_block",
 ]
+
+logger = logging.getLogger(__name__)
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -175,3 +179,65 @@ def parse_tool_calls(text: str) -> tuple[str, list[dict[str, Any]], list[dict[st
         calls.append({"name": name, "args": args, "id": call_id, "type": "tool_call"})
     content = _CALL_RE.sub("", text).strip() if (calls or invalid) else text
     return content, calls, invalid
+
+
+def _mark(i: int) -> str:
+    return f"\ue000rpra-content-{i}\ue001"
+
+
+def fenced_tokens(llama: Any, formatter: Any, dicts: list[dict[str, str]]) -> list[int]:
+    """Tokenize a chat prompt so that message content can never become special tokens.
+
+    The template is rendered with a placeholder in place of each message's content;
+    the template's own text is tokenized with special tokens enabled (``<|im_start|>``
+    and friends), every message's content with them disabled. So user or tool text
+    that contains ``<|im_end|><|im_start|>assistant`` stays plain text and cannot forge
+    a chat turn. A template that does not insert content verbatim (placeholders not
+    found exactly once, in order) falls back to tokenizing the rendered prompt with the
+    special-token text removed from the content.
+    """
+    marks = [_mark(i) for i in range(len(dicts))]
+    rendered = formatter(messages=[{**d, "content": marks[i]} for i, d in enumerate(dicts)])
+    prompt, bos = rendered.prompt, not rendered.added_special
+    segments: list[tuple[str, bool]] = []
+    pos = 0
+    for i, mark in enumerate(marks):
+        j = prompt.find(mark, pos)
+        if j < 0 or prompt.count(mark) != 1:
+            return _defanged_tokens(llama, formatter, dicts)
+        segments += [(prompt[pos:j], True), (dicts[i]["content"], False)]
+        pos = j + len(mark)
+    segments.append((prompt[pos:], True))
+    tokens: list[int] = []
+    for text, special in segments:
+        if text:
+            tokens += llama.tokenize(text.encode("utf-8"), add_bos=bos and not tokens, special=special)
+    if bos and not tokens:
+        tokens = llama.tokenize(b"", add_bos=True, special=False)
+    return tokens
+
+
+def _defanged_tokens(llama: Any, formatter: Any, dicts: list[dict[str, str]]) -> list[int]:
+    logger.warning("the chat template rewrites message content; special-token text is removed from content instead")
+    clean = []
+    for d in dicts:
+        content = d["content"]
+        for piece in _special_pieces(llama):
+            content = content.replace(piece, "")
+        clean.append({**d, "content": content})
+    rendered = formatter(messages=clean)
+    return list(llama.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True))
+
+
+def _special_pieces(llama: Any) -> list[str]:
+    model = llama._model
+    pieces = []
+    for tok in range(llama.n_vocab()):
+        text = model.token_get_text(tok)
+        if (
+            len(text) > 1
+            and llama.tokenize(text.encode("utf-8"), add_bos=False, special=True) == [tok]
+            and llama.tokenize(text.encode("utf-8"), add_bos=False, special=False) != [tok]
+        ):
+            pieces.append(text)
+    return pieces

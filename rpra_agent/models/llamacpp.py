@@ -28,7 +28,7 @@ from rpra_agent.errors import ConfigError
 from rpra_agent.models._gguf_check import GGUFInfo, chat_formatter, check_gguf, load_llama
 from rpra_agent.models._llama_grades import grade_token_map, renormalise
 from rpra_agent.models._llama_messages import build_message, collect, outcome_stats, stream_chunks
-from rpra_agent.models._llama_prompt import normalize_tool_choice, to_chat_dicts, tool_grammar
+from rpra_agent.models._llama_prompt import fenced_tokens, normalize_tool_choice, to_chat_dicts, tool_grammar
 from rpra_agent.models._llama_run import Delta, Outcome, Sampling, last_logits, stream_tokens
 
 __all__ = ["ChatLlamaCpp"]
@@ -107,7 +107,7 @@ class ChatLlamaCpp(BaseChatModel):
     _grade_tokens: dict[tuple[str, ...], dict[int, str]] = PrivateAttr(default_factory=dict)
     _stats: dict[str, Any] = PrivateAttr(default_factory=dict)
     _prefills: dict[str, list[int]] = PrivateAttr(default_factory=dict)
-    _last_prompt: tuple[tuple[str, bool], list[int]] | None = PrivateAttr(default=None)
+    _last_prompt: tuple[Any, list[int]] | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
@@ -183,12 +183,11 @@ class ChatLlamaCpp(BaseChatModel):
         """
         if isinstance(messages, str) or not all(isinstance(m, BaseMessage) for m in messages):
             messages = self._convert_input(messages).to_messages()  # type: ignore[arg-type]
-        result = self._formatter(messages=to_chat_dicts(messages, tools))
-        key = (result.prompt, result.added_special)
+        dicts = to_chat_dicts(messages, tools)
+        key = (tuple((d["role"], d["content"]) for d in dicts), self.chat_template)
         last = self._last_prompt  # predict then answer: tokenize the shared prompt once
         if last is None or last[0] != key:
-            tokens = self._llama.tokenize(result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True)
-            last = self._last_prompt = (key, list(tokens))
+            last = self._last_prompt = (key, fenced_tokens(self._llama, self._formatter, dicts))
         return list(last[1])
 
     def get_num_tokens(self, text: str) -> int:

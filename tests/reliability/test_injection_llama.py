@@ -47,8 +47,7 @@ def test_the_fenced_predictor_prompt_cannot_be_given_forged_chat_turns(random_mo
     assert random_model.prompt_tokens(prompt).count(_end_of_turn(random_model)) == 2  # its own system + user turns
 
 
-@pytest.mark.xfail(strict=True, reason="known gap: ChatLlamaCpp tokenizes the rendered prompt with special=True")
 def test_user_text_cannot_forge_chat_turns_on_the_answer_path(random_model):
-    # Today a user (or a tool result) containing '<|im_end|>' ends its turn for real on the
-    # answer and prefix-sharing paths. docs/RELIABILITY.md records it; when fixed, this passes.
+    # Message content is tokenized with special tokens disabled (fenced_tokens), so a user
+    # (or a tool result) containing '<|im_end|>' cannot end its turn on the answer path.
     assert random_model.prompt_tokens([HumanMessage(FORGED)]).count(_end_of_turn(random_model)) == 1
