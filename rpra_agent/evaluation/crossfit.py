@@ -26,20 +26,42 @@ from rpra_agent.verdict import Verdict
 if TYPE_CHECKING:
     from rpra_agent.feedback import ReportCard
 
-__all__ = ["CardStatPredictor", "crossfit_cards", "fold_ids", "stable_fold_ids"]
+__all__ = ["CardStatPredictor", "conversation_key", "crossfit_cards", "fold_ids", "stable_fold_ids"]
 
 
-def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
+def fold_ids(n: int, folds: int, seed: int = 0, groups: Sequence[str] | None = None) -> np.ndarray:
     """A seeded assignment of ``n`` items to ``folds`` folds of (nearly) equal size.
 
+    Args:
+        n: Number of items.
+        folds: Number of folds.
+        seed: Seed of the permutation.
+        groups: Optional group key per item (e.g. the conversation's first user
+            message): items of one group share a fold, so the two turns of an MT-bench
+            question never inform each other's prediction.
+
     Raises:
-        ConfigError: when ``folds`` is below 2 or above ``n``.
+        ConfigError: when ``folds`` is below 2 or above the number of items (groups).
     """
     if folds < 2:
         raise ConfigError(f"cross-fitting needs at least 2 folds, got {folds}")
-    if n < folds:
-        raise ConfigError(f"cannot cross-fit {n} items in {folds} folds: use --folds {max(2, n)} or more items")
-    return np.random.default_rng(seed).permutation(n) % folds
+    keys = list(dict.fromkeys(groups)) if groups is not None else None
+    units = len(keys) if keys is not None else n
+    if units < folds:
+        raise ConfigError(f"cannot cross-fit {units} items (groups) in {folds} folds: use fewer --folds or more items")
+    perm = np.random.default_rng(seed).permutation(units) % folds
+    if keys is None or groups is None:
+        return perm
+    fold_of = {k: int(perm[i]) for i, k in enumerate(keys)}
+    return np.array([fold_of[g] for g in groups], dtype=int)
+
+
+def conversation_key(item: object) -> str:
+    """An item's conversation: its first user message (turns of one conversation share it)."""
+    for message in getattr(item, "messages", ()):
+        if message.get("role") in ("user", "human"):
+            return str(message.get("content") or "")
+    return str(getattr(item, "prompt", ""))
 
 
 def stable_fold_ids(ids: Sequence[str], folds: int, seed: int = 0) -> np.ndarray:

@@ -42,7 +42,7 @@ from rpra_agent.evaluation._learned import learned_rows
 from rpra_agent.evaluation._parallel import GraphPool
 from rpra_agent.evaluation._scoring import baseline_rows, card_summary, graph_operating_point, predictor_row
 from rpra_agent.evaluation.costs import PriceTable, item_costs
-from rpra_agent.evaluation.crossfit import CardStatPredictor, crossfit_cards, fold_ids
+from rpra_agent.evaluation.crossfit import CardStatPredictor, conversation_key, crossfit_cards, fold_ids
 from rpra_agent.evaluation.datasets import EvalDataset, load_dataset
 from rpra_agent.evaluation.replay import ReplayChatModel, ReplayIndex, ReplayJudge, scale_for
 from rpra_agent.evaluation.report import write_report
@@ -205,7 +205,7 @@ def run_replay_eval(
         ds = full.judged()
         scale = scale_for(ds)
         n = len(ds)
-        folds = fold_ids(n, opts.folds, opts.seed)
+        folds = fold_ids(n, opts.folds, opts.seed, groups=[conversation_key(it) for it in ds.items])
     db, owned, db_label = _open(store, out)
     eval_id = f"eval-{uuid.uuid4().hex[:10]}"
     index = ReplayIndex(ds)
@@ -343,7 +343,8 @@ def _route(
 def _protocol(ds: EvalDataset, opts: ReplayOptions) -> str:
     routed = ds.metadata.get("protocol") or "per item"
     return (
-        f"routed {routed}; report card and learned predictor {opts.folds}-fold cross-fitted (seed {opts.seed}); "
+        f"routed {routed}; report card and learned predictor {opts.folds}-fold cross-fitted by conversation "
+        f"(seed {opts.seed}); "
         "curves at every point k/n with ties averaged exactly (random = its expectation); "
         "the operating point is what the graph did at the calibrated threshold"
     )

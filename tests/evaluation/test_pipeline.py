@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rpra_agent.errors import ConfigError, DatasetError
-from rpra_agent.evaluation.crossfit import CardStatPredictor, crossfit_cards, fold_ids
+from rpra_agent.evaluation.crossfit import CardStatPredictor, conversation_key, crossfit_cards, fold_ids
 from rpra_agent.evaluation.datasets import ModelResponse, load_dataset, save_dataset
 from rpra_agent.evaluation.pipeline import ReplayOptions, run_replay_eval
 from rpra_agent.evaluation.replay import ReplayJudge
@@ -118,6 +118,16 @@ def test_no_item_informs_its_own_prediction() -> None:
         i for i, it in enumerate(ds.items) if it.category == item.category and folds[i] != folds[target]
     ]
     assert any(changed[i] != base[i] for i in same_cat_other_fold)
+
+
+def test_turns_of_one_conversation_share_a_fold() -> None:
+    ds = load_dataset("mt-bench")
+    folds = fold_ids(len(ds), 5, 0, groups=[conversation_key(it) for it in ds.items])
+    by_question: dict[object, set[int]] = {}
+    for item, f in zip(ds.items, folds, strict=True):
+        by_question.setdefault(item.metadata.get("question_id", item.id.split("-")[0]), set()).add(int(f))
+    assert len(by_question) == 80 and all(len(fs) == 1 for fs in by_question.values())
+    assert sorted(np.bincount(folds).tolist()) == [32] * 5
 
 
 def test_items_without_both_scores_are_dropped_and_counted(tmp_path: Path) -> None:
