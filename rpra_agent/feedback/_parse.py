@@ -84,7 +84,7 @@ def _position(entry: Mapping[str, Any], default: int, n: int) -> int:
     raw = entry.get("response", default)
     try:
         pos = int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: json.loads reads Infinity
         raise Malformed(f"response number {raw!r} is not an integer") from None
     if not 1 <= pos <= n:
         raise Malformed(f"response number {pos} is out of range 1..{n}")
