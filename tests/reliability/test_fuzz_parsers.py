@@ -11,7 +11,7 @@ import json
 import math
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 
@@ -109,6 +109,7 @@ def _verdict_entries() -> st.SearchStrategy[object]:
     st.integers(1, 3),
     st.sampled_from(SCALES),
 )
+@example(reply='{"verdicts": [{"response": Infinity, "grade": "ok"}]}', n=1, scale=SCALES[0])  # json reads Infinity
 def test_judge_reply_parser_raises_only_malformed(reply, n, scale):
     try:
         grades = parse_judge_reply(reply, scale, PAPER_RUBRIC, n)
