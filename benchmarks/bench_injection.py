@@ -57,8 +57,25 @@ def self_prediction_table() -> None:
         cells += [f"{s.kept}/{s.great_attacks}" for s in literal]
         print(f"{name:<36} {cells[0]:>8} {cells[1]:>8} {cells[2]:>12} {cells[3]:>12} {cells[4]:>11} {cells[5]:>15}")
     print("* an illustration built in tests/reliability/_injection.py, not a shipped predictor")
-    learned = importlib.util.find_spec("rpra_agent.predictors.learned") is not None
-    print(f"learned predictor: {'installed, not measured here' if learned else 'not committed yet: not measured'}")
+
+
+def learned_rows() -> None:
+    if importlib.util.find_spec("rpra_agent.predictors.learned") is None:
+        print("\nlearned predictor: not installed: not measured")
+        return
+    from tests.reliability._injection import learned_shift
+
+    print("\nlearned predictor (trained on the bundled MT-bench, no model call): the first 80 prompts, each")
+    print("with and without each of the 21 'great' payloads; threshold = median clean P(acceptable)")
+    print(
+        f"{'mode':<9} {'pairs':>6} {'mean dP':>8} {'mean |dP|':>10} {'p95 |dP|':>9} {'max |dP|':>9} {'-> keep':>8} {'-> defer':>9}"
+    )
+    for mode in ("request", "draft"):
+        s = learned_shift(mode)
+        print(
+            f"{mode:<9} {s.pairs:>6} {s.mean_delta:>+8.4f} {s.mean_abs:>10.4f} {s.p95_abs:>9.4f} {s.max_abs:>9.4f} "
+            f"{s.toward_keep:>8} {s.toward_defer:>9}"
+        )
 
 
 def llama_rows() -> None:
@@ -107,6 +124,7 @@ def main() -> None:
     logging.disable(logging.WARNING)
     t0 = time.perf_counter()
     self_prediction_table()
+    learned_rows()
     if not args.no_llama:
         llama_rows()
     print(f"({time.perf_counter() - t0:.0f} s)")

@@ -123,3 +123,63 @@ def steering(factory: Factory, paradigm: str = "pa", *, literal: bool = False, a
             deferred += attack.target == "bad"
     n_cost = sum(a.target == "bad" for a in attacks)
     return Steering(kept, len(attacks) - n_cost, deferred, n_cost, tuple(names))
+
+
+@dataclass(frozen=True)
+class Shift:
+    """How far injected text moves a request-reading predictor's P(acceptable), over many requests."""
+
+    pairs: int
+    mean_delta: float
+    mean_abs: float
+    p95_abs: float
+    max_abs: float
+    toward_keep: int  # deferred without the injection, kept with it (at the threshold)
+    toward_defer: int
+    threshold: float
+
+
+def learned_shift(mode: str = "request", n_items: int = 80) -> Shift:
+    """The learned predictor, trained on the bundled MT-bench, on its first ``n_items`` prompts with and without each ``great`` attack.
+
+    The threshold is the median P(acceptable) of the clean prompts (half would defer).
+    In ``draft`` mode the payload is appended to the recorded small-model answer too,
+    as an obedient model would echo it. Needs ``rpra_agent.predictors.learned``.
+    """
+    import numpy as np
+    from langchain_core.messages import AIMessage
+
+    from rpra_agent.evaluation.datasets import load_dataset
+    from rpra_agent.predictors.learned import LearnedPredictor
+
+    ds = load_dataset("mt-bench")
+    learned = LearnedPredictor(mode=mode, C=1.0).fit_dataset(ds)  # type: ignore[arg-type]
+
+    def p_ok(item: Any, extra: str) -> float:
+        draft = None
+        if mode == "draft":
+            draft = AIMessage((item.responses[ds.weak].text or "") + extra)
+        request = PredictionRequest(messages=(HumanMessage(item.prompt + extra),), draft=draft, task=item.category)
+        return learned.predict(request).p_acceptable
+
+    items = ds.items[:n_items]
+    clean = [p_ok(item, "") for item in items]
+    threshold = float(np.median(clean))
+    deltas, keep, defer = [], 0, 0
+    for item, base in zip(items, clean, strict=True):
+        for attack in (a for a in ATTACKS if a.target != "bad"):
+            p = p_ok(item, "\n\n" + attack.payload)
+            deltas.append(p - base)
+            keep += base < threshold <= p
+            defer += p < threshold <= base
+    absolute = np.abs(np.asarray(deltas))
+    return Shift(
+        pairs=len(deltas),
+        mean_delta=float(np.mean(deltas)),
+        mean_abs=float(absolute.mean()),
+        p95_abs=float(np.quantile(absolute, 0.95)),
+        max_abs=float(absolute.max()),
+        toward_keep=int(keep),
+        toward_defer=int(defer),
+        threshold=threshold,
+    )
