@@ -372,6 +372,10 @@ class _Nodes:
         """Degrade to the small model's draft, or None when a fresh small call is needed."""
         if self.faults.on_large_failure != "small" or self._pending(state).get("small_error"):
             errors = [e if isinstance(e, Exception) else RuntimeError(repr(e)) for e in exc.errors]
+            if self.store is not None and state.get("rpra_run_id"):
+                self.store.upsert_run(
+                    str(state.get("rpra_run_id")), thread_id=None, paradigm=self.paradigm, config={}, status="failed"
+                )
             raise ExceptionGroup("the large model failed and no fallback is configured", errors) from exc
         logger.warning("large model failed %d time(s); answering with the small model (degraded)", len(exc.errors))
         draft = self._pending(state).get("draft")

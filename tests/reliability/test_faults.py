@@ -60,6 +60,22 @@ def test_large_failure_in_verify_reuses_the_draft():
     assert len(large.calls) == 3 and len(small.calls) == 1
 
 
+def test_a_run_that_raises_is_marked_failed_in_the_store():
+    from rpra_agent.testing import InMemoryDecisionStore
+
+    store = InMemoryDecisionStore()
+    small = ScriptedChatModel(responses=["small"])
+    large = ScriptedChatModel(responses=[ConnectionError("down")])
+    g = build_rpra_graph(
+        small=small, large=large, predictor=FixedPredictor(LOW), store=store, faults=FaultPolicy(large_attempts=1)
+    )
+    with pytest.raises(ExceptionGroup):
+        g.invoke({"messages": [HumanMessage("q")]})
+    (run,) = store.runs().values()
+    assert run["status"] == "failed" and run["paradigm"] == "pa"
+    assert run["config"]["max_steps"] == 8  # the snapshot from the start of the run is kept
+
+
 def test_both_fail_raises_group_with_every_error():
     small = ScriptedChatModel(responses=[RuntimeError("small")])
     large = ScriptedChatModel(responses=[ConnectionError("l1"), ConnectionError("l2")])
