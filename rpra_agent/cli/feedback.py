@@ -108,6 +108,14 @@ def judge_cmd(
         str | None,
         typer.Option("--regenerate-small", help="Small model string: regenerate its answer for deferred decisions."),
     ] = None,
+    regenerate_large: Annotated[
+        str | None,
+        typer.Option(
+            "--regenerate-large",
+            help="Large model string: regenerate its answer for decisions the small model took "
+            "(needed by rpra calibrate --epsilon).",
+        ),
+    ] = None,
     scale: ScaleOpt = "paper3",
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Concurrent judge calls.")] = 4,
     retries: Annotated[int, typer.Option("--retries", min=0, help="Retries of a failed or malformed judge call.")] = 2,
@@ -132,6 +140,7 @@ def judge_cmd(
         _require_log(store, db)
         model = _model_or_fail(judge, "judge", base_url)
         small = _model_or_fail(regenerate_small, "small", base_url) if regenerate_small else None
+        large = _model_or_fail(regenerate_large, "large", base_url) if regenerate_large else None
         llm_judge = LLMJudge(
             model,
             scale=grade_scale,
@@ -140,7 +149,7 @@ def judge_cmd(
             max_retries=retries,
             max_concurrency=concurrency,
         )
-        result = judge_log(store, llm_judge, sample=sample, seed=seed, small=small, progress=progress)
+        result = judge_log(store, llm_judge, sample=sample, seed=seed, small=small, large=large, progress=progress)
         table = Table(title=f"judged by {llm_judge.name} (rubric {llm_judge.rubric.version})")
         table.add_column("")
         table.add_column("count", justify="right")
@@ -148,7 +157,7 @@ def judge_cmd(
             ("decisions needing a verdict", result.considered),
             ("verdicts with a grade", result.judged),
             ("unjudged (judge output unusable)", result.unjudged),
-            ("small answers regenerated", result.regenerated),
+            ("answers regenerated (small or large)", result.regenerated),
             *((f"skipped: {k}", v) for k, v in sorted(result.skipped.items())),
             *((f"unjudged: {k}", v) for k, v in sorted(result.failures.items())),
         ):
@@ -156,7 +165,8 @@ def judge_cmd(
         console.print(table)
         console.print(
             f"judged {result.considered} decisions: {result.judged} verdicts with a grade, {result.unjudged} "
-            f"unjudged, {result.regenerated} small answers regenerated",
+            f"unjudged, {result.regenerated} {'/'.join(n for n, m in (('small', small), ('large', large)) if m) or 'small'} "
+            "answers regenerated",
             highlight=False,
         )
         if result.considered == 0:

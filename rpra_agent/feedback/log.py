@@ -82,18 +82,28 @@ def conversation_for(decision: Decision, earlier: Sequence[Decision] = ()) -> tu
     return tuple(convo)
 
 
-def _needs(store: DecisionStore, regenerate: bool) -> tuple[list[Decision], set[str]]:
-    """Decisions needing a verdict, and the ids among them that only need a small verdict."""
+def _needs(store: DecisionStore, small: bool, large: bool) -> tuple[list[Decision], set[str]]:
+    """Decisions needing a verdict, and the ids among them that only need the other model's verdict.
+
+    With ``small``, deferred decisions also need a verdict on the small model's
+    regenerated answer; with ``large``, decisions the small model took also need one on
+    the large model's (so that quality against always-large can be calibrated).
+    """
     todo = {d.id: d for d in store.decisions(DecisionFilter(unjudged=True))}
-    small_only: set[str] = set()
-    if regenerate:
-        deferred = [d for d in store.decisions() if d.deferred]
-        have = {v.decision_id for v in store.verdicts([d.id for d in deferred]) if v.judged and v.subject == "small"}
-        for d in deferred:
-            if d.id not in have and d.id not in todo:
+    other_only: set[str] = set()
+    if small or large:
+        wanted = [d for d in store.decisions() if (small and d.deferred) or (large and not d.deferred)]
+        have = {(v.decision_id, v.subject) for v in store.verdicts([d.id for d in wanted]) if v.judged}
+        for d in wanted:
+            if (d.id, _other_subject(d)) not in have and d.id not in todo:
                 todo[d.id] = d
-                small_only.add(d.id)
-    return sorted(todo.values(), key=lambda d: (d.created_at, d.step)), small_only
+                other_only.add(d.id)
+    return sorted(todo.values(), key=lambda d: (d.created_at, d.step)), other_only
+
+
+def _other_subject(decision: Decision) -> str:
+    """Whose answer a hindsight regeneration produces: the model that did not answer."""
+    return "small" if decision.deferred else "large"
 
 
 def _earlier(store: DecisionStore, todo: Sequence[Decision]) -> dict[str, list[Decision]]:
@@ -103,12 +113,12 @@ def _earlier(store: DecisionStore, todo: Sequence[Decision]) -> dict[str, list[D
     return runs
 
 
-async def _regenerate(small: Any, convo: Sequence[BaseMessage]) -> AIMessage | None:
+async def _regenerate(model: Any, convo: Sequence[BaseMessage], subject: str) -> AIMessage | None:
     try:
-        reply = await small.ainvoke(list(convo), config={"run_name": "rpra_regenerate_small"})
+        reply = await model.ainvoke(list(convo), config={"run_name": f"rpra_regenerate_{subject}"})
     except Exception as exc:  # noqa: BLE001 - a failed regeneration leaves the decision as it was
         reraise_control_flow(exc)
-        logger.warning("regenerating the small answer failed: %s", type(exc).__name__)
+        logger.warning("regenerating the %s answer failed: %s", subject, type(exc).__name__)
         return None
     return reply if isinstance(reply, AIMessage) else AIMessage(str(getattr(reply, "content", reply)))
 
@@ -120,6 +130,7 @@ async def ajudge_log(
     sample: int | None = None,
     seed: int = 0,
     small: BaseChatModel | Runnable[Any, Any] | None = None,
+    large: BaseChatModel | Runnable[Any, Any] | None = None,
     tools: Sequence[Any] = (),
     max_concurrency: int | None = None,
     progress: bool = True,
@@ -133,15 +144,18 @@ async def ajudge_log(
         seed: Seed of the sample.
         small: The small model; when given, deferred decisions also get the small
             model's regenerated answer judged (``subject="small"``).
-        tools: Tools to bind to ``small`` when regenerating actions (tool calls);
-            without them, deferred actions are not regenerated.
+        large: The large model; when given, decisions the small model took also get
+            the large model's answer judged (``subject="large"``), which quality
+            calibration against always-large needs (``rpra calibrate --epsilon``).
+        tools: Tools to bind when regenerating actions (tool calls); without them,
+            actions are not regenerated.
         max_concurrency: Concurrent judge calls (the judge's default otherwise).
         progress: Show a Rich progress bar.
 
     Returns:
         Counts of what was done.
     """
-    todo, small_only = _needs(store, small is not None)
+    todo, small_only = _needs(store, small is not None, large is not None)
     skipped: dict[str, int] = defaultdict(int)
     if sample is not None and sample < len(todo):
         todo = sorted(random.Random(seed).sample(todo, sample), key=lambda d: (d.created_at, d.step))  # noqa: S311
@@ -155,17 +169,20 @@ async def ajudge_log(
             return None
         convo = conversation_for(d, earlier.get(d.run_id, ()))
         cands = [Candidate(d.response, d.id, "given")]
-        if small is not None and d.deferred:
+        subject = _other_subject(d)
+        other = small if d.deferred else large
+        if other is not None:
             if d.kind == "action" and not tools:
-                skipped["deferred action without tools to regenerate it"] += 1
+                what = "deferred action" if d.deferred else "action the small model took"
+                skipped[f"{what} without tools to regenerate it"] += 1
             else:
-                model = small.bind_tools(list(tools)) if d.kind == "action" else small  # type: ignore[union-attr]
+                model = other.bind_tools(list(tools)) if d.kind == "action" else other  # type: ignore[union-attr]
                 async with limit:
-                    reply = await _regenerate(model, convo)
+                    reply = await _regenerate(model, convo, subject)
                 if reply is None:
                     skipped["regeneration failed"] += 1
                 else:
-                    cands.append(Candidate(reply, d.id, "small"))
+                    cands.append(Candidate(reply, d.id, subject))
         if d.id in small_only and len(cands) == 1:
             return None
         return JudgeTask(convo, tuple(cands), d.kind, tool_names if d.kind == "action" else ())
