@@ -1,0 +1,83 @@
+"""TF-IDF / hashed word n-grams kept as plain arrays (vocabulary + IDF), so no pickle is needed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
+from sklearn.preprocessing import normalize
+
+__all__ = ["TextVectorizer"]
+
+
+class TextVectorizer:
+    """Sublinear TF-IDF (or hashed sublinear TF) rows, L2-normalised.
+
+    Fitting learns the vocabulary and the smoothed IDF with scikit-learn's
+    ``CountVectorizer``; transforming rebuilds a ``CountVectorizer`` over the fixed
+    vocabulary, so a saved vectorizer is just two arrays.
+    """
+
+    def __init__(self, params: Mapping[str, Any], terms: Sequence[str], idf: np.ndarray) -> None:
+        self.params = dict(params)
+        self.terms = [str(t) for t in terms]
+        self.idf = np.asarray(idf, dtype=np.float64)
+        ngram = (int(params["ngram_range"][0]), int(params["ngram_range"][1]))
+        self._counter: CountVectorizer | HashingVectorizer | None
+        if params["vectorizer"] == "hashing":
+            self._counter = HashingVectorizer(
+                n_features=int(params["n_features"]), ngram_range=ngram, alternate_sign=False, norm=None
+            )
+        elif self.terms:
+            self._counter = CountVectorizer(vocabulary={t: i for i, t in enumerate(self.terms)}, ngram_range=ngram)
+        else:
+            self._counter = None
+
+    @property
+    def width(self) -> int:
+        """Number of columns produced."""
+        if self.params["vectorizer"] == "hashing":
+            return int(self.params["n_features"])
+        return len(self.terms)
+
+    @classmethod
+    def fit(cls, params: Mapping[str, Any], texts: Sequence[str]) -> TextVectorizer:
+        """Learn the vocabulary (most frequent terms with ``min_df``) and IDF from ``texts``."""
+        if params["vectorizer"] == "hashing":
+            return cls(params, [], np.zeros(0))
+        ngram = (int(params["ngram_range"][0]), int(params["ngram_range"][1]))
+        n = len(texts)
+        for min_df in dict.fromkeys((min(int(params["min_df"]), max(n, 1)), 1)):
+            counter = CountVectorizer(ngram_range=ngram, min_df=min_df, max_features=int(params["max_features"]))
+            try:
+                counts = counter.fit_transform(texts)
+            except ValueError:  # empty vocabulary (e.g. no draft text at all)
+                continue
+            df = np.asarray((counts > 0).sum(axis=0)).ravel()
+            idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
+            terms = counter.get_feature_names_out()
+            return cls(params, list(terms), idf)
+        return cls(params, [], np.zeros(0))
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """Rows of sublinear TF (times IDF), L2-normalised."""
+        if self._counter is None:
+            return sparse.csr_matrix((len(texts), 0))
+        counts = sparse.csr_matrix(self._counter.transform(texts), dtype=np.float64)
+        counts.data = 1.0 + np.log(counts.data)
+        if self.idf.size:
+            counts = counts @ sparse.diags(self.idf)
+        return sparse.csr_matrix(normalize(counts, norm="l2", copy=False))
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The vocabulary (unicode array) and IDF."""
+        return {"terms": np.asarray(self.terms, dtype=np.str_), "idf": self.idf}
+
+    @classmethod
+    def from_state(cls, params: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> TextVectorizer:
+        """Rebuild from :meth:`state`."""
+        terms = [str(t) for t in arrays.get("terms", np.zeros(0, dtype=np.str_)).tolist()]
+        return cls(params, terms, np.asarray(arrays.get("idf", np.zeros(0)), dtype=np.float64))

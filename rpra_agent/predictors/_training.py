@@ -1,0 +1,127 @@
+"""Training examples for the learned predictor: from a recorded dataset or from the decision log."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from rpra_agent.errors import ConfigError
+from rpra_agent.predictors.features import Sample
+
+if TYPE_CHECKING:
+    from rpra_agent.evaluation.datasets import EvalDataset, EvalItem
+    from rpra_agent.store.base import DecisionFilter, DecisionStore
+    from rpra_agent.verdict import Verdict
+
+__all__ = ["Mode", "conversation_group", "dataset_examples", "store_examples"]
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["request", "draft"]
+
+
+def conversation_group(item: EvalItem) -> str:
+    """Items whose conversations open with the same user message form one group.
+
+    Turn 2 of an MT-bench question shares its first message with turn 1, so grouped
+    folds never let one turn of a conversation predict the other.
+    """
+    for message in item.messages:
+        if message.get("role") == "user":
+            return str(message.get("content") or "")
+    return item.prompt
+
+
+def dataset_examples(
+    dataset: EvalDataset, *, mode: Mode, model: str | None = None
+) -> tuple[list[Sample], np.ndarray, list[str]]:
+    """Samples, the graded model's scores (NaN where unjudged) and conversation groups.
+
+    Args:
+        dataset: The recorded dataset.
+        mode: ``"draft"`` puts ``model``'s recorded answer in each sample.
+        model: Whose score is the label (and whose answer is the draft); the
+            dataset's weak model by default.
+
+    Raises:
+        ConfigError: in draft mode when the dataset records no answer texts.
+    """
+    who = model or dataset.weak
+    texts = dataset.texts(who)
+    if mode == "draft" and any(t is None for t in texts):
+        missing = sum(t is None for t in texts)
+        raise ConfigError(
+            f"draft mode needs {who}'s answer to every item, but {missing} of {len(texts)} items of "
+            f"{dataset.name!r} have none (e.g. MMLU records correctness only): use mode='request'"
+        )
+    samples = [
+        Sample.from_messages(
+            item.messages or ({"role": "user", "content": item.prompt},),
+            draft=text if mode == "draft" else None,
+            task=item.category,
+        )
+        for item, text in zip(dataset.items, texts, strict=True)
+    ]
+    return samples, dataset.scores(who), [conversation_group(item) for item in dataset.items]
+
+
+def _latest(verdicts: list[Verdict]) -> dict[tuple[str, str], Verdict]:
+    latest: dict[tuple[str, str], Verdict] = {}
+    for v in verdicts:
+        if v.judged and v.score is not None:
+            key = (v.decision_id, v.subject)
+            if key not in latest or latest[key].created_at <= v.created_at:
+                latest[key] = v
+    return latest
+
+
+def store_examples(
+    store: DecisionStore, *, mode: Mode, where: DecisionFilter | None = None
+) -> tuple[list[Sample], np.ndarray, list[str], str]:
+    """Hindsight examples from judged decisions: the small model's answer's verdict is the label.
+
+    A decision's label is its newest verdict with ``subject="small"``, or its newest
+    ``"given"`` verdict when the small model took the step. In draft mode the draft is
+    the answer the small model gave (or ``metadata["draft"]`` when recorded); decisions
+    without it are skipped.
+
+    Returns:
+        Samples, scores, groups (thread or run) and the verdicts' scale name.
+
+    Raises:
+        ConfigError: when no decision has a usable verdict, or verdicts mix scales.
+    """
+    decisions = store.decisions(where)
+    latest = _latest(store.verdicts([d.id for d in decisions]))
+    samples: list[Sample] = []
+    scores: list[float] = []
+    groups: list[str] = []
+    scales: set[str] = set()
+    skipped = 0
+    for d in decisions:
+        verdict = latest.get((d.id, "small")) or (latest.get((d.id, "given")) if d.route == "small" else None)
+        if verdict is None:
+            continue
+        draft: str | None = None
+        if mode == "draft":
+            recorded = d.metadata.get("draft") if isinstance(d.metadata, dict) else None
+            draft = d.response if d.route == "small" else (str(recorded) if recorded is not None else None)
+            if draft is None:
+                skipped += 1
+                continue
+        samples.append(Sample(request=d.request, draft=draft, task=d.task, kind=d.kind))
+        scores.append(float(verdict.score or 0.0))
+        groups.append(d.thread_id or d.run_id)
+        scales.add(verdict.scale)
+    if skipped:
+        logger.info("learned predictor: %d judged decisions skipped in draft mode (no small answer recorded)", skipped)
+    if not samples:
+        raise ConfigError(
+            "no decision in the store has a verdict on the small model's answer; judge the log first "
+            "(`rpra judge`), with hindsight judging of the small answer for deferred steps"
+        )
+    if len(scales) != 1:
+        raise ConfigError(f"verdicts use several grade scales {sorted(scales)}; train on one scale at a time")
+    return samples, np.asarray(scores, dtype=float), groups, scales.pop()

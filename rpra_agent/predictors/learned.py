@@ -1,0 +1,393 @@
+"""The learned predictor: a calibrated head trained on hindsight labels, no model call per request.
+
+The judge's verdicts on the small model's past answers (the decision log) or a
+recorded evaluation's scores are the labels; the request (and, in ``draft`` mode, the
+small model's drafted answer) is the input. A featurizer (TF-IDF + cues by default)
+feeds a proportional-odds logistic model over the grades of a
+:class:`~rpra_agent.grades.GradeScale`, whose regularisation is tuned by an inner
+cross-validation on the training data. Predicting costs about a millisecond.
+
+Example::
+
+    from rpra_agent.evaluation.datasets import load_dataset
+    from rpra_agent.predictors.learned import LearnedPredictor
+
+    predictor = LearnedPredictor(mode="request").fit_dataset(load_dataset("mt-bench"))
+    predictor.save("artifacts/learned-mt-bench")
+    predictor = LearnedPredictor.load("artifacts/learned-mt-bench")   # no pickle
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import sparse
+
+from rpra_agent.decision import utcnow
+from rpra_agent.errors import ConfigError, PredictorError
+from rpra_agent.grades import GradeScale
+from rpra_agent.prediction import Prediction, PredictionRequest
+from rpra_agent.predictors._artifact import from_payload, read_artifact, to_payload, write_artifact
+from rpra_agent.predictors._learned_metrics import oof_metrics
+from rpra_agent.predictors._ordinal import DEFAULT_CS, OrdinalLogit
+from rpra_agent.predictors._training import Mode, dataset_examples, store_examples
+from rpra_agent.predictors.features import Featurizer, Sample, TextFeaturizer, featurizer_from_state
+
+if TYPE_CHECKING:
+    from rpra_agent.evaluation.datasets import EvalDataset
+    from rpra_agent.store.base import Artifact, DecisionFilter, DecisionStore
+
+__all__ = ["ARTIFACT_KIND", "DEFAULT_BLOCK_GRID", "LearnedPredictor"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BLOCK_GRID: Mapping[str, Sequence[float]] = {"task": (1.0, 3.0), "cues": (0.5, 1.0, 2.0)}
+"""Block weights searched by default (with ``C``) in the inner cross-validation."""
+
+ARTIFACT_KIND = "learned_predictor"
+"""The store artifact kind under which :meth:`LearnedPredictor.save_to_store` keeps versions."""
+
+
+class LearnedPredictor:
+    """Predicts the judge's grade distribution from the request (and draft) with a trained head.
+
+    Args:
+        featurizer: How samples become features (default :class:`TextFeaturizer`).
+        scale: The grade scale; inferred from the data by :meth:`fit_dataset` /
+            :meth:`fit_store` when not given.
+        mode: ``"request"`` (the request alone, before answering) or ``"draft"``
+            (also the small model's drafted answer: verify-before-show).
+        Cs: Regularisation grid searched by inner cross-validation.
+        C: A fixed regularisation (skips the search; faster).
+        folds: Inner cross-validation folds.
+        seed: Seed of the inner folds.
+        block_grid: Candidate weights of the featurizer's blocks (e.g. ``task``,
+            ``cues``), searched with ``C`` by the same inner cross-validation (nested:
+            the held-out data never choose them). Needs a featurizer with ``blocks()``
+            and ``weights`` (the :class:`TextFeaturizer`); ``None`` keeps its weights.
+        name: Recorded as the predictor's name (default ``learned`` / ``learned_draft``).
+    """
+
+    name: str = "learned"
+
+    def __init__(
+        self,
+        featurizer: Featurizer | None = None,
+        *,
+        scale: GradeScale | None = None,
+        mode: Mode = "request",
+        Cs: Sequence[float] = DEFAULT_CS,
+        C: float | None = None,
+        folds: int = 3,
+        seed: int = 0,
+        block_grid: Mapping[str, Sequence[float]] | None = DEFAULT_BLOCK_GRID,
+        name: str | None = None,
+    ) -> None:
+        if mode not in ("request", "draft"):
+            raise ConfigError(f"mode must be 'request' or 'draft', not {mode!r}")
+        self.featurizer: Featurizer = featurizer if featurizer is not None else TextFeaturizer()
+        self.scale = scale or GradeScale.paper()
+        self._scale_given = scale is not None
+        self.mode: Mode = mode
+        self.name = name or ("learned" if mode == "request" else "learned_draft")
+        self._options: dict[str, Any] = {"Cs": tuple(Cs), "C": C, "folds": folds, "seed": seed}
+        self.model = OrdinalLogit(len(self.scale.labels), **self._options)
+        self.block_grid = {k: tuple(float(x) for x in v) for k, v in (block_grid or {}).items()}
+        self.fitted = False
+        self._block_search: dict[str, Any] = {}
+        self.training: dict[str, Any] = {}
+        self.metrics: dict[str, Any] = {}
+        self._version = "unfitted"
+
+    @property
+    def version(self) -> str:
+        """``learned-<mode>-<hash>`` of the training data and configuration."""
+        return self._version
+
+    # -- training --------------------------------------------------------------
+    def fit(
+        self,
+        samples: Sequence[Sample],
+        scores: Sequence[float] | np.ndarray,
+        *,
+        groups: Sequence[str] | None = None,
+        source: str = "samples",
+    ) -> LearnedPredictor:
+        """Train on samples and the judge's scores of the small model's answers.
+
+        Items whose score is NaN are left out. ``groups`` keeps related items (turns
+        of one conversation) together in the inner folds.
+
+        Raises:
+            ConfigError: with fewer than two scored samples, or drafts missing in draft mode.
+        """
+        values = np.asarray(scores, dtype=float)
+        if len(values) != len(samples):
+            raise ConfigError(f"{len(samples)} samples but {len(values)} scores")
+        keep = np.flatnonzero(~np.isnan(values))
+        if len(keep) < 2:
+            raise ConfigError(f"the learned predictor needs at least 2 judged examples, got {len(keep)}")
+        train = [samples[int(i)] for i in keep]
+        if self.mode == "draft" and any(s.draft is None for s in train):
+            raise ConfigError("draft mode needs every training sample's draft (the small model's answer)")
+        labels = [self.scale.label_for(float(values[i])) for i in keep]
+        y = np.array([self.scale.labels.index(lab) for lab in labels], dtype=int)
+        self.model = OrdinalLogit(len(self.scale.labels), **self._options)
+        self._block_search = {}
+        start = time.perf_counter()
+        self.featurizer.fit(train, draft=self.mode == "draft")
+        train_groups = None if groups is None else [groups[int(i)] for i in keep]
+        X = self._fit_model(train, y, train_groups)
+        digest = _data_hash(train, values[keep])
+        self.training = {
+            "n": len(train),
+            "source": source,
+            "data_sha256": digest,
+            "label_counts": {lab: labels.count(lab) for lab in self.scale.labels if lab in labels},
+            "trained_at": utcnow(),
+            "seconds": round(time.perf_counter() - start, 3),
+            "n_features": int(X.shape[1]),
+        }
+        self.metrics = oof_metrics(self.model, y, values[keep], self.scale)
+        if self._block_search:
+            self.metrics["block_weights"] = self._block_search
+        self.fitted = True
+        self._version = self._fingerprint()
+        logger.info(
+            "learned predictor %s trained on %d examples from %s (C=%s, ECE %s)",
+            self.version, len(train), source, self.model.C, self.metrics.get("ece"),
+        )  # fmt: skip
+        return self
+
+    def _candidates(self) -> list[dict[str, float]]:
+        blocks = getattr(self.featurizer, "blocks", None)
+        weights = getattr(self.featurizer, "weights", None)
+        if (
+            not self.block_grid
+            or self._options["C"] is not None
+            or not callable(blocks)
+            or not isinstance(weights, dict)
+        ):
+            return []
+        present = blocks()
+        axes = [(name, values) for name, values in self.block_grid.items() if name in present]
+        return [
+            dict(zip([a for a, _ in axes], combo, strict=True)) for combo in itertools.product(*[v for _, v in axes])
+        ]
+
+    def _fit_model(self, train: Sequence[Sample], y: np.ndarray, groups: Sequence[str] | None) -> Any:
+        """Fit the classifier; with a block grid, pick block weights and ``C`` by inner CV."""
+        candidates = self._candidates()
+        if len(candidates) <= 1:
+            X = self.featurizer.transform(train)
+            self.model.fit(X, y, groups=groups)
+            return X
+        featurizer: Any = self.featurizer
+        base = dict(featurizer.weights)
+        featurizer.weights = dict.fromkeys(base, 1.0)
+        X1 = featurizer.transform(train)
+        blocks = featurizer.blocks()
+        best: tuple[float, dict[str, float], OrdinalLogit, Any] | None = None
+        losses = {}
+        for cand in candidates:
+            weights = {**base, **cand}
+            cols = np.ones(X1.shape[1])
+            for name, (a, b) in blocks.items():
+                cols[a:b] = weights.get(name, 1.0)
+            X = X1 @ sparse.diags(cols)
+            model = OrdinalLogit(len(self.scale.labels), **self._options).fit(X, y, groups=groups)
+            loss = model.cv_loss.get(repr(model.C), math.inf)
+            losses[json.dumps(cand, sort_keys=True)] = round(loss, 5)
+            if best is None or loss < best[0]:
+                best = (loss, weights, model, X)
+        assert best is not None  # noqa: S101 - candidates is non-empty
+        featurizer.weights = best[1]
+        self.model = best[2]
+        self._block_search = {"chosen": {k: best[1][k] for k in candidates[0]}, "cv_logloss": losses}
+        return best[3]
+
+    def fit_dataset(self, dataset: EvalDataset, *, model: str | None = None) -> LearnedPredictor:
+        """Train on a recorded dataset: ``model``'s (default the weak model's) scores are the labels."""
+        if not self._scale_given:
+            from rpra_agent.evaluation.replay import scale_for
+
+            self.scale = scale_for(dataset)
+        samples, scores, groups = dataset_examples(dataset, mode=self.mode, model=model)
+        return self.fit(samples, scores, groups=groups, source=f"dataset:{dataset.name}")
+
+    def fit_store(self, store: DecisionStore, *, where: DecisionFilter | None = None) -> LearnedPredictor:
+        """Train on judged decisions (hindsight labels) from the decision log.
+
+        The log keeps the bare request only, so a :class:`TextFeaturizer` is switched
+        to ``context=False`` (what it sees at prediction time then matches training).
+        """
+        samples, scores, groups, scale_name = store_examples(store, mode=self.mode, where=where)
+        if not self._scale_given:
+            self.scale = GradeScale.named(scale_name)
+        if isinstance(self.featurizer, TextFeaturizer):
+            self.featurizer.context = False
+        return self.fit(samples, scores, groups=groups, source="store")
+
+    # -- predicting ------------------------------------------------------------
+    def predict_proba(self, samples: Sequence[Sample]) -> np.ndarray:
+        """Grade distributions (one row per sample, columns in ``scale.labels`` order)."""
+        if not self.fitted:
+            raise PredictorError("the learned predictor is not trained: fit() or load() it first", predictor=self.name)
+        return self.model.proba(self.featurizer.transform(samples))
+
+    def keep_scores(self, samples: Sequence[Sample], metric: str = "expected_score") -> np.ndarray:
+        """A keep-score per sample: ``expected_score`` or ``p_acceptable``."""
+        proba = self.predict_proba(samples)
+        if metric == "expected_score":
+            return proba @ np.asarray(self.scale.values, dtype=float)
+        if metric == "p_acceptable":
+            return proba[:, self.scale.labels.index(self.scale.acceptable_from) :].sum(axis=1)
+        raise ConfigError(f"metric must be 'expected_score' or 'p_acceptable', not {metric!r}")
+
+    def predict(self, request: PredictionRequest) -> Prediction:
+        """Predict the grade distribution for ``request``.
+
+        Raises:
+            PredictorError: when untrained, when draft mode gets no draft, or when
+                featurizing fails (the graph then defers).
+        """
+        start = time.perf_counter()
+        sample = Sample.from_request(request)
+        if self.mode == "draft" and sample.draft is None:
+            raise PredictorError(
+                "this learned predictor was trained in draft mode and needs the small model's draft "
+                "(use the verify paradigm, or train a request-mode predictor)",
+                predictor=self.name,
+            )
+        try:
+            row = self.predict_proba([sample])[0]
+        except PredictorError:
+            raise
+        except Exception as exc:
+            raise PredictorError(f"{type(exc).__name__} while featurizing the request", predictor=self.name) from exc
+        return Prediction.from_distribution(
+            {lab: float(p) for lab, p in zip(self.scale.labels, row, strict=True)},
+            scale=self.scale,
+            predictor=self.name,
+            version=self.version,
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+            method="learned",
+        )
+
+    async def apredict(self, request: PredictionRequest) -> Prediction:
+        """Async twin of :meth:`predict` (featurizers that call a model run in a thread)."""
+        if getattr(self.featurizer, "blocking", False):
+            return await asyncio.to_thread(self.predict, request)
+        return self.predict(request)
+
+    # -- persistence -----------------------------------------------------------
+    def _fingerprint(self) -> str:
+        blob = json.dumps(
+            {"f": self.featurizer.config(), "m": self.model.config(), "d": self.training.get("data_sha256")},
+            sort_keys=True,
+        )
+        return f"learned-{self.mode}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+    def _manifest(self) -> dict[str, Any]:
+        from rpra_agent import __version__
+
+        return {
+            "name": self.name,
+            "version": self.version,
+            "mode": self.mode,
+            "scale": self.scale.to_dict(),
+            "featurizer": self.featurizer.config(),
+            "classifier": self.model.config(),
+            "training": self.training,
+            "metrics": self.metrics,
+            "rpra_agent": __version__,
+            "saved_at": utcnow(),
+        }
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"featurizer/{k}": v for k, v in self.featurizer.state().items()}
+        arrays.update({f"classifier/{k}": v for k, v in self.model.state().items()})
+        return arrays
+
+    def save(self, path: str | Path) -> Path:
+        """Save to the directory ``path`` (``manifest.json`` + ``arrays.npz``; no pickle)."""
+        if not self.fitted:
+            raise ConfigError("train the learned predictor before saving it")
+        return write_artifact(path, self._manifest(), self._arrays())
+
+    def save_to_store(self, store: DecisionStore, name: str = "default") -> Artifact:
+        """Store a new version as a ``learned_predictor`` artifact named ``name``."""
+        if not self.fitted:
+            raise ConfigError("train the learned predictor before saving it")
+        return store.put_artifact(ARTIFACT_KIND, name, to_payload(self._manifest(), self._arrays()))
+
+    @classmethod
+    def load(cls, path: str | Path, **resources: Any) -> LearnedPredictor:
+        """Load a predictor saved with :meth:`save` (safe: JSON and ``allow_pickle=False`` arrays).
+
+        Args:
+            path: The artifact directory.
+            **resources: For model-backed featurizers, e.g. ``llama=`` a loaded
+                ``llama_cpp.Llama`` (embedding mode) or ``llama_model_path=``.
+
+        Raises:
+            ConfigError: on a missing, corrupt, modified or incompatible artifact.
+        """
+        manifest, arrays = read_artifact(path)
+        return cls._from_parts(manifest, arrays, resources)
+
+    @classmethod
+    def load_from_store(cls, store: DecisionStore, name: str = "default", **resources: Any) -> LearnedPredictor:
+        """Load the newest ``learned_predictor`` artifact ``name`` from a store.
+
+        Raises:
+            ConfigError: when there is none, or it is corrupt or incompatible.
+        """
+        artifact = store.latest_artifact(ARTIFACT_KIND, name)
+        if artifact is None:
+            raise ConfigError(f"the store has no {ARTIFACT_KIND} artifact named {name!r}: run `rpra train-predictor`")
+        manifest, arrays = from_payload(artifact.payload, f"store artifact {ARTIFACT_KIND}/{name} v{artifact.version}")
+        return cls._from_parts(manifest, arrays, resources)
+
+    @classmethod
+    def _from_parts(
+        cls, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray], resources: Mapping[str, Any]
+    ) -> LearnedPredictor:
+        def sub(prefix: str) -> dict[str, np.ndarray]:
+            return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+        try:
+            scale = GradeScale.from_dict(manifest["scale"])
+            featurizer = featurizer_from_state(manifest["featurizer"], sub("featurizer/"), **resources)
+            model = OrdinalLogit.from_state(manifest["classifier"], sub("classifier/"))
+            mode = manifest["mode"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"the learned-predictor artifact is incomplete or malformed ({exc!r})") from exc
+        if model.n_labels != len(scale.labels):
+            raise ConfigError("the artifact's classifier and grade scale disagree on the number of grades")
+        self = cls(featurizer, scale=scale, mode=mode, name=str(manifest.get("name") or "") or None)
+        self.model = model
+        self.training = dict(manifest.get("training") or {})
+        self.metrics = dict(manifest.get("metrics") or {})
+        self.fitted = True
+        self._version = str(manifest.get("version") or self._fingerprint())
+        return self
+
+
+def _data_hash(samples: Sequence[Sample], scores: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for s, score in zip(samples, scores, strict=True):
+        row = [s.request, s.context, s.draft, s.task, s.kind, float(score)]
+        digest.update(json.dumps(row, ensure_ascii=True).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
