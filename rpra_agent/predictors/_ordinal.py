@@ -52,8 +52,8 @@ class OrdinalLogit:
     Args:
         n_labels: Number of grades.
         Cs: Candidate inverse regularisation strengths (inner CV picks one).
-        C: A fixed ``C`` (skips the inner CV).
-        folds: Inner cross-validation folds.
+        C: A fixed ``C`` (the inner CV then only measures it).
+        folds: Inner cross-validation folds (at least 2).
         seed: Seed of the inner fold assignment.
     """
 
@@ -70,6 +70,8 @@ class OrdinalLogit:
             raise ConfigError("an ordinal model needs at least two grades")
         if C is None and not Cs:
             raise ConfigError("give C or a non-empty Cs grid")
+        if folds < 2:
+            raise ConfigError(f"the inner cross-validation needs at least 2 folds, got {folds}")
         if any(c <= 0 for c in Cs) or (C is not None and C <= 0):
             raise ConfigError("C values must be positive")
         self.n_labels = int(n_labels)
@@ -119,31 +121,32 @@ class OrdinalLogit:
             raise ConfigError(f"labels must be grade indices in [0, {self.n_labels - 1}]")
         # Small BLAS calls inside L-BFGS run far slower with several threads (spin-waiting).
         with threadpool_limits(limits=1, user_api="blas"):
-            C = self.C
-            if C is None:
-                C = self._select_C(X, y, groups) if len(self.Cs) > 1 and len(y) >= 2 * self.folds else self.Cs[-1]
-            self.C = float(C)
+            grid = self.Cs if self.C is None else (self.C,)
+            # Inner CV picks C from the grid (or just scores a fixed C, for honest metrics).
+            self.C = float(self._select_C(X, y, groups, grid) if len(y) >= 2 * self.folds else grid[-1])
             w = self._fit_once(X, y, self.C)
         self.beta, self.theta = w[: X.shape[1]], np.minimum.accumulate(w[X.shape[1] :])
         return self
 
-    def _select_C(self, X: sparse.csr_matrix, y: np.ndarray, groups: Sequence[Any] | None) -> float:
+    def _select_C(
+        self, X: sparse.csr_matrix, y: np.ndarray, groups: Sequence[Any] | None, grid: Sequence[float]
+    ) -> float:
         fold = group_folds(groups if groups is not None else range(len(y)), self.folds, self.seed)
-        oof = {C: np.zeros((len(y), self.n_labels - 1)) for C in self.Cs}
+        oof = {C: np.zeros((len(y), self.n_labels - 1)) for C in grid}
         d = X.shape[1]
         for f in range(self.folds):
             train, test = fold != f, fold == f
             if not test.any() or not train.any():
                 continue
             w = None
-            for C in self.Cs:  # ascending C, warm-started
+            for C in grid:  # ascending C, warm-started
                 w = self._fit_once(X[train], y[train], C, start=w)
                 oof[C][test] = self._cumulative(X[test], w[:d], np.minimum.accumulate(w[d:]))
         targets = (y[:, None] >= np.arange(1, self.n_labels)[None, :]).astype(float)
         for C, cum in oof.items():
             p = np.clip(cum, _EPS, 1 - _EPS)
             self.cv_loss[repr(C)] = float(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)).sum(axis=1).mean())
-        best = min(self.Cs, key=lambda c: (self.cv_loss[repr(c)], c))
+        best = min(grid, key=lambda c: (self.cv_loss[repr(c)], c))
         self.oof_cumulative = oof[best]
         logger.debug("ordinal model: C=%s chosen by inner CV (losses %s)", best, self.cv_loss)
         return best

@@ -21,23 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import json
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy import sparse
 
 from rpra_agent.decision import utcnow
 from rpra_agent.errors import ConfigError, PredictorError
 from rpra_agent.grades import GradeScale
 from rpra_agent.prediction import Prediction, PredictionRequest
 from rpra_agent.predictors._artifact import from_payload, read_artifact, to_payload, write_artifact
+from rpra_agent.predictors._blocksearch import fit_head
 from rpra_agent.predictors._learned_metrics import oof_metrics
 from rpra_agent.predictors._ordinal import DEFAULT_CS, OrdinalLogit
 from rpra_agent.predictors._training import Mode, dataset_examples, store_examples
@@ -68,7 +66,7 @@ class LearnedPredictor:
         mode: ``"request"`` (the request alone, before answering) or ``"draft"``
             (also the small model's drafted answer: verify-before-show).
         Cs: Regularisation grid searched by inner cross-validation.
-        C: A fixed regularisation (skips the search; faster).
+        C: A fixed regularisation (skips the search over ``Cs``; faster).
         folds: Inner cross-validation folds.
         seed: Seed of the inner folds.
         block_grid: Candidate weights of the featurizer's blocks (e.g. ``task``,
@@ -142,12 +140,17 @@ class LearnedPredictor:
             raise ConfigError("draft mode needs every training sample's draft (the small model's answer)")
         labels = [self.scale.label_for(float(values[i])) for i in keep]
         y = np.array([self.scale.labels.index(lab) for lab in labels], dtype=int)
-        self.model = OrdinalLogit(len(self.scale.labels), **self._options)
-        self._block_search = {}
         start = time.perf_counter()
         self.featurizer.fit(train, draft=self.mode == "draft")
-        train_groups = None if groups is None else [groups[int(i)] for i in keep]
-        X = self._fit_model(train, y, train_groups)
+        self.model, self._block_search = fit_head(
+            self.featurizer,
+            train,
+            y,
+            None if groups is None else [groups[int(i)] for i in keep],
+            n_labels=len(self.scale.labels),
+            options=self._options,
+            grid=self.block_grid,
+        )
         digest = _data_hash(train, values[keep])
         self.training = {
             "n": len(train),
@@ -156,7 +159,7 @@ class LearnedPredictor:
             "label_counts": {lab: labels.count(lab) for lab in self.scale.labels if lab in labels},
             "trained_at": utcnow(),
             "seconds": round(time.perf_counter() - start, 3),
-            "n_features": int(X.shape[1]),
+            "n_features": int(self.model.beta.shape[0]),
         }
         self.metrics = oof_metrics(self.model, y, values[keep], self.scale)
         if self._block_search:
@@ -168,53 +171,6 @@ class LearnedPredictor:
             self.version, len(train), source, self.model.C, self.metrics.get("ece"),
         )  # fmt: skip
         return self
-
-    def _candidates(self) -> list[dict[str, float]]:
-        blocks = getattr(self.featurizer, "blocks", None)
-        weights = getattr(self.featurizer, "weights", None)
-        if (
-            not self.block_grid
-            or self._options["C"] is not None
-            or not callable(blocks)
-            or not isinstance(weights, dict)
-        ):
-            return []
-        present = blocks()
-        axes = [(name, values) for name, values in self.block_grid.items() if name in present]
-        return [
-            dict(zip([a for a, _ in axes], combo, strict=True)) for combo in itertools.product(*[v for _, v in axes])
-        ]
-
-    def _fit_model(self, train: Sequence[Sample], y: np.ndarray, groups: Sequence[str] | None) -> Any:
-        """Fit the classifier; with a block grid, pick block weights and ``C`` by inner CV."""
-        candidates = self._candidates()
-        if len(candidates) <= 1:
-            X = self.featurizer.transform(train)
-            self.model.fit(X, y, groups=groups)
-            return X
-        featurizer: Any = self.featurizer
-        base = dict(featurizer.weights)
-        featurizer.weights = dict.fromkeys(base, 1.0)
-        X1 = featurizer.transform(train)
-        blocks = featurizer.blocks()
-        best: tuple[float, dict[str, float], OrdinalLogit, Any] | None = None
-        losses = {}
-        for cand in candidates:
-            weights = {**base, **cand}
-            cols = np.ones(X1.shape[1])
-            for name, (a, b) in blocks.items():
-                cols[a:b] = weights.get(name, 1.0)
-            X = X1 @ sparse.diags(cols)
-            model = OrdinalLogit(len(self.scale.labels), **self._options).fit(X, y, groups=groups)
-            loss = model.cv_loss.get(repr(model.C), math.inf)
-            losses[json.dumps(cand, sort_keys=True)] = round(loss, 5)
-            if best is None or loss < best[0]:
-                best = (loss, weights, model, X)
-        assert best is not None  # noqa: S101 - candidates is non-empty
-        featurizer.weights = best[1]
-        self.model = best[2]
-        self._block_search = {"chosen": {k: best[1][k] for k in candidates[0]}, "cv_logloss": losses}
-        return best[3]
 
     def fit_dataset(self, dataset: EvalDataset, *, model: str | None = None) -> LearnedPredictor:
         """Train on a recorded dataset: ``model``'s (default the weak model's) scores are the labels."""
