@@ -4,16 +4,33 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 
+from rpra_agent.errors import ConfigError
+from rpra_agent.evaluation._scoring import predictor_row
 from rpra_agent.evaluation.datasets import EvalDataset
 from rpra_agent.evaluation.results import Curve, PredictorRow
 from rpra_agent.grades import GradeScale
 
-__all__ = ["learned_rows"]
+__all__ = ["learned_available", "learned_rows"]
 
 logger = logging.getLogger(__name__)
+
+MODES: tuple[tuple[Literal["request", "draft"], str, str], ...] = (
+    ("request", "learned", "request only"),
+    ("draft", "learned_draft", "request + the small answer"),
+)
+
+
+def learned_available() -> bool:
+    """Whether the learned predictor (``rpra_agent.predictors.crossfit``) is installed."""
+    try:
+        import rpra_agent.predictors.crossfit  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def learned_rows(
@@ -26,10 +43,45 @@ def learned_rows(
     folds: int,
     seed: int,
 ) -> list[tuple[PredictorRow, Curve | None]]:
-    """Rows of the learned predictor (request-only and draft modes), or none when not installed."""
-    try:
-        import rpra_agent.predictors.learned  # noqa: F401
-    except ImportError:
+    """Rows of the learned predictor in request-only and draft modes, ``k``-fold cross-fitted.
+
+    Draft mode needs the small model's answer texts; datasets without them (MMLU)
+    get the request-only row alone. Nothing when the learned predictor is not installed.
+    """
+    if not learned_available():
         logger.info("the learned predictor is not installed; skipping it")
         return []
-    return []
+    has_text = all(t is not None for t in ds.texts(ds.weak))
+    modes = [m for m in MODES if m[0] == "request" or has_text]
+    if not has_text:
+        logger.info("dataset %s has no small-answer texts: no draft-mode learned predictor", ds.name)
+    results = [_crossfit_one(ds, m[0], folds, seed) for m in modes]
+    rows: list[tuple[PredictorRow, Curve | None]] = []
+    for (mode, name, what), (proba, labels_of, error) in zip(modes, results, strict=True):
+        if error is not None or proba is None:
+            logger.warning("learned predictor (%s) skipped: %s", mode, error)
+            continue
+        if tuple(labels_of) != tuple(scale.labels):
+            logger.warning("learned predictor scale %s differs from %s; skipped", labels_of, scale.labels)
+            continue
+        dists = [dict(zip(scale.labels, (float(p) for p in row), strict=True)) for row in proba]
+        keep = proba @ np.asarray(scale.values, dtype=float)
+        note = f"{what}; TF-IDF + ordinal logit, {folds}-fold cross-fitted by conversation"
+        rows.append(
+            predictor_row(name, weak, strong, keep, true_labels=labels, distributions=dists, scale=scale, note=note)
+        )
+    return rows
+
+
+_Outcome = tuple[np.ndarray | None, tuple[str, ...], str | None]
+
+
+def _crossfit_one(ds: EvalDataset, mode: Literal["request", "draft"], folds: int, seed: int) -> _Outcome:
+    """One mode's cross-fitted distributions and the label order (or the error)."""
+    from rpra_agent.predictors.crossfit import crossfit_proba
+
+    try:
+        proba, predictor = crossfit_proba(ds, k=folds, mode=mode, seed=seed)
+    except ConfigError as exc:
+        return None, (), str(exc)
+    return proba, tuple(predictor.scale.labels), None

@@ -38,7 +38,7 @@ from rpra_agent.decision import Decision, Paradigm
 from rpra_agent.errors import ConfigError
 from rpra_agent.evaluation._calib import calibrate_threshold
 from rpra_agent.evaluation._graphrun import EvalProgress, NullProgress, masked_url, run_items
-from rpra_agent.evaluation._learned import learned_rows
+from rpra_agent.evaluation._learned import learned_available, learned_rows
 from rpra_agent.evaluation._parallel import GraphPool
 from rpra_agent.evaluation._scoring import baseline_rows, card_summary, graph_operating_point, predictor_row
 from rpra_agent.evaluation.costs import PriceTable, item_costs
@@ -81,7 +81,8 @@ class ReplayOptions:
         prior_strength: Smoothing of a category's card distribution toward all tasks.
         report: Write the PNG, HTML and JSON files.
         workers: Worker processes for the two graph passes (needs an SQL store URL;
-            1 runs them in this process).
+            1 runs them in this process). Workers are spawned: a script that sets
+            this needs the ``if __name__ == "__main__":`` guard.
     """
 
     folds: int = 5
@@ -279,9 +280,10 @@ def run_replay_eval(
                     note=_card_note(ds, opts.folds),
                 )
             ]
-            if opts.learned:
-                rows_curves += learned_rows(ds, weak, strong, labels, scale, folds=opts.folds, seed=opts.seed)
             rows_curves += baseline_rows(weak, strong, ds.texts(ds.weak))
+        if opts.learned and learned_available():
+            with timer.stage("learned", "learned predictor: cross-fitting (request, draft)"):
+                rows_curves[1:1] = learned_rows(ds, weak, strong, labels, scale, folds=opts.folds, seed=opts.seed)
         db.flush()
     finally:
         if pool is not None:

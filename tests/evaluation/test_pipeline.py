@@ -204,7 +204,11 @@ def test_learned_predictor_joins_when_installed(tmp_path: Path) -> None:
         toy_dataset(60), out_dir=tmp_path, store="memory://", options=dataclasses.replace(FAST, learned=True)
     )
     names = [r.name for r in result.rows]
-    assert any(n.startswith("learned") for n in names)
+    assert names[:3] == ["report_card", "learned", "learned_draft"]
+    for name in ("learned", "learned_draft"):
+        row = result.row(name)
+        assert row.apgr is not None and row.accuracy is not None and row.ece is not None
+    assert {c.name for c in result.curves} >= {"learned", "learned_draft"}
 
 
 def test_store_records_are_queryable_per_pass(tmp_path: Path) -> None:
