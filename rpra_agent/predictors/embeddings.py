@@ -44,6 +44,7 @@ class _EmbeddingFeaturizer:
         self.draft = False
         self._mean = np.zeros(0)
         self._scale = np.ones(0)
+        self._fitted_on: tuple[Sequence[Sample], np.ndarray] | None = None
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One embedding row per text."""
@@ -62,12 +63,14 @@ class _EmbeddingFeaturizer:
         self._mean = raw.mean(axis=0)
         spread = raw.std(axis=0)
         self._scale = np.where(spread > 1e-9, spread, 1.0)
+        self._fitted_on = (samples, raw)  # the trainer transforms the same list next: embed it once
 
     def transform(self, samples: Sequence[Sample]) -> FeatureMatrix:
         """Standardised embeddings (request, then draft in draft mode)."""
         if self._mean.size == 0:
             raise ConfigError("the featurizer is not fitted: call fit() first")
-        raw = self._raw(samples)
+        cached, self._fitted_on = self._fitted_on, None
+        raw = cached[1] if cached is not None and cached[0] is samples else self._raw(samples)
         if raw.shape[1] != self._mean.shape[0]:
             raise ConfigError(
                 f"the embedding model gives {raw.shape[1]} dimensions, the predictor was trained on "
