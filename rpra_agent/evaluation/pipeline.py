@@ -251,7 +251,7 @@ def run_replay_eval(
         with timer.stage("route", "route: the graph at the calibrated threshold", n):
             routed = _route(ds, folds, predictors, cal.threshold, small, large, db, opts, run, pool)
         with timer.stage("metrics", "metrics: predictors and baselines", None):
-            given = [v for v in _judge_all(judge, routed, ("given",), db, NullProgress())]
+            given = _judge_all(judge, routed, ("given",), db, NullProgress())
             weak_costs, strong_costs = _costs(ds, opts.prices)
             operating = graph_operating_point(
                 predictor="report_card",
