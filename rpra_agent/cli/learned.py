@@ -57,6 +57,10 @@ def train_predictor(
     featurizer: Annotated[
         str, typer.Option("--featurizer", help="text (TF-IDF + cues, default), hashing, llama, text+llama, sentence.")
     ] = "text",
+    target: Annotated[
+        str,
+        typer.Option("--target", help="small (the small answer's grade) or no_worse (P(small no worse than large))."),
+    ] = "small",
     llama_model: Annotated[str | None, typer.Option("--llama-model", help="GGUF file for llama embeddings.")] = None,
     C: Annotated[float | None, typer.Option("--C", help="Fixed regularisation (default: tuned by inner CV).")] = None,
     store_name: Annotated[
@@ -76,10 +80,12 @@ def train_predictor(
         _fail("--store-as NAME saves into a store: give its --db URL too")
     if mode not in ("request", "draft"):
         _fail(f"--mode must be request or draft, not {mode!r}")
+    if target not in ("small", "no_worse"):
+        _fail(f"--target must be small or no_worse, not {target!r}")
     if out is None and store_name is None:
         _fail("say where to save it: --out DIR (and/or --store-as NAME with --db)")
     try:
-        predictor = LearnedPredictor(_featurizer(featurizer, llama_model), mode=mode, C=C)  # type: ignore[arg-type]
+        predictor = LearnedPredictor(_featurizer(featurizer, llama_model), mode=mode, C=C, target=target)  # type: ignore[arg-type]
         if dataset is not None:
             from rpra_agent.evaluation.datasets import load_dataset
 
@@ -106,13 +112,15 @@ def train_predictor(
                 store.close()
         _print_metrics(predictor)
         if crossfit and dataset is not None:
-            _print_crossfit(dataset, mode, featurizer, llama_model, C)
+            _print_crossfit(dataset, mode, target, featurizer, llama_model, C)
     except RPRAError as exc:
         _fail(str(exc))
 
 
 def _print_metrics(predictor: Any) -> None:
-    table = Table(title=f"{predictor.name} ({predictor.mode} mode) — inner-CV agreement with the judge")
+    table = Table(
+        title=f"{predictor.name} ({predictor.mode} mode, {predictor.target}): inner-CV agreement with the judge"
+    )
     for col in ("n", "C", "ECE", "AUROC", "Spearman", "accuracy"):
         table.add_column(col, justify="right")
     m = {**predictor.metrics, "n": predictor.training.get("n")}
@@ -122,7 +130,9 @@ def _print_metrics(predictor: Any) -> None:
         console.print(f"block weights chosen by inner CV: {m['block_weights']['chosen']}")
 
 
-def _print_crossfit(dataset: str, mode: str, featurizer: str, llama_model: str | None, C: float | None) -> None:
+def _print_crossfit(
+    dataset: str, mode: str, target: str, featurizer: str, llama_model: str | None, C: float | None
+) -> None:
     from rpra_agent.evaluation.datasets import load_dataset
     from rpra_agent.evaluation.metrics import apgr
     from rpra_agent.predictors.crossfit import crossfit_keep_scores
@@ -130,10 +140,12 @@ def _print_crossfit(dataset: str, mode: str, featurizer: str, llama_model: str |
 
     data = load_dataset(dataset).judged()
 
-    def factory(mode: Any) -> LearnedPredictor:
-        return LearnedPredictor(_featurizer(featurizer, llama_model), mode=mode, C=C)
+    def factory(mode: Any, target: Any) -> LearnedPredictor:
+        return LearnedPredictor(_featurizer(featurizer, llama_model), mode=mode, C=C, target=target)
 
     with console.status("cross-fitting (5 folds)"):
-        keep = crossfit_keep_scores(data, factory, mode=mode)  # type: ignore[arg-type]
+        keep = crossfit_keep_scores(data, factory, mode=mode, target=target)  # type: ignore[arg-type]
     value = apgr(data.scores(data.weak), data.scores(data.strong), keep)
-    console.print(f"cross-fitted APGR on {data.name} ({mode} mode, 5 folds): [bold]{value:.3f}[/] (random 0.5)")
+    console.print(
+        f"cross-fitted APGR on {data.name} ({mode} mode, target {target}, 5 folds): [bold]{value:.3f}[/] (random 0.5)"
+    )

@@ -79,16 +79,19 @@ def _latest(verdicts: list[Verdict]) -> dict[tuple[str, str], Verdict]:
 
 def store_examples(
     store: DecisionStore, *, mode: Mode, where: DecisionFilter | None = None
-) -> tuple[list[Sample], np.ndarray, list[str], str]:
+) -> tuple[list[Sample], np.ndarray, np.ndarray, list[str], str]:
     """Hindsight examples from judged decisions: the small model's answer's verdict is the label.
 
     A decision's label is its newest verdict with ``subject="small"``, or its newest
-    ``"given"`` verdict when the small model took the step. In draft mode the draft is
-    the answer the small model gave (or ``metadata["draft"]`` when recorded); decisions
+    ``"given"`` verdict when the small model took the step. The large model's score
+    (for the ``no_worse`` target) is its ``"large"`` verdict, or ``"given"`` when the
+    large model took the step (NaN when unjudged). In draft mode the draft is the
+    answer the small model gave (or ``metadata["draft"]`` when recorded); decisions
     without it are skipped.
 
     Returns:
-        Samples, scores, groups (thread or run) and the verdicts' scale name.
+        Samples, small scores, large scores, groups (thread or run) and the verdicts'
+        scale name.
 
     Raises:
         ConfigError: when no decision has a usable verdict, or verdicts mix scales.
@@ -97,6 +100,7 @@ def store_examples(
     latest = _latest(store.verdicts([d.id for d in decisions]))
     samples: list[Sample] = []
     scores: list[float] = []
+    large_scores: list[float] = []
     groups: list[str] = []
     scales: set[str] = set()
     skipped = 0
@@ -113,6 +117,10 @@ def store_examples(
                 continue
         samples.append(Sample(request=d.request, draft=draft, task=d.task, kind=d.kind))
         scores.append(float(verdict.score or 0.0))
+        large = latest.get((d.id, "large")) or (
+            latest.get((d.id, "given")) if d.route == "large" and not d.degraded else None
+        )
+        large_scores.append(float("nan") if large is None else float(large.score or 0.0))
         groups.append(d.thread_id or d.run_id)
         scales.add(verdict.scale)
     if skipped:
@@ -124,4 +132,4 @@ def store_examples(
         )
     if len(scales) != 1:
         raise ConfigError(f"verdicts use several grade scales {sorted(scales)}; train on one scale at a time")
-    return samples, np.asarray(scores, dtype=float), groups, scales.pop()
+    return samples, np.asarray(scores, dtype=float), np.asarray(large_scores, dtype=float), groups, scales.pop()

@@ -17,7 +17,7 @@ import numpy as np
 from rpra_agent.errors import ConfigError
 from rpra_agent.predictors._ordinal import group_folds
 from rpra_agent.predictors._training import Mode, conversation_group, dataset_examples
-from rpra_agent.predictors.learned import LearnedPredictor
+from rpra_agent.predictors.learned import LearnedPredictor, Target
 
 if TYPE_CHECKING:
     from rpra_agent.evaluation.datasets import EvalDataset
@@ -26,13 +26,13 @@ __all__ = ["PredictorFactory", "crossfit_keep_scores", "crossfit_proba", "transf
 
 Metric = Literal["expected_score", "p_acceptable"]
 PredictorFactory = Callable[..., LearnedPredictor]
-"""Called as ``factory(mode=mode)``; returns an untrained :class:`LearnedPredictor`."""
+"""Called as ``factory(mode=mode, target=target)``; returns an untrained :class:`LearnedPredictor`."""
 
 
 def _factory(predictor_factory: PredictorFactory | None, seed: int) -> PredictorFactory:
     if predictor_factory is not None:
         return predictor_factory
-    return lambda mode: LearnedPredictor(mode=mode, seed=seed)
+    return lambda mode, target: LearnedPredictor(mode=mode, target=target, seed=seed)
 
 
 def crossfit_proba(
@@ -42,6 +42,7 @@ def crossfit_proba(
     k: int = 5,
     mode: Mode = "request",
     seed: int = 0,
+    target: Target = "small",
 ) -> tuple[np.ndarray, LearnedPredictor]:
     """Cross-fitted grade distributions for every item of ``dataset``.
 
@@ -67,7 +68,7 @@ def crossfit_proba(
     for f in range(k):
         train = np.flatnonzero((folds != f) & ~np.isnan(scores))
         test = np.flatnonzero(folds == f)
-        predictor = make(mode=mode)
+        predictor = make(mode=mode, target=target)
         predictor.fit_dataset(dataset.subset(train))
         proba = predictor.predict_proba([samples[i] for i in test])
         if out is None:
@@ -95,24 +96,27 @@ def crossfit_keep_scores(
     mode: Mode = "request",
     seed: int = 0,
     metric: Metric = "expected_score",
+    target: Target = "small",
 ) -> np.ndarray:
     """Cross-fitted keep-scores (higher = keep the small answer) for every item.
 
     Args:
         dataset: A recorded dataset (e.g. ``load_dataset("mt-bench")``).
-        predictor_factory: ``factory(mode=mode)`` returning an untrained
-            :class:`LearnedPredictor` (default: ``LearnedPredictor(mode=mode, seed=seed)``).
+        predictor_factory: ``factory(mode=mode, target=target)`` returning an untrained
+            :class:`LearnedPredictor` (default: ``LearnedPredictor(mode=..., target=..., seed=seed)``).
         k: Number of folds.
         mode: ``"request"`` or ``"draft"`` (needs the weak model's answer texts).
         seed: Seed of the fold assignment.
         metric: ``"expected_score"`` (the default; ranks by the whole distribution)
             or ``"p_acceptable"``.
+        target: ``"small"`` (the small answer's grade) or ``"no_worse"`` (P(the small
+            answer is graded no worse than the large one)); see :class:`LearnedPredictor`.
 
     Returns:
         One keep-score per item, aligned with ``dataset.items``; feed it to
         :func:`rpra_agent.evaluation.metrics.apgr`.
     """
-    proba, predictor = crossfit_proba(dataset, predictor_factory, k=k, mode=mode, seed=seed)
+    proba, predictor = crossfit_proba(dataset, predictor_factory, k=k, mode=mode, seed=seed, target=target)
     return _keep(proba, predictor, metric)
 
 
@@ -124,13 +128,14 @@ def transfer_keep_scores(
     mode: Mode = "request",
     seed: int = 0,
     metric: Metric = "expected_score",
+    target: Target = "small",
 ) -> np.ndarray:
     """Keep-scores for ``test``'s items from a predictor trained on all of ``train``.
 
     The keep-score is normalised to [0, 1] on the training scale, so only its order
     matters on the test set (APGR depends on the order alone).
     """
-    predictor = _factory(predictor_factory, seed)(mode=mode)
+    predictor = _factory(predictor_factory, seed)(mode=mode, target=target)
     predictor.fit_dataset(train.judged())
     samples, _, _ = dataset_examples(test, mode=mode)
     keep = _keep(predictor.predict_proba(samples), predictor, metric)

@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -45,9 +45,14 @@ if TYPE_CHECKING:
     from rpra_agent.evaluation.datasets import EvalDataset
     from rpra_agent.store.base import Artifact, DecisionFilter, DecisionStore
 
-__all__ = ["ARTIFACT_KIND", "DEFAULT_BLOCK_GRID", "LearnedPredictor"]
+__all__ = ["ARTIFACT_KIND", "DEFAULT_BLOCK_GRID", "NO_WORSE_SCALE", "LearnedPredictor", "Target"]
 
 logger = logging.getLogger(__name__)
+
+Target = Literal["small", "no_worse"]
+
+NO_WORSE_SCALE = GradeScale(("worse", "no_worse"), (0.0, 1.0), "no_worse", "no_worse")
+"""The scale of ``target="no_worse"``: is the small answer graded at least as well as the large one?"""
 
 DEFAULT_BLOCK_GRID: Mapping[str, Sequence[float]] = {"task": (1.0, 3.0), "cues": (0.5, 1.0, 2.0)}
 """Block weights searched by default (with ``C``) in the inner cross-validation."""
@@ -73,7 +78,14 @@ class LearnedPredictor:
             ``cues``), searched with ``C`` by the same inner cross-validation (nested:
             the held-out data never choose them). Needs a featurizer with ``blocks()``
             and ``weights`` (the :class:`TextFeaturizer`); ``None`` keeps its weights.
-        name: Recorded as the predictor's name (default ``learned`` / ``learned_draft``).
+        target: ``"small"`` (default): predict the judge's grade of the small
+            model's answer. ``"no_worse"``: predict whether the small answer is graded
+            at least as well as the large model's (a calibrated P(no worse) on the
+            two-label :data:`NO_WORSE_SCALE`, like RouteLLM's win probability):
+            deferral is then ordered by its benefit, which helps where the large model
+            also fails often (correctness data). Needs the large model's scores too.
+        name: Recorded as the predictor's name (default ``learned``, with ``_draft``
+            and ``_no_worse`` suffixes for those options).
     """
 
     name: str = "learned"
@@ -89,15 +101,24 @@ class LearnedPredictor:
         folds: int = 3,
         seed: int = 0,
         block_grid: Mapping[str, Sequence[float]] | None = DEFAULT_BLOCK_GRID,
+        target: Target = "small",
         name: str | None = None,
     ) -> None:
         if mode not in ("request", "draft"):
             raise ConfigError(f"mode must be 'request' or 'draft', not {mode!r}")
+        if target not in ("small", "no_worse"):
+            raise ConfigError(f"target must be 'small' or 'no_worse', not {target!r}")
+        if target == "no_worse":
+            if scale is not None and scale != NO_WORSE_SCALE:
+                raise ConfigError("target='no_worse' predicts on NO_WORSE_SCALE; do not pass another scale")
+            scale = NO_WORSE_SCALE
+        self.target: Target = target
         self.featurizer: Featurizer = featurizer if featurizer is not None else TextFeaturizer()
         self.scale = scale or GradeScale.paper()
         self._scale_given = scale is not None
         self.mode: Mode = mode
-        self.name = name or ("learned" if mode == "request" else "learned_draft")
+        suffix = ("_draft" if mode == "draft" else "") + ("_no_worse" if target == "no_worse" else "")
+        self.name = name or f"learned{suffix}"
         self._options: dict[str, Any] = {"Cs": tuple(Cs), "C": C, "folds": folds, "seed": seed}
         self.model = OrdinalLogit(len(self.scale.labels), **self._options)
         self.block_grid = {k: tuple(float(x) for x in v) for k, v in (block_grid or {}).items()}
@@ -109,7 +130,7 @@ class LearnedPredictor:
 
     @property
     def version(self) -> str:
-        """``learned-<mode>-<hash>`` of the training data and configuration."""
+        """``learned-<mode>[-no_worse]-<hash>`` of the training data and configuration."""
         return self._version
 
     # -- training --------------------------------------------------------------
@@ -118,20 +139,28 @@ class LearnedPredictor:
         samples: Sequence[Sample],
         scores: Sequence[float] | np.ndarray,
         *,
+        large_scores: Sequence[float] | np.ndarray | None = None,
         groups: Sequence[str] | None = None,
         source: str = "samples",
     ) -> LearnedPredictor:
         """Train on samples and the judge's scores of the small model's answers.
 
         Items whose score is NaN are left out. ``groups`` keeps related items (turns
-        of one conversation) together in the inner folds.
+        of one conversation) together in the inner folds. With ``target="no_worse"``
+        the large model's scores of the same items are needed too (``large_scores``).
 
         Raises:
-            ConfigError: with fewer than two scored samples, or drafts missing in draft mode.
+            ConfigError: with fewer than two scored samples, drafts missing in draft
+                mode, or no large scores for the ``no_worse`` target.
         """
         values = np.asarray(scores, dtype=float)
         if len(values) != len(samples):
             raise ConfigError(f"{len(samples)} samples but {len(values)} scores")
+        if self.target == "no_worse":
+            if large_scores is None or len(large_scores) != len(values):
+                raise ConfigError("target='no_worse' needs large_scores: the large model's score of every sample")
+            large = np.asarray(large_scores, dtype=float)
+            values = np.where(np.isnan(values) | np.isnan(large), np.nan, (values >= large).astype(float))
         keep = np.flatnonzero(~np.isnan(values))
         if len(keep) < 2:
             raise ConfigError(f"the learned predictor needs at least 2 judged examples, got {len(keep)}")
@@ -179,7 +208,8 @@ class LearnedPredictor:
 
             self.scale = scale_for(dataset)
         samples, scores, groups = dataset_examples(dataset, mode=self.mode, model=model)
-        return self.fit(samples, scores, groups=groups, source=f"dataset:{dataset.name}")
+        large = dataset.scores(dataset.strong) if self.target == "no_worse" else None
+        return self.fit(samples, scores, large_scores=large, groups=groups, source=f"dataset:{dataset.name}")
 
     def fit_store(self, store: DecisionStore, *, where: DecisionFilter | None = None) -> LearnedPredictor:
         """Train on judged decisions (hindsight labels) from the decision log.
@@ -187,12 +217,17 @@ class LearnedPredictor:
         The log keeps the bare request only, so a :class:`TextFeaturizer` is switched
         to ``context=False`` (what it sees at prediction time then matches training).
         """
-        samples, scores, groups, scale_name = store_examples(store, mode=self.mode, where=where)
-        if not self._scale_given:
+        samples, scores, large, groups, scale_name = store_examples(store, mode=self.mode, where=where)
+        if not self._scale_given and self.target == "small":
             self.scale = GradeScale.named(scale_name)
         if isinstance(self.featurizer, TextFeaturizer):
             self.featurizer.context = False
-        return self.fit(samples, scores, groups=groups, source="store")
+        if self.target == "no_worse" and np.isnan(large).all():
+            raise ConfigError(
+                "target='no_worse' needs verdicts on the large model's answers too: judge them in hindsight "
+                "(`rpra judge --regenerate-large`)"
+            )
+        return self.fit(samples, scores, large_scores=large, groups=groups, source="store")
 
     # -- predicting ------------------------------------------------------------
     def predict_proba(self, samples: Sequence[Sample]) -> np.ndarray:
@@ -252,7 +287,8 @@ class LearnedPredictor:
             {"f": self.featurizer.config(), "m": self.model.config(), "d": self.training.get("data_sha256")},
             sort_keys=True,
         )
-        return f"learned-{self.mode}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+        target = "-no_worse" if self.target == "no_worse" else ""
+        return f"learned-{self.mode}{target}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
     def _manifest(self) -> dict[str, Any]:
         from rpra_agent import __version__
@@ -261,6 +297,7 @@ class LearnedPredictor:
             "name": self.name,
             "version": self.version,
             "mode": self.mode,
+            "target": self.target,
             "scale": self.scale.to_dict(),
             "featurizer": self.featurizer.config(),
             "classifier": self.model.config(),
@@ -327,11 +364,12 @@ class LearnedPredictor:
             featurizer = featurizer_from_state(manifest["featurizer"], sub("featurizer/"), **resources)
             model = OrdinalLogit.from_state(manifest["classifier"], sub("classifier/"))
             mode = manifest["mode"]
+            target = manifest.get("target", "small")
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"the learned-predictor artifact is incomplete or malformed ({exc!r})") from exc
         if model.n_labels != len(scale.labels):
             raise ConfigError("the artifact's classifier and grade scale disagree on the number of grades")
-        self = cls(featurizer, scale=scale, mode=mode, name=str(manifest.get("name") or "") or None)
+        self = cls(featurizer, scale=scale, mode=mode, target=target, name=str(manifest.get("name") or "") or None)
         self.model = model
         self.training = dict(manifest.get("training") or {})
         self.metrics = dict(manifest.get("metrics") or {})

@@ -185,3 +185,22 @@ def test_fit_store_trains_on_hindsight_labels_of_the_small_answer() -> None:
     assert drafted.training["n"] == 30
     with pytest.raises(ConfigError, match="no decision in the store has a verdict"):
         LearnedPredictor().fit_store(InMemoryDecisionStore())
+
+
+def test_fit_store_no_worse_target_uses_the_large_answers_verdicts(tmp_path) -> None:
+    store = InMemoryDecisionStore()
+    _log(store)
+    predictor = LearnedPredictor(target="no_worse", C=1.0, block_grid=None).fit_store(store)
+    # only deferred decisions have a large verdict (10): the small answer was no worse on none of them
+    assert predictor.training["n"] == 10 and predictor.training["label_counts"] == {"worse": 10}
+    loaded = LearnedPredictor.load(predictor.save(tmp_path / "nw"))
+    assert loaded.target == "no_worse" and loaded.scale.name == "no_worse"
+    only_small = InMemoryDecisionStore()
+    for d in store.decisions():
+        if d.route == "small":
+            only_small.add(d)
+    only_small.add_verdicts([v for v in store.verdicts() if v.subject == "given"])
+    with pytest.raises(ConfigError, match="large model's answers"):
+        LearnedPredictor(target="no_worse").fit_store(only_small)
+    with pytest.raises(ConfigError, match="target"):
+        LearnedPredictor(target="better")  # type: ignore[arg-type]

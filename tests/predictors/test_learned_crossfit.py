@@ -16,8 +16,8 @@ from rpra_agent.predictors.learned import LearnedPredictor
 from tests.predictors.learned_data import make_dataset
 
 
-def _fast(mode: str) -> LearnedPredictor:
-    return LearnedPredictor(mode=mode, C=1.0, block_grid=None)  # type: ignore[arg-type]
+def _fast(mode: str, target: str = "small") -> LearnedPredictor:
+    return LearnedPredictor(mode=mode, target=target, C=1.0, block_grid=None)  # type: ignore[arg-type]
 
 
 def _shuffled(ds: EvalDataset, seed: int) -> EvalDataset:
@@ -72,7 +72,7 @@ def test_no_item_is_scored_by_a_predictor_that_trained_on_its_conversation() -> 
             return super().predict_proba(samples)
 
     scored: list[int] = []
-    proba, last = crossfit_proba(ds, lambda mode: Recording(mode=mode, C=1.0, block_grid=None), k=5, seed=3)
+    proba, last = crossfit_proba(ds, lambda mode, target: Recording(mode=mode, C=1.0, block_grid=None), k=5, seed=3)
     assert len(seen) == 5 and sum(scored) == len(ds)
     assert proba.shape == (60, 10) and np.allclose(proba.sum(axis=1), 1.0)
     # every conversation is absent from exactly one training set: the fold that scored it
@@ -109,3 +109,36 @@ def test_transfer_trains_on_one_dataset_and_scores_another() -> None:
     keep = transfer_keep_scores(train, test, _fast)
     assert keep.shape == (20,) and keep.min() >= 0.0 and keep.max() <= 1.0
     assert apgr(test.scores(test.weak), test.scores(test.strong), keep) > 0.7
+
+
+def _benefit_dataset(n: int = 90) -> EvalDataset:
+    """Correctness data: the small model fails sudokus and riddles, the large one only riddles."""
+    from rpra_agent.evaluation.datasets import EvalItem, ModelResponse
+
+    kinds = {"trivia": (1.0, 1.0), "sudoku": (0.0, 1.0), "riddle": (0.0, 0.0)}  # same lengths: no length cue
+    items = []
+    for i in range(n):
+        kind = list(kinds)[i % 3]
+        small, large = kinds[kind]
+        prompt = f"a {kind} question number {i}"
+        items.append(
+            EvalItem(
+                id=str(i), prompt=prompt, messages=({"role": "user", "content": prompt},), category=None,
+                responses={"s": ModelResponse(text="x", score=small), "l": ModelResponse(text="y", score=large)},
+            )
+        )  # fmt: skip
+    return EvalDataset(name="benefit", items=tuple(items), weak="s", strong="l", score_range=(0.0, 1.0), attribution="t")
+
+
+def test_no_worse_target_orders_deferral_by_its_benefit() -> None:
+    ds = _benefit_dataset()
+    weak, strong = ds.scores(ds.weak), ds.scores(ds.strong)
+    small = apgr(weak, strong, crossfit_keep_scores(ds, _fast, target="small"))
+    no_worse = apgr(weak, strong, crossfit_keep_scores(ds, _fast, target="no_worse"))
+    # deferring the sudokus first is optimal (APGR 0.833); the small target cannot tell them from riddles (0.667)
+    assert small < 0.72 and no_worse > 0.8
+    p = _fast("request", "no_worse").fit_dataset(ds)
+    assert p.name == "learned_no_worse" and p.scale.labels == ("worse", "no_worse")
+    assert p.version.startswith("learned-request-no_worse-")
+    with pytest.raises(ConfigError, match="large_scores"):
+        p.fit([s for s in dataset_examples(ds, mode="request")[0]], weak)

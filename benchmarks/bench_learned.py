@@ -1,0 +1,95 @@
+"""Predict latency: the learned predictor against a zero-shot self-prediction on the tiny GGUF.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_learned.py [--calls 200] [--threads 2]
+
+Requests are real MT-bench prompts (drafts: the recorded Mixtral answers). The
+zero-shot predictor runs the synthesized tiny llama GGUF through the llama.cpp chat
+model (one forward pass over the self-prediction prompt, grade distribution read from
+the logits); a real small model (0.5-8 B parameters) is 100-1000x slower per token,
+so the zero-shot figures here are a lower bound. The learned predictors are trained on
+the bundled MT-bench recordings. Every figure is the wall time of ``predict()`` in
+this process, after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from langchain_core.messages import AIMessage, HumanMessage
+
+from rpra_agent.evaluation.datasets import load_dataset
+from rpra_agent.grades import GradeScale
+from rpra_agent.models import load_chat_model
+from rpra_agent.prediction import PredictionRequest
+from rpra_agent.predictors import ZeroShotPredictor
+from rpra_agent.predictors.embeddings import LlamaEmbeddingFeaturizer
+from rpra_agent.predictors.learned import LearnedPredictor
+from rpra_agent.testing.gguf import write_random_gguf
+
+
+def _requests(n: int, draft: bool) -> list[PredictionRequest]:
+    ds = load_dataset("mt-bench")
+    out = []
+    for item in ds.items[:n]:
+        text = item.responses[ds.weak].text or ""
+        out.append(
+            PredictionRequest(
+                messages=(HumanMessage(item.messages[-1]["content"]),),
+                task=item.category,
+                draft=AIMessage(text) if draft else None,
+            )
+        )
+    return out
+
+
+def _time(fn: Callable[[PredictionRequest], object], requests: list[PredictionRequest], calls: int) -> list[float]:
+    for r in requests[:5]:
+        fn(r)  # warm-up
+    times = []
+    for i in range(calls):
+        r = requests[i % len(requests)]
+        start = time.perf_counter()
+        fn(r)
+        times.append((time.perf_counter() - start) * 1000.0)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    ds = load_dataset("mt-bench")
+    plain, drafted = _requests(80, False), _requests(80, True)
+    with tempfile.TemporaryDirectory() as tmp:
+        gguf = write_random_gguf(Path(tmp) / "tiny.gguf", seed=0)
+        chat = load_chat_model(f"gguf:{gguf}?n_ctx=16384&n_threads={args.threads}")  # char-level vocab: long prompts
+        zero = ZeroShotPredictor(chat, scale=GradeScale.paper())
+        learned = LearnedPredictor(mode="request").fit_dataset(ds)
+        learned_draft = LearnedPredictor(mode="draft").fit_dataset(ds)
+        probe = LlamaEmbeddingFeaturizer(gguf, n_ctx=512, n_threads=args.threads)
+        learned_llama = LearnedPredictor(probe, C=1.0, block_grid=None).fit_dataset(ds)
+        rows = [
+            ("zero-shot self-prediction (tiny GGUF), request", zero.predict, plain),
+            ("zero-shot self-prediction (tiny GGUF), with draft", zero.predict, drafted),
+            ("learned, TF-IDF+cues (default), request mode", learned.predict, plain),
+            ("learned, TF-IDF+cues (default), draft mode", learned_draft.predict, drafted),
+            ("learned, llama.cpp embedding probe (tiny GGUF)", learned_llama.predict, plain),
+        ]
+        print(f"predict latency over {args.calls} calls (ms), MT-bench prompts, {args.threads} llama.cpp threads")
+        print(f"{'predictor':52} {'median':>8} {'p90':>8} {'mean':>8}")
+        for label, fn, reqs in rows:
+            t = sorted(_time(fn, reqs, args.calls))
+            p90 = t[int(0.9 * (len(t) - 1))]
+            print(f"{label:52} {statistics.median(t):>8.2f} {p90:>8.2f} {statistics.fmean(t):>8.2f}")
+
+
+if __name__ == "__main__":
+    main()
