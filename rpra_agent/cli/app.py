@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(name="rpra", help="RPRA: a small model predicts its judge's grade and defers to a large one.", no_args_is_help=True)
+app = typer.Typer(
+    name="rpra", help="RPRA: a small model predicts its judge's grade and defers to a large one.", no_args_is_help=True
+)
 
 
 def main() -> None:
