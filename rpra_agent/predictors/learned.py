@@ -25,7 +25,6 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -34,16 +33,16 @@ from rpra_agent.decision import utcnow
 from rpra_agent.errors import ConfigError, PredictorError
 from rpra_agent.grades import GradeScale
 from rpra_agent.prediction import Prediction, PredictionRequest
-from rpra_agent.predictors._artifact import from_payload, read_artifact, to_payload, write_artifact
 from rpra_agent.predictors._blocksearch import fit_head
+from rpra_agent.predictors._learned_io import ARTIFACT_KIND, Persistent
 from rpra_agent.predictors._learned_metrics import oof_metrics
 from rpra_agent.predictors._ordinal import DEFAULT_CS, OrdinalLogit
 from rpra_agent.predictors._training import Mode, dataset_examples, store_examples
-from rpra_agent.predictors.features import Featurizer, Sample, TextFeaturizer, featurizer_from_state
+from rpra_agent.predictors.features import Featurizer, Sample, TextFeaturizer
 
 if TYPE_CHECKING:
     from rpra_agent.evaluation.datasets import EvalDataset
-    from rpra_agent.store.base import Artifact, DecisionFilter, DecisionStore
+    from rpra_agent.store.base import DecisionFilter, DecisionStore
 
 __all__ = ["ARTIFACT_KIND", "DEFAULT_BLOCK_GRID", "NO_WORSE_SCALE", "LearnedPredictor", "Target"]
 
@@ -57,11 +56,8 @@ NO_WORSE_SCALE = GradeScale(("worse", "no_worse"), (0.0, 1.0), "no_worse", "no_w
 DEFAULT_BLOCK_GRID: Mapping[str, Sequence[float]] = {"task": (1.0, 3.0), "cues": (0.5, 1.0, 2.0)}
 """Block weights searched by default (with ``C``) in the inner cross-validation."""
 
-ARTIFACT_KIND = "learned_predictor"
-"""The store artifact kind under which :meth:`LearnedPredictor.save_to_store` keeps versions."""
 
-
-class LearnedPredictor:
+class LearnedPredictor(Persistent):
     """Predicts the judge's grade distribution from the request (and draft) with a trained head.
 
     Args:
@@ -127,11 +123,6 @@ class LearnedPredictor:
         self.training: dict[str, Any] = {}
         self.metrics: dict[str, Any] = {}
         self._version = "unfitted"
-
-    @property
-    def version(self) -> str:
-        """``learned-<mode>[-no_worse]-<hash>`` of the training data and configuration."""
-        return self._version
 
     # -- training --------------------------------------------------------------
     def fit(
@@ -280,102 +271,6 @@ class LearnedPredictor:
         if getattr(self.featurizer, "blocking", False):
             return await asyncio.to_thread(self.predict, request)
         return self.predict(request)
-
-    # -- persistence -----------------------------------------------------------
-    def _fingerprint(self) -> str:
-        blob = json.dumps(
-            {"f": self.featurizer.config(), "m": self.model.config(), "d": self.training.get("data_sha256")},
-            sort_keys=True,
-        )
-        target = "-no_worse" if self.target == "no_worse" else ""
-        return f"learned-{self.mode}{target}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
-
-    def _manifest(self) -> dict[str, Any]:
-        from rpra_agent import __version__
-
-        return {
-            "name": self.name,
-            "version": self.version,
-            "mode": self.mode,
-            "target": self.target,
-            "scale": self.scale.to_dict(),
-            "featurizer": self.featurizer.config(),
-            "classifier": self.model.config(),
-            "training": self.training,
-            "metrics": self.metrics,
-            "rpra_agent": __version__,
-            "saved_at": utcnow(),
-        }
-
-    def _arrays(self) -> dict[str, np.ndarray]:
-        arrays = {f"featurizer/{k}": v for k, v in self.featurizer.state().items()}
-        arrays.update({f"classifier/{k}": v for k, v in self.model.state().items()})
-        return arrays
-
-    def save(self, path: str | Path) -> Path:
-        """Save to the directory ``path`` (``manifest.json`` + ``arrays.npz``; no pickle)."""
-        if not self.fitted:
-            raise ConfigError("train the learned predictor before saving it")
-        return write_artifact(path, self._manifest(), self._arrays())
-
-    def save_to_store(self, store: DecisionStore, name: str = "default") -> Artifact:
-        """Store a new version as a ``learned_predictor`` artifact named ``name``."""
-        if not self.fitted:
-            raise ConfigError("train the learned predictor before saving it")
-        return store.put_artifact(ARTIFACT_KIND, name, to_payload(self._manifest(), self._arrays()))
-
-    @classmethod
-    def load(cls, path: str | Path, **resources: Any) -> LearnedPredictor:
-        """Load a predictor saved with :meth:`save` (safe: JSON and ``allow_pickle=False`` arrays).
-
-        Args:
-            path: The artifact directory.
-            **resources: For model-backed featurizers, e.g. ``llama=`` a loaded
-                ``llama_cpp.Llama`` (embedding mode) or ``llama_model_path=``.
-
-        Raises:
-            ConfigError: on a missing, corrupt, modified or incompatible artifact.
-        """
-        manifest, arrays = read_artifact(path)
-        return cls._from_parts(manifest, arrays, resources)
-
-    @classmethod
-    def load_from_store(cls, store: DecisionStore, name: str = "default", **resources: Any) -> LearnedPredictor:
-        """Load the newest ``learned_predictor`` artifact ``name`` from a store.
-
-        Raises:
-            ConfigError: when there is none, or it is corrupt or incompatible.
-        """
-        artifact = store.latest_artifact(ARTIFACT_KIND, name)
-        if artifact is None:
-            raise ConfigError(f"the store has no {ARTIFACT_KIND} artifact named {name!r}: run `rpra train-predictor`")
-        manifest, arrays = from_payload(artifact.payload, f"store artifact {ARTIFACT_KIND}/{name} v{artifact.version}")
-        return cls._from_parts(manifest, arrays, resources)
-
-    @classmethod
-    def _from_parts(
-        cls, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray], resources: Mapping[str, Any]
-    ) -> LearnedPredictor:
-        def sub(prefix: str) -> dict[str, np.ndarray]:
-            return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-
-        try:
-            scale = GradeScale.from_dict(manifest["scale"])
-            featurizer = featurizer_from_state(manifest["featurizer"], sub("featurizer/"), **resources)
-            model = OrdinalLogit.from_state(manifest["classifier"], sub("classifier/"))
-            mode = manifest["mode"]
-            target = manifest.get("target", "small")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"the learned-predictor artifact is incomplete or malformed ({exc!r})") from exc
-        if model.n_labels != len(scale.labels):
-            raise ConfigError("the artifact's classifier and grade scale disagree on the number of grades")
-        self = cls(featurizer, scale=scale, mode=mode, target=target, name=str(manifest.get("name") or "") or None)
-        self.model = model
-        self.training = dict(manifest.get("training") or {})
-        self.metrics = dict(manifest.get("metrics") or {})
-        self.fitted = True
-        self._version = str(manifest.get("version") or self._fingerprint())
-        return self
 
 
 def _data_hash(samples: Sequence[Sample], scores: np.ndarray) -> str:

@@ -1,0 +1,146 @@
+"""Saving and loading a learned predictor (a mixin of :class:`LearnedPredictor`): JSON + npz, no pickle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+import numpy as np
+
+from rpra_agent.decision import utcnow
+from rpra_agent.errors import ConfigError
+from rpra_agent.grades import GradeScale
+from rpra_agent.predictors._artifact import from_payload, read_artifact, to_payload, write_artifact
+from rpra_agent.predictors._featurebase import Featurizer
+from rpra_agent.predictors._ordinal import OrdinalLogit
+from rpra_agent.predictors.features import featurizer_from_state
+
+if TYPE_CHECKING:
+    from rpra_agent.store.base import Artifact, DecisionStore
+
+__all__ = ["ARTIFACT_KIND", "Persistent"]
+
+ARTIFACT_KIND = "learned_predictor"
+"""The store artifact kind under which :meth:`LearnedPredictor.save_to_store` keeps versions."""
+
+
+class Persistent:
+    """Save/load methods; the attributes are the learned predictor's."""
+
+    name: str
+    mode: Any
+    target: Any
+    scale: GradeScale
+    featurizer: Featurizer
+    model: OrdinalLogit
+    training: dict[str, Any]
+    metrics: dict[str, Any]
+    fitted: bool
+    _version: str
+
+    def __init__(self, featurizer: Featurizer | None = None, **kwargs: Any) -> None:  # pragma: no cover
+        raise NotImplementedError("LearnedPredictor defines the constructor")
+
+    @property
+    def version(self) -> str:
+        """``learned-<mode>[-no_worse]-<hash>`` of the training data and configuration."""
+        return self._version
+
+    # -- persistence -----------------------------------------------------------
+    def _fingerprint(self) -> str:
+        blob = json.dumps(
+            {"f": self.featurizer.config(), "m": self.model.config(), "d": self.training.get("data_sha256")},
+            sort_keys=True,
+        )
+        target = "-no_worse" if self.target == "no_worse" else ""
+        return f"learned-{self.mode}{target}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+    def _manifest(self) -> dict[str, Any]:
+        from rpra_agent import __version__
+
+        return {
+            "name": self.name,
+            "version": self.version,
+            "mode": self.mode,
+            "target": self.target,
+            "scale": self.scale.to_dict(),
+            "featurizer": self.featurizer.config(),
+            "classifier": self.model.config(),
+            "training": self.training,
+            "metrics": self.metrics,
+            "rpra_agent": __version__,
+            "saved_at": utcnow(),
+        }
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = {f"featurizer/{k}": v for k, v in self.featurizer.state().items()}
+        arrays.update({f"classifier/{k}": v for k, v in self.model.state().items()})
+        return arrays
+
+    def save(self, path: str | Path) -> Path:
+        """Save to the directory ``path`` (``manifest.json`` + ``arrays.npz``; no pickle)."""
+        if not self.fitted:
+            raise ConfigError("train the learned predictor before saving it")
+        return write_artifact(path, self._manifest(), self._arrays())
+
+    def save_to_store(self, store: DecisionStore, name: str = "default") -> Artifact:
+        """Store a new version as a ``learned_predictor`` artifact named ``name``."""
+        if not self.fitted:
+            raise ConfigError("train the learned predictor before saving it")
+        return store.put_artifact(ARTIFACT_KIND, name, to_payload(self._manifest(), self._arrays()))
+
+    @classmethod
+    def load(cls, path: str | Path, **resources: Any) -> Self:
+        """Load a predictor saved with :meth:`save` (safe: JSON and ``allow_pickle=False`` arrays).
+
+        Args:
+            path: The artifact directory.
+            **resources: For model-backed featurizers, e.g. ``llama=`` a loaded
+                ``llama_cpp.Llama`` (embedding mode) or ``llama_model_path=``.
+
+        Raises:
+            ConfigError: on a missing, corrupt, modified or incompatible artifact.
+        """
+        manifest, arrays = read_artifact(path)
+        return cls._from_parts(manifest, arrays, resources)
+
+    @classmethod
+    def load_from_store(cls, store: DecisionStore, name: str = "default", **resources: Any) -> Self:
+        """Load the newest ``learned_predictor`` artifact ``name`` from a store.
+
+        Raises:
+            ConfigError: when there is none, or it is corrupt or incompatible.
+        """
+        artifact = store.latest_artifact(ARTIFACT_KIND, name)
+        if artifact is None:
+            raise ConfigError(f"the store has no {ARTIFACT_KIND} artifact named {name!r}: run `rpra train-predictor`")
+        manifest, arrays = from_payload(artifact.payload, f"store artifact {ARTIFACT_KIND}/{name} v{artifact.version}")
+        return cls._from_parts(manifest, arrays, resources)
+
+    @classmethod
+    def _from_parts(
+        cls, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray], resources: Mapping[str, Any]
+    ) -> Self:
+        def sub(prefix: str) -> dict[str, np.ndarray]:
+            return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+        try:
+            scale = GradeScale.from_dict(manifest["scale"])
+            featurizer = featurizer_from_state(manifest["featurizer"], sub("featurizer/"), **resources)
+            model = OrdinalLogit.from_state(manifest["classifier"], sub("classifier/"))
+            mode = manifest["mode"]
+            target = manifest.get("target", "small")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"the learned-predictor artifact is incomplete or malformed ({exc!r})") from exc
+        if model.n_labels != len(scale.labels):
+            raise ConfigError("the artifact's classifier and grade scale disagree on the number of grades")
+        self = cls(featurizer, scale=scale, mode=mode, target=target, name=str(manifest.get("name") or "") or None)
+        self.model = model
+        self.training = dict(manifest.get("training") or {})
+        self.metrics = dict(manifest.get("metrics") or {})
+        self.fitted = True
+        self._version = str(manifest.get("version") or self._fingerprint())
+        return self
