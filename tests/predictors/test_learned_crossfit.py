@@ -127,7 +127,9 @@ def _benefit_dataset(n: int = 90) -> EvalDataset:
                 responses={"s": ModelResponse(text="x", score=small), "l": ModelResponse(text="y", score=large)},
             )
         )  # fmt: skip
-    return EvalDataset(name="benefit", items=tuple(items), weak="s", strong="l", score_range=(0.0, 1.0), attribution="t")
+    return EvalDataset(
+        name="benefit", items=tuple(items), weak="s", strong="l", score_range=(0.0, 1.0), attribution="t"
+    )
 
 
 def test_no_worse_target_orders_deferral_by_its_benefit() -> None:
