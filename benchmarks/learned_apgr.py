@@ -25,7 +25,7 @@ from rpra_agent.evaluation.datasets import load_dataset
 from rpra_agent.evaluation.metrics import apgr
 from rpra_agent.predictors.crossfit import crossfit_keep_scores, transfer_keep_scores
 
-DATASETS = ("mt-bench", "gsm8k", "mmlu", "arena")
+DATASETS = ("mt-bench", "mt-bench-question", "gsm8k", "mmlu", "arena")
 
 
 def main() -> None:
