@@ -52,6 +52,18 @@ class Sample:
             kind=request.kind,
         )
 
+    def to_request(self) -> PredictionRequest:
+        """A :class:`PredictionRequest` carrying this sample (earlier turns as one message)."""
+        from langchain_core.messages import AIMessage, HumanMessage
+
+        messages = ((HumanMessage(self.context),) if self.context else ()) + (HumanMessage(self.request),)
+        return PredictionRequest(
+            messages=messages,
+            kind="action" if self.kind == "action" else "answer",
+            draft=AIMessage(self.draft) if self.draft is not None else None,
+            task=self.task,
+        )
+
     @classmethod
     def from_messages(
         cls,

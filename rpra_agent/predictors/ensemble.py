@@ -20,13 +20,16 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rpra_agent.errors import ConfigError, PredictorError
 from rpra_agent.grades import GradeScale
 from rpra_agent.prediction import Prediction, PredictionRequest, Predictor
+
+if TYPE_CHECKING:
+    from rpra_agent.store.base import DecisionFilter, DecisionStore
 
 __all__ = ["EnsemblePredictor"]
 
@@ -109,6 +112,19 @@ class EnsemblePredictor:
             raise ConfigError("no member predicted enough examples to fit the ensemble")
         logger.info("ensemble %s: fitted %d stackers on %d examples", self.name, len(self.stackers), len(requests))
         return self
+
+    def fit_store(
+        self, store: DecisionStore, *, where: DecisionFilter | None = None, draft: bool = False
+    ) -> EnsemblePredictor:
+        """Fit the stackers on the judged decisions of a log (members are asked again for each).
+
+        ``draft=True`` hands members the small answer the decision recorded (skipping
+        decisions without one). Use decisions the members did not train on.
+        """
+        from rpra_agent.predictors._training import store_examples
+
+        samples, scores, _, _, _ = store_examples(store, mode="draft" if draft else "request", where=where)
+        return self.fit([s.to_request() for s in samples], scores.tolist())
 
     def _subsets(self) -> list[tuple[int, ...]]:
         n = len(self.members)

@@ -127,3 +127,22 @@ def test_learned_predictor_as_a_member() -> None:
     ens = EnsemblePredictor([zero_shot, learned]).fit(reqs, held_out)
     p = np.array([ens.predict(r).p_acceptable for r in reqs])
     assert auroc([s >= 7 for s in held_out], p) > 0.9
+
+
+def test_fit_store_uses_the_logs_hindsight_labels() -> None:
+    from rpra_agent.store.memory import InMemoryDecisionStore
+    from tests.predictors.test_learned import _log
+
+    store = InMemoryDecisionStore()
+    _log(store, 40)
+    words = FixedPredictor({"7": 1.0}, scale=GradeScale.ten_point(), name="flat")
+    learned = LearnedPredictor(scale=GradeScale.ten_point(), C=1.0, block_grid=None).fit(*make_samples(60, seed=7))
+    ens = EnsemblePredictor([words, learned]).fit_store(store)
+    assert (0, 1) in ens.stackers
+    hard = ens.predict(
+        PredictionRequest(messages=(HumanMessage("Please help with this integral number 5"),), task="math")
+    )
+    easy = ens.predict(
+        PredictionRequest(messages=(HumanMessage("Please help with this poem number 5"),), task="writing")
+    )
+    assert hard.p_acceptable < 0.5 < easy.p_acceptable
