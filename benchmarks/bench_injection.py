@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from langchain_core.messages import HumanMessage  # noqa: E402
 
-from rpra_agent.prediction import PredictionRequest  # noqa: E402
+from rpra_agent.core.prediction import PredictionRequest  # noqa: E402
 from rpra_agent.testing.adversarial import ATTACKS, BASE_REQUEST  # noqa: E402
 from tests.reliability._injection import PREDICTORS, TASK, steering  # noqa: E402
 
@@ -80,7 +80,7 @@ def learned_rows() -> None:
 
 def llama_rows() -> None:
     from rpra_agent.models import load_chat_model
-    from rpra_agent.models.prefix_predictor import PrefixSharingPredictor
+    from rpra_agent.predictors.prefix import PrefixSharingPredictor
     from rpra_agent.predictors import ZeroShotPredictor
     from rpra_agent.testing.gguf import write_random_gguf, write_scripted_gguf
 

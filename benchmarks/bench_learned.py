@@ -25,9 +25,9 @@ from pathlib import Path
 from langchain_core.messages import AIMessage, HumanMessage
 
 from rpra_agent.evaluation.datasets import load_dataset
-from rpra_agent.grades import GradeScale
+from rpra_agent.core.grades import GradeScale
 from rpra_agent.models import load_chat_model
-from rpra_agent.prediction import PredictionRequest
+from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.predictors import ZeroShotPredictor
 from rpra_agent.predictors.embeddings import LlamaEmbeddingFeaturizer
 from rpra_agent.predictors.learned import LearnedPredictor

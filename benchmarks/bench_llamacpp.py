@@ -35,8 +35,8 @@ from pathlib import Path
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from rpra_agent.models.llamacpp import ChatLlamaCpp
-from rpra_agent.models.prefix_predictor import PrefixSharingPredictor
-from rpra_agent.prediction import PredictionRequest
+from rpra_agent.predictors.prefix import PrefixSharingPredictor
+from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.predictors import ZeroShotPredictor
 from rpra_agent.testing.gguf import scripted_pieces, write_scripted_gguf
 

@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 from langchain_core.messages import HumanMessage  # noqa: E402
 
 from rpra_agent import build_rpra_graph  # noqa: E402
-from rpra_agent.decision import Decision, LegUsage  # noqa: E402
-from rpra_agent.grades import GradeScale  # noqa: E402
-from rpra_agent.prediction import Prediction  # noqa: E402
+from rpra_agent.core.decision import Decision, LegUsage  # noqa: E402
+from rpra_agent.core.grades import GradeScale  # noqa: E402
+from rpra_agent.core.prediction import Prediction  # noqa: E402
 from rpra_agent.store import open_store  # noqa: E402
 from rpra_agent.store._rows import decision_record  # noqa: E402
 from rpra_agent.store._sqlio import insert_records  # noqa: E402

@@ -1,12 +1,21 @@
 """rpra_agent: a small local model predicts its judge's grade and defers to a large model when it is low.
 
-A request flows one way: predictor → policy → route (small, large or tools) → store.
+A step flows one way: plan/reason → predictor → policy → route (small | large | tools) → store.
+The step is written once (:mod:`rpra_agent.core.step`); the LangGraph graph
+(:func:`build_rpra_graph`) and the ``create_agent`` middleware (:class:`RPRAMiddleware`)
+are thin adapters that drive it.
+
+Names that need an extra (numpy for calibration, scikit-learn for learned routing) load
+on first use, so ``import rpra_agent`` needs only the core install.
 """
 
-from rpra_agent._legs import FaultPolicy
-from rpra_agent.calibration import Calibration, load_calibrated_policy
-from rpra_agent.decision import Decision, LegUsage
-from rpra_agent.errors import (
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from rpra_agent.core.decision import Decision, LegUsage
+from rpra_agent.core.errors import (
     ConfigError,
     DatasetError,
     JudgeError,
@@ -16,14 +25,18 @@ from rpra_agent.errors import (
     RPRAError,
     StoreError,
 )
-from rpra_agent.feedback import LLMJudge, ReportCard, build_report_cards, report_card_loader
-from rpra_agent.grades import GradeScale
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.policy import AlwaysLarge, AlwaysSmall, DeferralPolicy, PolicyContext, Route, ThresholdPolicy
+from rpra_agent.core.prediction import Prediction, PredictionRequest, Predictor
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.graph import RPRAState, build_rpra_graph, decisions_from_state
-from rpra_agent.policy import AlwaysLarge, AlwaysSmall, DeferralPolicy, PolicyContext, Route, ThresholdPolicy
-from rpra_agent.prediction import Prediction, PredictionRequest, Predictor
+from rpra_agent.middleware import RPRAMiddleware
 from rpra_agent.predictors import FineTunedPredictor, ReportCardPredictor, SelfPredictor, ZeroShotPredictor
-from rpra_agent.store import Artifact, DecisionFilter, DecisionStore, InMemoryDecisionStore
-from rpra_agent.verdict import Verdict
+from rpra_agent.store import Artifact, DecisionFilter, DecisionStore, InMemoryDecisionStore, open_store
+
+if TYPE_CHECKING:
+    from rpra_agent.feedback import LLMJudge, ReportCard, build_report_cards, report_card_loader
+    from rpra_agent.feedback.calibration import Calibration, load_calibrated_policy
 
 __version__ = "0.1.0"
 
@@ -53,6 +66,7 @@ __all__ = [
     "Predictor",
     "PredictorError",
     "RPRAError",
+    "RPRAMiddleware",
     "RPRAState",
     "ReportCard",
     "ReportCardPredictor",
@@ -66,5 +80,22 @@ __all__ = [
     "build_rpra_graph",
     "decisions_from_state",
     "load_calibrated_policy",
+    "open_store",
     "report_card_loader",
 ]
+
+_LAZY = {
+    "Calibration": "rpra_agent.feedback.calibration",
+    "load_calibrated_policy": "rpra_agent.feedback.calibration",
+    "LLMJudge": "rpra_agent.feedback",
+    "ReportCard": "rpra_agent.feedback",
+    "build_report_cards": "rpra_agent.feedback",
+    "report_card_loader": "rpra_agent.feedback",
+    "FaultPolicy": "rpra_agent._legs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,23 +19,20 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.types import Command
 
-from rpra_agent._control import reraise_control_flow
+from rpra_agent.core.control import reraise_control_flow
 from rpra_agent._legs import LegResult
 from rpra_agent._steps import (
     checked_prediction,
-    extend_system,
-    last_request_text,
     log_decision,
     predictor_failure,
-    step_kind,
 )
-from rpra_agent.decision import Decision, LegUsage, Paradigm, new_id
+from rpra_agent.core.messages import extend_system, last_request_text, message_text, step_kind
+from rpra_agent.core.decision import Decision, LegUsage, Paradigm, new_id
 from rpra_agent.graph import ANSWER_PROMPT, REASON_AGAIN_PROMPT, REASON_PROMPT, SHARE_PROMPT
-from rpra_agent.models.naming import model_id
-from rpra_agent.policy import DeferralPolicy, PolicyContext, Route
-from rpra_agent.prediction import Prediction, PredictionRequest, Predictor
+from rpra_agent.core.naming import model_id
+from rpra_agent.core.policy import DeferralPolicy, PolicyContext, Route
+from rpra_agent.core.prediction import Prediction, PredictionRequest, Predictor
 from rpra_agent.predictors import ZeroShotPredictor
-from rpra_agent.predictors._prompt import message_text
 
 __all__ = ["Call", "CallFlow", "Effect", "Predict", "Reason", "Record", "as_response", "configurable"]
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from rpra_agent._control import reraise_control_flow
-from rpra_agent.decision import LegUsage
-from rpra_agent.errors import ConfigError, ModelCallError
-from rpra_agent.models.naming import model_id
+from rpra_agent.core.control import reraise_control_flow
+from rpra_agent.core.decision import LegUsage
+from rpra_agent.core.errors import ConfigError, ModelCallError
+from rpra_agent.core.naming import model_id
 
 __all__ = ["FaultPolicy", "LegResult", "acall_leg", "call_leg"]
 

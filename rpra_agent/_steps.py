@@ -13,39 +13,12 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from rpra_agent._control import reraise_control_flow
-from rpra_agent.decision import Decision
-from rpra_agent.errors import PredictorError
-from rpra_agent.prediction import Prediction
-from rpra_agent.predictors._prompt import message_text
+from rpra_agent.core.control import reraise_control_flow
+from rpra_agent.core.decision import Decision
+from rpra_agent.core.errors import PredictorError
+from rpra_agent.core.prediction import Prediction
 
-__all__ = [
-    "checked_prediction",
-    "extend_system",
-    "last_request_text",
-    "log_decision",
-    "policy_snapshot",
-    "predictor_failure",
-    "step_kind",
-]
-
-
-def extend_system(system: SystemMessage | None, extra: str) -> SystemMessage:
-    """A system message with ``extra`` appended (or ``extra`` alone)."""
-    if system is None or not system.text:
-        return SystemMessage(extra)
-    return SystemMessage(f"{system.text}\n\n{extra}")
-
-
-def step_kind(message: AIMessage) -> Literal["answer", "action"]:
-    """``action`` when the message calls a tool, else ``answer``."""
-    return "action" if message.tool_calls else "answer"
-
-
-def last_request_text(messages: Sequence[BaseMessage]) -> str:
-    """Text of the last human message (the bare request), or ``""``."""
-    request = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
-    return message_text(request) if request is not None else ""
+__all__ = ["checked_prediction", "log_decision", "policy_snapshot", "predictor_failure"]
 
 
 def policy_snapshot(obj: Any) -> Any:

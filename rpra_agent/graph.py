@@ -29,18 +29,16 @@ from langgraph.prebuilt import ToolNode
 from rpra_agent._legs import FaultPolicy, LegResult, acall_leg, call_leg
 from rpra_agent._steps import (
     checked_prediction,
-    last_request_text,
     log_decision,
     policy_snapshot,
     predictor_failure,
-    step_kind,
 )
-from rpra_agent.decision import Decision, LegUsage, Paradigm, new_id
-from rpra_agent.errors import ConfigError, ModelCallError
-from rpra_agent.models.naming import model_id
-from rpra_agent.policy import DeferralPolicy, PolicyContext, Route, ThresholdPolicy
-from rpra_agent.prediction import Prediction, PredictionRequest, Predictor
-from rpra_agent.predictors._prompt import message_text
+from rpra_agent.core.messages import last_request_text, message_text, step_kind
+from rpra_agent.core.decision import Decision, LegUsage, Paradigm, new_id
+from rpra_agent.core.errors import ConfigError, ModelCallError
+from rpra_agent.core.naming import model_id
+from rpra_agent.core.policy import DeferralPolicy, PolicyContext, Route, ThresholdPolicy
+from rpra_agent.core.prediction import Prediction, PredictionRequest, Predictor
 from rpra_agent.store.base import DecisionStore
 
 __all__ = ["RPRAState", "build_rpra_graph", "decisions_from_state"]

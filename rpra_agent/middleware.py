@@ -3,12 +3,12 @@
 The agent's own model is the *small* model. Per model call the middleware predicts
 the judge's grade (``pa``: before the call; ``rpra``: after a private reasoning pass,
 reasoning again before answering; ``verify``: on the small model's draft), asks the
-:class:`~rpra_agent.policy.DeferralPolicy`, and, when the prediction is low, re-issues
+:class:`~rpra_agent.core.policy.DeferralPolicy`, and, when the prediction is low, re-issues
 the *same* request to the large model with ``request.override(model=large)``. The
 rest of the middleware chain and the agent bind tools, the system prompt and the
 structured-output strategy to whichever model runs, so both legs keep them.
 
-Each call's :class:`~rpra_agent.decision.Decision` goes to the store and into the
+Each call's :class:`~rpra_agent.core.decision.Decision` goes to the store and into the
 agent state (``rpra_decisions``). Interrupts and other LangGraph control-flow signals
 pass through untouched. Order semantics with LangChain's own middleware are in
 ``docs/MIDDLEWARE.md``.
@@ -44,11 +44,11 @@ from langgraph.runtime import Runtime
 from rpra_agent._call_flow import Call, CallFlow, Effect, Flow, Predict, Reason, as_response, configurable
 from rpra_agent._legs import acall_leg, call_leg
 from rpra_agent._steps import policy_snapshot
-from rpra_agent.decision import Paradigm, new_id
-from rpra_agent.errors import ConfigError
-from rpra_agent.models.naming import model_id
-from rpra_agent.policy import DeferralPolicy, ThresholdPolicy
-from rpra_agent.prediction import Predictor
+from rpra_agent.core.decision import Paradigm, new_id
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.naming import model_id
+from rpra_agent.core.policy import DeferralPolicy, ThresholdPolicy
+from rpra_agent.core.prediction import Predictor
 from rpra_agent.store.base import DecisionStore
 
 __all__ = ["RPRAMiddleware", "RPRAMiddlewareState"]

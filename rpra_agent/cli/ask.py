@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from rpra_agent.cli.app import app
-from rpra_agent.errors import ConfigError, RPRAError
+from rpra_agent.core.errors import ConfigError, RPRAError
 
 __all__ = ["ask"]
 
@@ -39,7 +39,7 @@ def _model(flag: str, env: str, spec: str | None, base_url: str | None) -> Any:
 
 
 def _predictor(name: str, small: Any) -> Any:
-    from rpra_agent.models.prefix_predictor import PrefixSharingPredictor
+    from rpra_agent.predictors.prefix import PrefixSharingPredictor
     from rpra_agent.predictors import ZeroShotPredictor
 
     return PrefixSharingPredictor(small) if name == "prefix-sharing" else ZeroShotPredictor(small)
@@ -111,7 +111,7 @@ def ask(
     from langchain_core.messages import HumanMessage, SystemMessage
 
     from rpra_agent.graph import build_rpra_graph, decisions_from_state
-    from rpra_agent.policy import ThresholdPolicy
+    from rpra_agent.core.policy import ThresholdPolicy
 
     try:
         policy = ThresholdPolicy(threshold=threshold)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rpra_agent.cli.app import app
-from rpra_agent.errors import RPRAError
+from rpra_agent.core.errors import RPRAError
 
 __all__ = ["data_app"]
 
@@ -197,7 +197,7 @@ def calibrate(
             store = open_store(db)
         cal = _calibrate(store, dataset, predictor, db, target_rate, epsilon, delta, metric, bound, task, run_id)
         if store is not None:
-            from rpra_agent.calibration import save_calibration
+            from rpra_agent.feedback.calibration import save_calibration
 
             cal = save_calibration(store, cal, name)
     except RPRAError as exc:
@@ -226,7 +226,7 @@ def _calibrate(
     run_id: str | None,
 ) -> Any:
     """The calibration from a dataset (built-in keep-score) or from the store's decisions."""
-    from rpra_agent.calibration import calibrate_deferral_rate, calibrate_quality
+    from rpra_agent.feedback.calibration import calibrate_deferral_rate, calibrate_quality
     from rpra_agent.evaluation.judged import judged_from_dataset, judged_from_store, keep_from_store
 
     if dataset is not None:

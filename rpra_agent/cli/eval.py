@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from rpra_agent.cli.app import app
-from rpra_agent.errors import RPRAError
+from rpra_agent.core.errors import RPRAError
 
 __all__ = ["RichProgress", "eval_command"]
 
@@ -179,7 +179,7 @@ def _run_replay(a: dict[str, Any], sink: RichProgress) -> Any:
 
 def _run_live(a: dict[str, Any], sink: RichProgress) -> Any:
     from rpra_agent.evaluation.live import LiveOptions, run_live_eval
-    from rpra_agent.grades import GradeScale
+    from rpra_agent.core.grades import GradeScale
 
     opts = LiveOptions(
         folds=a["folds"],

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from rpra_agent.cli.app import app
-from rpra_agent.errors import RPRAError
-from rpra_agent.grades import GradeScale
+from rpra_agent.core.errors import RPRAError
+from rpra_agent.core.grades import GradeScale
 
 __all__ = ["report_card_app"]
 
@@ -74,7 +74,7 @@ def _require_log(store: Any, url: str | None) -> None:
     from rpra_agent.store.base import DecisionFilter
 
     if not store.decisions(DecisionFilter(limit=1)):
-        from rpra_agent.store._url import mask_url
+        from rpra_agent.core.redact import scrub_secrets as mask_url
 
         where = mask_url(url or os.environ.get("RPRA_DATABASE_URL") or "./rpra.db")
         _fail(f"the decision log at {where} is empty: run an agent with this store first (pass the right --db?)")

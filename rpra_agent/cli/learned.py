@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rpra_agent.cli.app import app
-from rpra_agent.errors import RPRAError
+from rpra_agent.core.errors import RPRAError
 
 __all__ = ["train_predictor"]
 

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from rpra_agent.cli.app import app
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 
 __all__ = ["serve"]
 

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rpra_agent.cli.app import app
-from rpra_agent.errors import RPRAError
+from rpra_agent.core.errors import RPRAError
 
 __all__ = ["db_app", "log_app"]
 

@@ -6,7 +6,7 @@
   predictor-agreement metrics of :mod:`~rpra_agent.evaluation.agreement`.
 - :mod:`~rpra_agent.evaluation.baselines`: random, oracle, always-small/large,
   answer length, and built-in keep-scores.
-- :mod:`~rpra_agent.evaluation.bounds`: finite-sample tests used by calibration.
+- :mod:`~rpra_agent.feedback.bounds`: finite-sample tests used by calibration.
 """
 
 from rpra_agent.evaluation.baselines import RouterSummary, baseline_summaries, dataset_baselines, keep_scores

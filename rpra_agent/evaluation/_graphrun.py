@@ -6,8 +6,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from rpra_agent.decision import Decision
-from rpra_agent.errors import RPRAError
+from rpra_agent.core.decision import Decision
+from rpra_agent.core.errors import RPRAError
 from rpra_agent.evaluation.replay import item_message
 from rpra_agent.graph import decisions_from_state
 

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from rpra_agent.prediction import Prediction
+from rpra_agent.core.prediction import Prediction
 
 __all__ = ["PredictionJournal"]
 

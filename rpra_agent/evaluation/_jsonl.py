@@ -1,6 +1,6 @@
 """Parsing and writing the dataset JSONL format (see ``docs/DATASETS.md``).
 
-Every check raises :class:`~rpra_agent.errors.DatasetError` naming the file, the
+Every check raises :class:`~rpra_agent.core.errors.DatasetError` naming the file, the
 1-based line and the field, and saying how to fix it.
 """
 
@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from rpra_agent.errors import DatasetError
+from rpra_agent.core.errors import DatasetError
 from rpra_agent.evaluation.datasets import FORMAT_VERSION, EvalDataset, EvalItem, ModelResponse, render_messages
 
 _ITEM_KEYS = frozenset({"id", "prompt", "messages", "category", "responses", "meta"})

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from rpra_agent.decision import Decision, Paradigm
+from rpra_agent.core.decision import Decision, Paradigm
 from rpra_agent.evaluation._graphrun import EvalProgress, NullProgress
 
 __all__ = ["GraphPool"]

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rpra_agent.errors import DatasetError
+from rpra_agent.core.errors import DatasetError
 from rpra_agent.evaluation.datasets import BUNDLED, EvalDataset, EvalItem, load_dataset, render_messages
 
 __all__ = ["load_prompts"]

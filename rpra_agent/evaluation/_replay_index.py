@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables.config import var_child_runnable_config
 
-from rpra_agent.errors import RPRAError
-from rpra_agent.grades import GradeScale
-from rpra_agent.predictors._prompt import message_text
+from rpra_agent.core.errors import RPRAError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.messages import message_text
 
 if TYPE_CHECKING:
     from rpra_agent.evaluation.datasets import EvalDataset, EvalItem, ModelResponse

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from rpra_agent.grades import GradeScale
+from rpra_agent.core.grades import GradeScale
 
 __all__ = [
     "AgreementReport",

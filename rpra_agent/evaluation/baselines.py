@@ -27,7 +27,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.evaluation.datasets import EvalDataset
 from rpra_agent.evaluation.metrics import RoutingCurve, routing_curve
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rpra_agent.errors import ConfigError, DatasetError
+from rpra_agent.core.errors import ConfigError, DatasetError
 from rpra_agent.evaluation.datasets import EvalDataset, EvalItem, ModelResponse
 
 __all__ = ["ColumnMapping", "ModelColumns", "convert_table", "read_table"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.evaluation.datasets import EvalDataset
 
 __all__ = ["ModelPrice", "PriceTable", "estimate_tokens", "item_costs"]

@@ -1,6 +1,6 @@
 """The report card read statistically, and cross-fitting it so no item predicts itself.
 
-:class:`CardStatPredictor` is a real, model-free :class:`~rpra_agent.prediction.Predictor`:
+:class:`CardStatPredictor` is a real, model-free :class:`~rpra_agent.core.prediction.Predictor`:
 it predicts the judge's grade of the small model's answer as the grade distribution
 its report card records for the request's task (smoothed toward the all-task
 distribution with ``prior_strength`` pseudo-steps). It costs microseconds, so it can
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rpra_agent.decision import Decision
-from rpra_agent.errors import ConfigError, PredictorError
-from rpra_agent.grades import GradeScale
-from rpra_agent.prediction import Prediction, PredictionRequest
-from rpra_agent.verdict import Verdict
+from rpra_agent.core.decision import Decision
+from rpra_agent.core.errors import ConfigError, PredictorError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import Prediction, PredictionRequest
+from rpra_agent.core.verdict import Verdict
 
 if TYPE_CHECKING:
     from rpra_agent.feedback import ReportCard

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from rpra_agent.errors import DatasetError
+from rpra_agent.core.errors import DatasetError
 
 __all__ = [
     "BUNDLED",

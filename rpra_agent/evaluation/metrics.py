@@ -6,7 +6,7 @@ Conventions (every function here):
   strong (large) model's answer to each item.
 - ``keep_scores``: the router's belief that the small answer is good enough; higher
   means keep it. Lower scores are deferred first; a threshold ``t`` defers exactly
-  the items with ``keep < t`` (as :class:`~rpra_agent.policy.ThresholdPolicy` does).
+  the items with ``keep < t`` (as :class:`~rpra_agent.core.policy.ThresholdPolicy` does).
 - The curve has every point ``c = k/n``, ``k = 0..n``: the ``k`` lowest-scored items
   deferred. Ties in ``keep_scores`` are broken uniformly at random and each point is
   the *exact expectation* over tie-breaking (a tie group deferred in part contributes

@@ -15,7 +15,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.evaluation.results import EvalResult, PredictorRow
 
 __all__ = ["plot_png", "render_html", "rich_table", "write_report"]

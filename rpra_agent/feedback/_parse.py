@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage
 from pydantic import BaseModel
 
 from rpra_agent.feedback.rubric import Rubric
-from rpra_agent.grades import GradeScale
+from rpra_agent.core.grades import GradeScale
 
 __all__ = ["Malformed", "ParsedGrade", "parse_judge_reply"]
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from rpra_agent._control import reraise_control_flow
+from rpra_agent.core.control import reraise_control_flow
 
 __all__ = ["failure_line", "leaks", "strip_tag", "summarise_failures", "weakest_of"]
 

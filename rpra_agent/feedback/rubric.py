@@ -17,9 +17,9 @@ from typing import Any, Literal
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field, create_model
 
-from rpra_agent.errors import ConfigError
-from rpra_agent.grades import GradeScale
-from rpra_agent.predictors._prompt import encode_messages
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.messages import encode_messages
 
 __all__ = ["PAPER_RUBRIC", "Rubric", "build_judge_prompt", "verdict_schema"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from rpra_agent.models.naming import model_id
+from rpra_agent.core.naming import model_id
 
 if TYPE_CHECKING:
     from rpra_agent.models.llamacpp import ChatLlamaCpp

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rpra_agent.errors import PredictorError
+from rpra_agent.core.errors import PredictorError
 
 __all__ = ["grade_token_map", "renormalise"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 
 __all__ = [
     "CHATML_TEMPLATE",

@@ -24,7 +24,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.models._gguf_check import GGUFInfo, chat_formatter, check_gguf, load_llama
 from rpra_agent.models._llama_grades import grade_token_map, renormalise
 from rpra_agent.models._llama_messages import build_message, collect, outcome_stats, stream_chunks

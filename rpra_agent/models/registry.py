@@ -16,7 +16,7 @@ import os
 from typing import Any
 from urllib.parse import parse_qsl
 
-from rpra_agent.errors import ConfigError, ModelStringError
+from rpra_agent.core.errors import ConfigError, ModelStringError
 
 __all__ = ["SCHEMES", "load_chat_model", "parse_model_string"]
 

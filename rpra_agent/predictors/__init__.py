@@ -11,6 +11,7 @@ __all__ = [
     "EnsemblePredictor",
     "FineTunedPredictor",
     "LearnedPredictor",
+    "PrefixSharingPredictor",
     "ReportCardPredictor",
     "SelfPredictor",
     "ZeroShotPredictor",
@@ -19,6 +20,7 @@ __all__ = [
 _LAZY = {  # scikit-learn / scipy load on first use, not on `import rpra_agent`
     "EnsemblePredictor": "rpra_agent.predictors.ensemble",
     "LearnedPredictor": "rpra_agent.predictors.learned",
+    "PrefixSharingPredictor": "rpra_agent.predictors.prefix",
 }
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 
 __all__ = ["ARTIFACT_FORMAT", "ARTIFACT_VERSION", "from_payload", "read_artifact", "to_payload", "write_artifact"]
 

@@ -9,8 +9,8 @@ from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 import numpy as np
 from scipy import sparse
 
-from rpra_agent.prediction import PredictionRequest
-from rpra_agent.predictors._prompt import message_text
+from rpra_agent.core.prediction import PredictionRequest
+from rpra_agent.core.messages import message_text
 
 __all__ = ["REGISTRY", "FeatureMatrix", "Featurizer", "Sample", "register_featurizer"]
 
@@ -38,7 +38,7 @@ class Sample:
 
     @classmethod
     def from_request(cls, request: PredictionRequest) -> Sample:
-        """The sample of a :class:`~rpra_agent.prediction.PredictionRequest`."""
+        """The sample of a :class:`~rpra_agent.core.prediction.PredictionRequest`."""
         messages = [m for m in request.messages if m.type != "system"]
         last = max((i for i, m in enumerate(messages) if m.type == "human"), default=-1)
         earlier = [{"role": _ROLES.get(m.type, m.type), "content": message_text(m)} for m in messages[:last]]

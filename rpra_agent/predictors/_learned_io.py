@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 
-from rpra_agent.decision import utcnow
-from rpra_agent.errors import ConfigError
-from rpra_agent.grades import GradeScale
+from rpra_agent.core.decision import utcnow
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
 from rpra_agent.predictors._artifact import from_payload, read_artifact, to_payload, write_artifact
 from rpra_agent.predictors._featurebase import Featurizer
 from rpra_agent.predictors._ordinal import OrdinalLogit

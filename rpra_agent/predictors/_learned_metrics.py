@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from rpra_agent.grades import GradeScale
+from rpra_agent.core.grades import GradeScale
 from rpra_agent.predictors._ordinal import OrdinalLogit
 
 __all__ = ["oof_metrics"]

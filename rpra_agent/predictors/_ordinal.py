@@ -24,7 +24,7 @@ from scipy import sparse
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 
 __all__ = ["DEFAULT_CS", "OrdinalLogit", "group_folds"]
 

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rpra_agent.grades import GradeScale
+from rpra_agent.core.grades import GradeScale
 
 __all__ = ["distribution_from_logprobs", "match_grade_token"]
 

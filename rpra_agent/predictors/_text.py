@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.predictors._cues import DRAFT_CUES, REQUEST_CUES, draft_cues, request_cues
 from rpra_agent.predictors._featurebase import FeatureMatrix, Sample, register_featurizer
 from rpra_agent.predictors._textvec import TextVectorizer

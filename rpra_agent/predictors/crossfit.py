@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.predictors._ordinal import group_folds
 from rpra_agent.predictors._training import Mode, conversation_group, dataset_examples
 from rpra_agent.predictors.learned import LearnedPredictor, Target

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.predictors._featurebase import FeatureMatrix, Sample, register_featurizer
 
 __all__ = ["LlamaEmbeddingFeaturizer", "SentenceTransformerFeaturizer"]
@@ -134,7 +134,7 @@ class LlamaEmbeddingFeaturizer(_EmbeddingFeaturizer):
 
     def _model(self) -> Any:
         if self._llama is None:
-            from rpra_agent.models._gguf_check import check_gguf, load_llama
+            from rpra_agent.models.llamacpp import check_gguf, load_llama
 
             info = check_gguf(self.model_path)
             try:

@@ -6,7 +6,7 @@ expected score with weights fitted by logistic regression on judged examples. Th
 result's ``p_acceptable`` is the stacked probability; its grade distribution is the
 members' average, rescaled so that its acceptable mass equals that probability.
 
-When a member raises :class:`~rpra_agent.errors.PredictorError` the ensemble uses the
+When a member raises :class:`~rpra_agent.core.errors.PredictorError` the ensemble uses the
 stacker fitted on the surviving members (one is fitted for every subset); with no
 such stacker it takes the *lowest* surviving ``p_acceptable`` (fail toward quality).
 When every member fails it raises, and the graph defers.
@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rpra_agent.errors import ConfigError, PredictorError
-from rpra_agent.grades import GradeScale
-from rpra_agent.prediction import Prediction, PredictionRequest, Predictor
+from rpra_agent.core.errors import ConfigError, PredictorError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import Prediction, PredictionRequest, Predictor
 
 if TYPE_CHECKING:
     from rpra_agent.store.base import DecisionFilter, DecisionStore

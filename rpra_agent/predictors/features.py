@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.predictors._featurebase import REGISTRY, FeatureMatrix, Featurizer, Sample, register_featurizer
 from rpra_agent.predictors._text import TextFeaturizer
 

@@ -4,7 +4,7 @@ The judge's verdicts on the small model's past answers (the decision log) or a
 recorded evaluation's scores are the labels; the request (and, in ``draft`` mode, the
 small model's drafted answer) is the input. A featurizer (TF-IDF + cues by default)
 feeds a proportional-odds logistic model over the grades of a
-:class:`~rpra_agent.grades.GradeScale`, whose regularisation is tuned by an inner
+:class:`~rpra_agent.core.grades.GradeScale`, whose regularisation is tuned by an inner
 cross-validation on the training data. Predicting costs about a millisecond.
 
 Example::
@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from rpra_agent.decision import utcnow
-from rpra_agent.errors import ConfigError, PredictorError
-from rpra_agent.grades import GradeScale
-from rpra_agent.prediction import Prediction, PredictionRequest
+from rpra_agent.core.decision import utcnow
+from rpra_agent.core.errors import ConfigError, PredictorError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.predictors._blocksearch import fit_head
 from rpra_agent.predictors._learned_io import ARTIFACT_KIND, Persistent
 from rpra_agent.predictors._learned_metrics import oof_metrics

@@ -12,13 +12,13 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable
 from langgraph.constants import TAG_NOSTREAM
 
-from rpra_agent._control import reraise_control_flow
-from rpra_agent.errors import PredictorError
-from rpra_agent.grades import GradeScale
-from rpra_agent.models.naming import model_id
-from rpra_agent.prediction import Prediction, PredictionRequest
+from rpra_agent.core.control import reraise_control_flow
+from rpra_agent.core.errors import PredictorError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.naming import model_id
+from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.predictors._parse import distribution_from_logprobs
-from rpra_agent.predictors._prompt import DEFAULT_RUBRIC, build_finetuned_prompt, build_self_prompt
+from rpra_agent.predictors.prompts import DEFAULT_RUBRIC, build_finetuned_prompt, build_self_prompt
 
 __all__ = ["FineTunedPredictor", "ReportCardPredictor", "SelfPredictor", "ZeroShotPredictor"]
 

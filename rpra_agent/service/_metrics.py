@@ -8,7 +8,7 @@ from collections import Counter, deque
 from collections.abc import Iterable
 from typing import Any
 
-from rpra_agent.decision import Decision
+from rpra_agent.core.decision import Decision
 
 __all__ = ["Metrics"]
 

@@ -9,8 +9,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from rpra_agent.decision import Decision
-from rpra_agent.prediction import Prediction
+from rpra_agent.core.decision import Decision
+from rpra_agent.core.prediction import Prediction
 from rpra_agent.service._openai import chunk, error_body
 from rpra_agent.service.engine import Completion, Delta, Done, Routed
 

@@ -17,8 +17,8 @@ import time
 import uuid
 from typing import Any
 
-from rpra_agent.errors import ConfigError, ModelCallError
-from rpra_agent.security import install_log_redaction
+from rpra_agent.core.errors import ConfigError, ModelCallError
+from rpra_agent.core.security import install_log_redaction
 from rpra_agent.service._metrics import Metrics
 from rpra_agent.service._openai import APIError, error_body, parse_request, to_langchain
 from rpra_agent.service.engine import ChatEngine, Completion, Routed
@@ -207,6 +207,6 @@ def create_app(
 
 
 def _name(model: Any) -> str:
-    from rpra_agent.models.naming import model_id
+    from rpra_agent.core.naming import model_id
 
     return model_id(model)

@@ -12,8 +12,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from rpra_agent.decision import Decision
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.decision import Decision
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.store._rows import Record, decision_from_row
 from rpra_agent.store._schema import decision_legs, decisions, runs, verdicts
 from rpra_agent.store._url import DatabaseURL

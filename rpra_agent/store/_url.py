@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 
 __all__ = ["DEFAULT_SQLITE_FILE", "ENV_URL", "DatabaseURL", "mask_url", "resolve_url"]
 

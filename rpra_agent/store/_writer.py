@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from rpra_agent.errors import ConfigError, StoreError
+from rpra_agent.core.errors import ConfigError, StoreError
 from rpra_agent.store._rows import Record
 from rpra_agent.store._spool import Spool
 

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from rpra_agent.decision import Decision, utcnow
-from rpra_agent.verdict import Verdict
+from rpra_agent.core.decision import Decision, utcnow
+from rpra_agent.core.verdict import Verdict
 
 __all__ = ["Artifact", "DecisionFilter", "DecisionStore"]
 

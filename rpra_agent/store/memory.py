@@ -6,9 +6,9 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rpra_agent.decision import Decision
+from rpra_agent.core.decision import Decision
 from rpra_agent.store.base import Artifact, DecisionFilter
-from rpra_agent.verdict import Verdict
+from rpra_agent.core.verdict import Verdict
 
 __all__ = ["InMemoryDecisionStore"]
 

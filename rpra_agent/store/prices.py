@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 
 __all__ = ["LOCAL_PRICES", "PriceTable"]
 

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, select
 
-from rpra_agent.decision import Decision
-from rpra_agent.errors import ConfigError, StoreError
+from rpra_agent.core.decision import Decision
+from rpra_agent.core.errors import ConfigError, StoreError
 from rpra_agent.store import _migrate
 from rpra_agent.store._privacy import TextMode, TextPolicy, scrub_json, scrub_secrets
 from rpra_agent.store._queries import insert_artifact, latest_artifact, read_runs, read_verdicts
@@ -23,7 +23,7 @@ from rpra_agent.store._sqlio import _with_legs, decision_query, insert_records, 
 from rpra_agent.store._url import DatabaseURL, resolve_url
 from rpra_agent.store._writer import BackgroundWriter, OnFull
 from rpra_agent.store.base import Artifact, DecisionFilter
-from rpra_agent.verdict import Verdict
+from rpra_agent.core.verdict import Verdict
 
 __all__ = ["SQLDecisionStore"]
 

@@ -15,9 +15,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
-from rpra_agent.errors import PredictorError
-from rpra_agent.grades import GradeScale
-from rpra_agent.prediction import Prediction, PredictionRequest
+from rpra_agent.core.errors import PredictorError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import Prediction, PredictionRequest
 
 __all__ = ["FixedPredictor", "ScriptedChatModel", "grade_logprobs"]
 

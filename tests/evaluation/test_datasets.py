@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpra_agent.errors import DatasetError
+from rpra_agent.core.errors import DatasetError
 from rpra_agent.evaluation.datasets import (
     BUNDLED,
     EvalDataset,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 
-from rpra_agent.errors import DatasetError
+from rpra_agent.core.errors import DatasetError
 from rpra_agent.evaluation._prompts import load_prompts
 from rpra_agent.evaluation.live import LiveOptions, run_live_eval
 from rpra_agent.feedback import LLMJudge

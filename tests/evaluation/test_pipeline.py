@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rpra_agent.errors import ConfigError, DatasetError
+from rpra_agent.core.errors import ConfigError, DatasetError
 from rpra_agent.evaluation.crossfit import CardStatPredictor, conversation_key, crossfit_cards, fold_ids
 from rpra_agent.evaluation.datasets import ModelResponse, load_dataset, save_dataset
 from rpra_agent.evaluation.pipeline import ReplayOptions, run_replay_eval
 from rpra_agent.evaluation.replay import ReplayJudge
-from rpra_agent.prediction import PredictionRequest
+from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.store import DecisionFilter, InMemoryDecisionStore, open_store
 from tests.evaluation.toy_data import STRONG, WEAK, toy_dataset
 
@@ -77,7 +77,7 @@ def test_no_item_informs_its_own_prediction() -> None:
     folds = fold_ids(len(ds), 3, seed=1)
 
     def predictions(dataset) -> np.ndarray:  # type: ignore[no-untyped-def]
-        from rpra_agent.decision import Decision
+        from rpra_agent.core.decision import Decision
 
         judge = ReplayJudge(dataset)
         decisions = [
@@ -155,7 +155,7 @@ def test_malformed_dataset_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_quality_calibration_with_a_guarantee_drives_the_graph(tmp_path: Path) -> None:
-    from rpra_agent.calibration import load_calibrated_policy
+    from rpra_agent.feedback.calibration import load_calibrated_policy
 
     ds = load_dataset("gsm8k").subset(range(300))
     store = InMemoryDecisionStore()

@@ -15,7 +15,7 @@ from rpra_agent.evaluation.replay import (
     scale_for,
 )
 from rpra_agent.graph import build_rpra_graph, decisions_from_state
-from rpra_agent.policy import ThresholdPolicy
+from rpra_agent.core.policy import ThresholdPolicy
 from rpra_agent.store import InMemoryDecisionStore
 from rpra_agent.testing import FixedPredictor
 from tests.evaluation.toy_data import STRONG, WEAK, toy_dataset

@@ -6,7 +6,7 @@ import itertools
 import json
 from typing import Any
 
-from rpra_agent.decision import Decision
+from rpra_agent.core.decision import Decision
 
 _n = itertools.count()
 

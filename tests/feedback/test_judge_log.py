@@ -187,7 +187,7 @@ def test_audit_store_under_the_real_graph_and_delegation():
 
 
 async def test_sync_judge_log_refuses_a_running_loop():
-    from rpra_agent.errors import ConfigError
+    from rpra_agent.core.errors import ConfigError
     from rpra_agent.feedback import ajudge_log
 
     store = InMemoryDecisionStore()

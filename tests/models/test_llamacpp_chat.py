@@ -15,7 +15,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.graph import START, MessagesState, StateGraph
 from pydantic import BaseModel
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.models import llamacpp as llamacpp_module
 from rpra_agent.models.llamacpp import ChatLlamaCpp
 from rpra_agent.testing.gguf import scripted_pieces

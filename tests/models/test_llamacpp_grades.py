@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from rpra_agent.errors import PredictorError
+from rpra_agent.core.errors import PredictorError
 from rpra_agent.models.llamacpp import ChatLlamaCpp
-from rpra_agent.models.prefix_predictor import PrefixSharingPredictor
-from rpra_agent.prediction import PredictionRequest
+from rpra_agent.predictors.prefix import PrefixSharingPredictor
+from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.predictors import ZeroShotPredictor
 
 LABELS = ["bad", "ok", "great"]

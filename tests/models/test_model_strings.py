@@ -7,7 +7,7 @@ from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
-from rpra_agent.errors import ConfigError, ModelStringError
+from rpra_agent.core.errors import ConfigError, ModelStringError
 from rpra_agent.models import load_chat_model
 from rpra_agent.models.openai_compat import ChatOpenAICompatible, is_openai_url
 from rpra_agent.models.registry import parse_model_string

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
-from rpra_agent.decision import Decision
-from rpra_agent.errors import ConfigError, PredictorError
-from rpra_agent.grades import GradeScale
-from rpra_agent.prediction import PredictionRequest, Predictor
+from rpra_agent.core.decision import Decision
+from rpra_agent.core.errors import ConfigError, PredictorError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import PredictionRequest, Predictor
 from rpra_agent.predictors.features import Sample, TextFeaturizer
 from rpra_agent.predictors.learned import LearnedPredictor
 from rpra_agent.store.memory import InMemoryDecisionStore
-from rpra_agent.verdict import Verdict
+from rpra_agent.core.verdict import Verdict
 from tests.predictors.learned_data import make_dataset, make_samples
 
 TEN = GradeScale.ten_point()

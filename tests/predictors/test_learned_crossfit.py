@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.evaluation.datasets import EvalDataset, load_dataset
 from rpra_agent.evaluation.metrics import apgr
 from rpra_agent.predictors._training import dataset_examples

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from rpra_agent.errors import ConfigError
-from rpra_agent.grades import GradeScale
-from rpra_agent.prediction import PredictionRequest
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.predictors._cues import DRAFT_CUES, REQUEST_CUES, arithmetic_check, draft_cues, request_cues
 from rpra_agent.predictors.embeddings import LlamaEmbeddingFeaturizer, SentenceTransformerFeaturizer
 from rpra_agent.predictors.features import FeatureUnion, Sample, TextFeaturizer, featurizer_from_state

@@ -19,9 +19,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.tools import tool
 
 from rpra_agent import FaultPolicy, build_rpra_graph
-from rpra_agent.errors import PredictorError
-from rpra_agent.grades import GradeScale
-from rpra_agent.prediction import Prediction, PredictionRequest
+from rpra_agent.core.errors import PredictorError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.testing import ScriptedChatModel
 
 KINDS = ("easy", "hard", "garbled", "crash", "outage", "tool")

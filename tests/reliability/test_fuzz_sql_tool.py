@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from langchain_core.tools import ToolException
 
-from rpra_agent.decision import Decision
+from rpra_agent.core.decision import Decision
 from rpra_agent.store import open_store
 from tools.decision_sql import DecisionLogSQL, SQLRefused
 

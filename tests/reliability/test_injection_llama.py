@@ -3,13 +3,13 @@
 import pytest
 from langchain_core.messages import HumanMessage
 
-from rpra_agent.prediction import PredictionRequest
+from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.testing.adversarial import ATTACKS
 
 pytest.importorskip("llama_cpp")
 
 from rpra_agent.models import load_chat_model  # noqa: E402
-from rpra_agent.models.prefix_predictor import PrefixSharingPredictor  # noqa: E402
+from rpra_agent.predictors.prefix import PrefixSharingPredictor  # noqa: E402
 from rpra_agent.predictors import ZeroShotPredictor  # noqa: E402
 from rpra_agent.testing.gguf import write_random_gguf, write_scripted_gguf  # noqa: E402
 

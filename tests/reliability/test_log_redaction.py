@@ -1,11 +1,11 @@
-"""rpra_agent.security: every log record is scrubbed once, when it is created."""
+"""rpra_agent.core.security: every log record is scrubbed once, when it is created."""
 
 import logging
 
 import httpx
 import pytest
 
-from rpra_agent.security import install_log_redaction, redact, register_secret
+from rpra_agent.core.security import install_log_redaction, redact, register_secret
 
 KEY = "local-key-4f9a2b"  # a bearer key that no pattern would recognise
 

@@ -4,8 +4,8 @@ import pytest
 from langchain_core.messages import AIMessage
 
 from rpra_agent import FaultPolicy
-from rpra_agent.grades import GradeScale
-from rpra_agent.prediction import Prediction
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import Prediction
 from rpra_agent.service.app import create_app
 from rpra_agent.service.engine import ChatEngine
 from rpra_agent.testing import InMemoryDecisionStore, ScriptedChatModel

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from rpra_agent.decision import Decision, LegUsage
+from rpra_agent.core.decision import Decision, LegUsage
 from rpra_agent.store import open_store
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from rpra_agent.decision import Decision, LegUsage
-from rpra_agent.grades import GradeScale
-from rpra_agent.prediction import Prediction
+from rpra_agent.core.decision import Decision, LegUsage
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import Prediction
 from rpra_agent.store import InMemoryDecisionStore, open_store
 from tests.fixtures_postgres import postgres_server, postgres_url  # noqa: F401
 

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 from rpra_agent.cli import commands  # noqa: F401  (registers the commands)
 from rpra_agent.cli.app import app
-from rpra_agent.decision import Decision, LegUsage
+from rpra_agent.core.decision import Decision, LegUsage
 from rpra_agent.store import open_store
-from rpra_agent.verdict import Verdict
+from rpra_agent.core.verdict import Verdict
 from tests.store.conftest import make_decision
 
 runner = CliRunner()

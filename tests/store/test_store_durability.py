@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from rpra_agent.errors import StoreError
+from rpra_agent.core.errors import StoreError
 from rpra_agent.store import DecisionFilter
 from tests.store._store_worker import write_decisions
 from tests.store.conftest import make_decision
@@ -225,7 +225,7 @@ def test_unreachable_url_spools_then_replays_when_it_comes_back(tmp_path, caplog
 
 
 def test_bad_urls_are_clear_config_errors():
-    from rpra_agent.errors import ConfigError
+    from rpra_agent.core.errors import ConfigError
     from rpra_agent.store import open_store
 
     for url, fragment in [

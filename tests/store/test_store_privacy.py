@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.store._privacy import TextPolicy, scrub_json, scrub_secrets
 from tests.store.conftest import make_decision
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from rpra_agent.errors import ConfigError
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.store import InMemoryDecisionStore, _migrate, open_store
 from rpra_agent.store._schema import metadata
 from rpra_agent.store._url import mask_url, resolve_url

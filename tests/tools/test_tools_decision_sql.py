@@ -3,7 +3,7 @@ import sqlite3
 import pytest
 from langchain_core.tools import ToolException
 
-from rpra_agent.decision import Decision
+from rpra_agent.core.decision import Decision
 from rpra_agent.store import open_store
 from tools.decision_sql import DecisionLogSQL, SQLRefused, check_query
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rpra_agent.decision import new_id, utcnow
+from rpra_agent.core.decision import new_id, utcnow
 
 __all__ = ["Verdict"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from rpra_agent.prediction import Kind, Prediction
+from rpra_agent.core.prediction import Kind, Prediction
 
 __all__ = ["Decision", "LegUsage", "Paradigm", "Reason", "RouteName"]
 

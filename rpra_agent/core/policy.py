@@ -1,6 +1,6 @@
 """Deferral policies: pure functions from a prediction to a route.
 
-Scoring (a :class:`~rpra_agent.prediction.Predictor`) and deciding (a
+Scoring (a :class:`~rpra_agent.core.prediction.Predictor`) and deciding (a
 :class:`DeferralPolicy`) are kept apart, as RouteLLM does: a predictor returns a
 distribution, a policy applies a threshold.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from rpra_agent.decision import Reason, RouteName
-from rpra_agent.errors import ConfigError
-from rpra_agent.prediction import Kind, Prediction
+from rpra_agent.core.decision import Reason, RouteName
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.prediction import Kind, Prediction
 
 __all__ = [
     "AlwaysLarge",

@@ -31,11 +31,11 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from rpra_agent._control import reraise_control_flow
-from rpra_agent.errors import PredictorError
-from rpra_agent.prediction import Prediction, PredictionRequest
-from rpra_agent.predictors import ZeroShotPredictor
-from rpra_agent.predictors._prompt import grade_instruction
+from rpra_agent.core.control import reraise_control_flow
+from rpra_agent.core.errors import PredictorError
+from rpra_agent.core.prediction import Prediction, PredictionRequest
+from rpra_agent.predictors.self_predict import ZeroShotPredictor
+from rpra_agent.predictors.prompts import grade_instruction
 
 __all__ = ["PrefixSharingPredictor"]
 

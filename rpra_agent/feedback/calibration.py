@@ -2,7 +2,7 @@
 
 Two modes, both returning a frozen :class:`Calibration` that is stored as a versioned
 artifact (``kind="calibration"``) and turned into a
-:class:`~rpra_agent.policy.ThresholdPolicy` by :func:`load_calibrated_policy`:
+:class:`~rpra_agent.core.policy.ThresholdPolicy` by :func:`load_calibrated_policy`:
 
 - **Target deferral rate** (:func:`calibrate_deferral_rate`): the threshold is a
   quantile of the keep-score distribution, as RouteLLM calibrates.
@@ -17,7 +17,7 @@ judge). For a threshold ``t`` (defer when ``keep < t``), the per-item loss is
 which keeping the small answer falls short of the large one. Its mean
 ``R(t) = E[L(t)]`` does not increase with ``t``. The threshold ``t_hat`` is the
 lowest candidate such that a valid test (Hoeffding-Bentkus by default, exact binomial
-for 0/1 scores; see :mod:`rpra_agent.evaluation.bounds`) rejects ``R(t') >= epsilon``
+for 0/1 scores; see :mod:`rpra_agent.feedback.bounds`) rejects ``R(t') >= epsilon``
 at level ``delta`` for *every* threshold ``t' >= t_hat``: a fixed-sequence scan from
 "defer everything" downward that stops at the first failure. Then, with probability
 at least ``1 - delta`` over the calibration set,
@@ -45,10 +45,10 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-from rpra_agent.decision import utcnow
-from rpra_agent.errors import ConfigError
-from rpra_agent.evaluation.bounds import BOUNDS, BoundName, pvalues, upper_bound
-from rpra_agent.policy import ThresholdPolicy
+from rpra_agent.core.decision import utcnow
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.feedback.bounds import BOUNDS, BoundName, pvalues, upper_bound
+from rpra_agent.core.policy import ThresholdPolicy
 from rpra_agent.store.base import DecisionStore
 
 __all__ = [
@@ -75,7 +75,7 @@ class Calibration:
     Attributes:
         threshold: Defer when the keep-score is below this.
         metric: What the keep-score is: ``p_acceptable`` or ``expected_score`` (usable
-            by :class:`~rpra_agent.policy.ThresholdPolicy`), or another keep-score name.
+            by :class:`~rpra_agent.core.policy.ThresholdPolicy`), or another keep-score name.
         mode: ``deferral_rate`` or ``quality``.
         target: The target deferral rate, or ``epsilon`` in quality mode.
         n: Judged items the calibration used.
@@ -243,7 +243,7 @@ def calibrate_quality(
         metric: What the keep-scores are (``p_acceptable`` caps thresholds at 1).
         upper: The highest threshold allowed (default 1 for ``p_acceptable``).
         bound: ``auto`` (exact ``binomial`` for 0/1 losses, else ``hoeffding-bentkus``)
-            or a test from :mod:`rpra_agent.evaluation.bounds`.
+            or a test from :mod:`rpra_agent.feedback.bounds`.
         predictor: Recorded predictor name.
         source: Recorded data source.
     """

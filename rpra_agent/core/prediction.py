@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from langchain_core.messages import AIMessage, BaseMessage
 
-from rpra_agent.grades import GradeScale
+from rpra_agent.core.grades import GradeScale
 
 __all__ = ["Kind", "Prediction", "PredictionRequest", "Predictor"]
 
@@ -136,7 +136,7 @@ class Prediction:
 class Predictor(Protocol):
     """Predicts how a judge would grade the step the small model is about to take.
 
-    Implementations raise :class:`~rpra_agent.errors.PredictorError` on failure or
+    Implementations raise :class:`~rpra_agent.core.errors.PredictorError` on failure or
     garbage output; the graph turns that into a deferral (reason ``predictor_error``).
     """
 

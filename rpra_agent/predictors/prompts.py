@@ -7,38 +7,23 @@ from collections.abc import Sequence
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
-from rpra_agent.grades import GradeScale
-from rpra_agent.prediction import PredictionRequest
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.messages import encode_messages, escape_tags, message_text
+from rpra_agent.core.prediction import PredictionRequest
 
-__all__ = ["DEFAULT_RUBRIC", "FINETUNE_SYSTEM_PROMPT", "build_finetuned_prompt", "build_self_prompt", "encode_messages"]
+__all__ = [
+    "DEFAULT_RUBRIC",
+    "FINETUNE_SYSTEM_PROMPT",
+    "build_finetuned_prompt",
+    "build_self_prompt",
+    "encode_messages",
+    "grade_instruction",
+    "message_text",
+]
 
 DEFAULT_RUBRIC = "accuracy, relevance, completeness, clarity, instruction following and formatting"
 
 FINETUNE_SYSTEM_PROMPT = "Predict the judge's grade for your answer to this request."
-
-
-def _escape(text: str) -> str:
-    # JSON-escape, and escape angle brackets so user text cannot close our tags.
-    return text.replace("<", "\\u003c").replace(">", "\\u003e")
-
-
-def message_text(message: BaseMessage) -> str:
-    """Plain text of a message, including its tool calls."""
-    text: str = str(message.text)
-    if isinstance(message, AIMessage) and message.tool_calls:
-        calls = [{"name": c["name"], "args": c["args"]} for c in message.tool_calls]
-        text = (text + "\n" if text else "") + "TOOL CALLS: " + json.dumps(calls, sort_keys=True, default=str)
-    return text
-
-
-def encode_messages(messages: Sequence[BaseMessage]) -> str:
-    """Encode a conversation as escaped JSON lines, one message each."""
-    lines = [
-        json.dumps({"role": m.type, "content": message_text(m)}, ensure_ascii=True)
-        for m in messages
-        if m.type != "system"
-    ]
-    return _escape("\n".join(lines))
 
 
 def grade_instruction(scale: GradeScale) -> str:
@@ -74,9 +59,9 @@ def build_self_prompt(
     system.append("Predict the grade honestly. " + grade_instruction(scale))
     user = ["<conversation>", encode_messages(request.messages), "</conversation>"]
     if request.reasoning:
-        user += ["<your_reasoning>", _escape(request.reasoning), "</your_reasoning>"]
+        user += ["<your_reasoning>", escape_tags(request.reasoning), "</your_reasoning>"]
     if request.draft is not None:
-        user += ["<draft>", _escape(message_text(request.draft)), "</draft>"]
+        user += ["<draft>", escape_tags(message_text(request.draft)), "</draft>"]
     user.append("Predicted grade:")
     return [SystemMessage("\n".join(system)), HumanMessage("\n".join(user))]
 

@@ -1,6 +1,6 @@
 """Keeping secrets out of the logs, process-wide.
 
-The decision store scrubs what it writes (``rpra_agent.store._privacy``); this module
+The decision store scrubs what it writes (``rpra_agent.core.redact``); this module
 does the same for every log record, including those of third-party libraries: httpx
 logs request URLs at INFO (``http://user:password@host/...``) and the OpenAI client
 logs request bodies at DEBUG. :func:`install_log_redaction` wraps the logging
@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Iterable
 from typing import Any
 
-from rpra_agent.store._privacy import scrub_secrets
+from rpra_agent.core.redact import scrub_secrets
 
 __all__ = ["install_log_redaction", "redact", "register_secret"]
 
