@@ -12,7 +12,6 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -27,7 +26,7 @@ from rpra_agent.feedback.rubric import PAPER_RUBRIC, Rubric, build_judge_prompt,
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.naming import model_id
 from rpra_agent.core.prediction import Kind
-from rpra_agent.core.messages import message_text
+from rpra_agent.core.judging import Candidate, JudgeTask
 from rpra_agent.core.verdict import Verdict
 
 __all__ = ["Candidate", "JudgeTask", "LLMJudge", "WEAKEST_TAG"]
@@ -38,43 +37,6 @@ WEAKEST_TAG = "[weakest: {}] "
 """Prefix of a verdict's rationale naming the rubric criterion the response did worst on."""
 
 _CONFIG: RunnableConfig = {"tags": [TAG_NOSTREAM], "run_name": "rpra_judge"}
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One response to be judged.
-
-    Attributes:
-        response: The reply text, or the ``AIMessage`` (its tool calls are shown).
-        decision_id: The decision the verdict will be about.
-        subject: ``given`` (what the user saw), ``small`` (regenerated) or ``large``.
-    """
-
-    response: str | AIMessage
-    decision_id: str = ""
-    subject: str = "given"
-
-    @property
-    def text(self) -> str:
-        """The response as the judge sees it."""
-        return self.response if isinstance(self.response, str) else message_text(self.response)
-
-
-@dataclass(frozen=True)
-class JudgeTask:
-    """Responses to one conversation, graded together in one judge call.
-
-    Attributes:
-        conversation: The conversation up to (not including) the responses.
-        candidates: The responses; one verdict each, in order.
-        kind: ``answer`` or ``action`` (a proposed tool call).
-        tool_names: Tools the assistant could call (shown for actions).
-    """
-
-    conversation: tuple[BaseMessage, ...]
-    candidates: tuple[Candidate, ...]
-    kind: Kind = "answer"
-    tool_names: tuple[str, ...] = ()
 
 
 class LLMJudge:
