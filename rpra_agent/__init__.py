@@ -25,6 +25,7 @@ from rpra_agent.core.errors import (
     RPRAError,
     StoreError,
 )
+from rpra_agent.core.faults import FaultPolicy
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.policy import AlwaysLarge, AlwaysSmall, DeferralPolicy, PolicyContext, Route, ThresholdPolicy
 from rpra_agent.core.prediction import Prediction, PredictionRequest, Predictor
@@ -91,7 +92,6 @@ _LAZY = {
     "ReportCard": "rpra_agent.feedback",
     "build_report_cards": "rpra_agent.feedback",
     "report_card_loader": "rpra_agent.feedback",
-    "FaultPolicy": "rpra_agent._legs",
 }
 
 

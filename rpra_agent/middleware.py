@@ -25,9 +25,11 @@ Example::
 from __future__ import annotations
 
 import importlib
+import logging
 import operator
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, NotRequired
+from dataclasses import replace
+from typing import Annotated, Any, NotRequired
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -38,22 +40,39 @@ from langchain.agents.middleware.types import (
     OmitFromSchema,
 )
 from langchain_core.language_models import BaseChatModel
-from langgraph.constants import TAG_NOSTREAM
+from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
+from langgraph.types import Command
 
-from rpra_agent._call_flow import Call, CallFlow, Effect, Flow, Predict, Reason, as_response, configurable
-from rpra_agent._legs import acall_leg, call_leg
-from rpra_agent._steps import policy_snapshot
-from rpra_agent.core.decision import Paradigm, new_id
+from rpra_agent._drive import HIDDEN, RunBook, acall_leg, achoose, adrive, arun_leg, call_leg, choose, drive, run_leg
+from rpra_agent.core.decision import Decision, Paradigm, new_id
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.faults import FaultPolicy
+from rpra_agent.core.messages import extend_system
 from rpra_agent.core.naming import model_id
 from rpra_agent.core.policy import DeferralPolicy, ThresholdPolicy
 from rpra_agent.core.prediction import Predictor
+from rpra_agent.core.step import (
+    CallModel,
+    Choose,
+    Effect,
+    ModelOutput,
+    PendingStep,
+    Predict,
+    Record,
+    StepSpec,
+    StepView,
+    next_stage,
+    record_stage,
+    run_stage,
+)
+from rpra_agent.core.step_checks import log_decision, policy_options
+from rpra_agent.predictors.self_predict import ZeroShotPredictor
 from rpra_agent.store.base import DecisionStore
 
 __all__ = ["RPRAMiddleware", "RPRAMiddlewareState"]
 
-_HIDDEN = {"tags": [TAG_NOSTREAM], "run_name": "rpra_reason"}
+logger = logging.getLogger(__name__)
 _PRIVATE = OmitFromSchema(input=True, output=True)
 _OUTPUT_ONLY = OmitFromSchema(input=True, output=False)
 
@@ -67,6 +86,7 @@ class RPRAMiddlewareState(AgentState[Any]):
         rpra_run_id: The current run's id (private).
         rpra_step: Model calls taken in the current run (private).
         rpra_deferrals: Model calls deferred in the current run (private).
+        rpra_learning: Act-to-learn tool calls made in the current run (private).
     """
 
     rpra_task: NotRequired[str | None]
@@ -74,6 +94,125 @@ class RPRAMiddlewareState(AgentState[Any]):
     rpra_run_id: NotRequired[Annotated[str, _PRIVATE]]
     rpra_step: NotRequired[Annotated[int, _PRIVATE]]
     rpra_deferrals: NotRequired[Annotated[int, _PRIVATE]]
+    rpra_learning: NotRequired[Annotated[int, _PRIVATE]]
+
+
+def _configurable() -> dict[str, Any]:
+    try:
+        from langgraph.config import get_config
+
+        return dict(get_config().get("configurable") or {})
+    except RuntimeError:  # called directly, e.g. in a unit test
+        return {}
+
+
+def _as_response(result: Any) -> ModelResponse[Any]:
+    if isinstance(result, AIMessage):
+        return ModelResponse(result=[result])
+    if isinstance(result, ExtendedModelResponse):
+        return result.model_response
+    return result  # type: ignore[no-any-return]
+
+
+def _tool_names(tools: list[Any]) -> tuple[str, ...]:
+    names = []
+    for tool in tools:
+        name = getattr(tool, "name", None)
+        if name is None and isinstance(tool, dict):
+            name = tool.get("name") or (tool.get("function") or {}).get("name")
+        if name:
+            names.append(str(name))
+    return tuple(names)
+
+
+class _Call:
+    """One model call of the agent: the step's view, and the responses its legs returned."""
+
+    def __init__(self, mw: RPRAMiddleware, request: ModelRequest[Any]) -> None:
+        state: dict[str, Any] = dict(request.state or {})
+        conf = _configurable()
+        self.request, self.mw = request, mw
+        self.spec = replace(
+            mw.spec,
+            predictor=mw.spec.predictor or ZeroShotPredictor(request.model),
+            small_model=model_id(request.model),
+        )
+        system = [request.system_message] if request.system_message else []
+        self.view = StepView(
+            messages=(*system, *request.messages),
+            tool_names=_tool_names(request.tools),
+            run_id=str(state.get("rpra_run_id") or conf.get("rpra_run_id") or new_id()),
+            thread_id=conf.get("thread_id"),
+            task=state.get("rpra_task") or conf.get("rpra_task"),
+            step=int(state.get("rpra_step", 0) or 0),
+            deferrals=int(state.get("rpra_deferrals", 0) or 0),
+            learning_actions=int(state.get("rpra_learning", 0) or 0),
+        )
+        self.pending: PendingStep = {}
+        self.output: AIMessage | None = None
+        self.responses: dict[str, ModelResponse[Any]] = {}
+
+    def stage(self) -> Any:
+        """The next stage's flow, or ``None`` when the step is recorded."""
+        stage = next_stage(self.spec, self.pending, bool(self.view.tool_names))
+        if stage == "done":
+            return None
+        if stage == "record":
+            if self.output is None:  # unreachable: every taken leg produced a message
+                raise RuntimeError("the step produced no message")
+            return record_stage(self.spec, self.view, self.pending, self.output)
+        return run_stage(stage, self.spec, self.view, self.pending)
+
+    def took(self, result: tuple[PendingStep, AIMessage | None]) -> None:
+        self.pending, output = result
+        self.output = output or self.output
+
+    def leg_request(self, effect: CallModel) -> ModelRequest[Any]:
+        request = self.request
+        changes: dict[str, Any] = {}
+        if effect.model == "large":
+            changes["model"] = self.mw.large
+        if effect.system:
+            changes["system_message"] = extend_system(request.system_message, effect.system)
+        if effect.tool_choice:
+            changes["tool_choice"] = effect.tool_choice
+        return request.override(**changes) if changes else request
+
+    def leg_kwargs(self, effect: CallModel) -> dict[str, Any]:
+        f = self.spec.faults
+        if effect.model == "large":
+            return {
+                "leg": effect.leg,
+                "attempts": f.large_attempts,
+                "timeout_s": f.large_timeout_s,
+                "backoff_s": f.backoff_s,
+            }
+        return {"leg": effect.leg, "timeout_s": f.small_timeout_s}
+
+    def private(self, effect: CallModel | Choose) -> list[Any]:
+        system = (
+            extend_system(self.request.system_message, effect.system) if effect.system else self.request.system_message
+        )
+        return [*([system] if system else []), *self.request.messages]
+
+    def kept(self, effect: CallModel, response: ModelResponse[Any], output: ModelOutput) -> ModelOutput:
+        self.responses[effect.leg] = response
+        return ModelOutput(output.message, output.usage, response.structured_response is not None)
+
+    def recorded(self) -> ExtendedModelResponse[Any]:
+        raw = self.pending["decision"]
+        decision = Decision.from_dict(raw)
+        taken = self.pending.get("taken", "small")
+        response = self.responses.get(taken) or self.responses.get("small")
+        if response is None:  # unreachable: the taken leg went through the handler
+            raise RuntimeError("no response was kept for the step")
+        update = {
+            "rpra_decisions": [raw],
+            "rpra_step": self.view.step + 1,
+            "rpra_deferrals": self.view.deferrals + (1 if decision.deferred else 0),
+            "rpra_learning": self.view.learning_actions + (1 if decision.reason == "act_to_learn" else 0),
+        }
+        return ExtendedModelResponse(model_response=response, command=Command(update=update))
 
 
 class RPRAMiddleware(AgentMiddleware[RPRAMiddlewareState, Any, Any]):
@@ -88,13 +227,15 @@ class RPRAMiddleware(AgentMiddleware[RPRAMiddlewareState, Any, Any]):
         paradigm: ``"pa"``, ``"rpra"`` or ``"verify"``.
         store: Where decisions are recorded (``None``: only in the agent state).
         share_reasoning: Give the large model the small model's private reasoning.
-        on_large_failure: ``"raise"`` (the large leg's exception propagates, so an
-            outer ModelRetry/ModelFallback middleware sees it) or ``"small"`` (answer
-            with the small model, recorded as ``large_error_degraded``).
-        reasoning_timeout_s: Timeout of each private reasoning call (``rpra``).
+        faults: Timeouts, retries of transient large-model failures, and what a
+            large-model failure does: ``on_large_failure="raise"`` raises an
+            ``ExceptionGroup`` with every error (an outer ModelFallback middleware
+            sees it), ``"small"`` answers with the small model, recorded as
+            ``large_error_degraded``. The default makes one attempt, so that an
+            outer ModelRetry middleware owns retries.
 
     Raises:
-        ConfigError: On an unknown paradigm or failure mode, or a bad timeout.
+        ConfigError: On an unknown paradigm.
     """
 
     state_schema = RPRAMiddlewareState
@@ -108,142 +249,131 @@ class RPRAMiddleware(AgentMiddleware[RPRAMiddlewareState, Any, Any]):
         paradigm: Paradigm = "pa",
         store: DecisionStore | None = None,
         share_reasoning: bool = False,
-        on_large_failure: Literal["raise", "small"] = "raise",
-        reasoning_timeout_s: float | None = None,
+        faults: FaultPolicy | None = None,
     ) -> None:
         super().__init__()
         if paradigm not in ("pa", "rpra", "verify"):
             raise ConfigError(f"paradigm must be 'pa', 'rpra' or 'verify', not {paradigm!r}")
-        if on_large_failure not in ("raise", "small"):
-            raise ConfigError(f"on_large_failure must be 'raise' or 'small', not {on_large_failure!r}")
-        if reasoning_timeout_s is not None and reasoning_timeout_s <= 0:
-            raise ConfigError("reasoning_timeout_s must be positive or None")
         if isinstance(large, str):
             large = importlib.import_module("rpra_agent.models").load_chat_model(large)
-        self.flow = CallFlow(
-            large=large,  # type: ignore[arg-type]
-            predictor=predictor,
-            policy=policy if policy is not None else ThresholdPolicy(),
+        self.large: BaseChatModel = large  # type: ignore[assignment]
+        self.spec = StepSpec(
             paradigm=paradigm,
+            policy=policy if policy is not None else ThresholdPolicy(),
+            predictor=predictor,
+            faults=faults or FaultPolicy(large_attempts=1),
             share_reasoning=share_reasoning,
-            on_large_failure=on_large_failure,
+            small_model="",
+            large_model=model_id(large),
         )
         self.store = store
-        self.reasoning_timeout_s = reasoning_timeout_s
-
-    @property
-    def large(self) -> BaseChatModel:
-        """The large model."""
-        return self.flow.large
+        self.book = RunBook(
+            store,
+            paradigm,
+            {
+                "entry": "middleware",
+                "paradigm": paradigm,
+                "policy": policy_options(self.spec.policy),
+                "predictor": getattr(predictor, "name", "zero_shot"),
+                "large": self.spec.large_model,
+            },
+        )
 
     @property
     def policy(self) -> DeferralPolicy:
         """The deferral policy."""
-        return self.flow.policy
-
-    # -- run bookkeeping -------------------------------------------------------
-    def _run_config(self) -> dict[str, Any]:
-        return {
-            "entry": "middleware",
-            "paradigm": self.flow.paradigm,
-            "policy": policy_snapshot(self.flow.policy),
-            "predictor": getattr(self.flow.predictor, "name", "zero_shot"),
-            "large": model_id(self.flow.large),
-        }
+        return self.spec.policy
 
     def before_agent(self, state: RPRAMiddlewareState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """Start a run: fresh counters, and a ``running`` row in the store."""
-        conf = configurable()
+        conf = _configurable()
         run_id = str(conf.get("rpra_run_id") or new_id())
-        if self.store is not None:
-            self.store.upsert_run(
-                run_id,
-                thread_id=conf.get("thread_id"),
-                paradigm=self.flow.paradigm,
-                config=self._run_config(),
-                status="running",
-            )
-        return {"rpra_run_id": run_id, "rpra_step": 0, "rpra_deferrals": 0}
+        self.book.mark(run_id, "running", conf.get("thread_id"))
+        return {"rpra_run_id": run_id, "rpra_step": 0, "rpra_deferrals": 0, "rpra_learning": 0}
 
     def after_agent(self, state: RPRAMiddlewareState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """Mark the run completed in the store."""
-        run_id = state.get("rpra_run_id")
-        if self.store is not None and run_id:
-            conf = configurable()
-            self.store.upsert_run(
-                run_id,
-                thread_id=conf.get("thread_id"),
-                paradigm=self.flow.paradigm,
-                config=self._run_config(),
-                status="completed",
-            )
+        self.book.mark(state.get("rpra_run_id"), "completed", _configurable().get("thread_id"))
         return None
 
-    # -- the hooks ---------------------------------------------------------------
     def wrap_model_call(
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], ModelResponse[Any]]
     ) -> ExtendedModelResponse[Any]:
-        """Predict, route, call the chosen model through ``handler``, record the decision.
+        """Take the step: its stages in order, the answer/action legs through ``handler``.
 
         Returns:
-            The chosen leg's response, with a state update carrying the decision.
+            The taken leg's response, with a state update carrying the decision.
         """
+        call = _Call(self, request)
 
         def execute(effect: Effect) -> Any:
-            if isinstance(effect, Call):
-                return as_response(handler(effect.request))
+            if isinstance(effect, CallModel) and not effect.tools:  # private reasoning: no tools, no handler
+                message, usage = call_leg(request.model, call.private(effect), config=HIDDEN, **call.leg_kwargs(effect))
+                return ModelOutput(message, usage)
+            if isinstance(effect, CallModel):
+                leg_request = call.leg_request(effect)
+                response, usage = run_leg(
+                    lambda: _as_response(handler(leg_request)), leg_request.model, **call.leg_kwargs(effect)
+                )
+                return call.kept(effect, response, ModelOutput(_last_ai(response), usage))
+            if isinstance(effect, Choose):
+                return choose(request.model, call.private(effect), effect.options)
             if isinstance(effect, Predict):
                 return effect.predictor.predict(effect.request)
-            if isinstance(effect, Reason):
-                return call_leg(
-                    effect.model, effect.messages, leg="small", timeout_s=self.reasoning_timeout_s, config=_HIDDEN
-                )
-            if self.store is not None:
-                self.store.add(effect.decision)
+            self._record(effect)
             return None
 
-        flow: Flow = self.flow.run(request)
-        result: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                effect = flow.throw(error) if error is not None else flow.send(result)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            result, error = None, None
-            try:
-                result = execute(effect)
-            except Exception as exc:  # thrown into the flow, which re-raises control flow
-                error = exc
+        def step() -> ExtendedModelResponse[Any]:
+            while (flow := call.stage()) is not None:
+                call.took(drive(flow, execute))
+            return call.recorded()
+
+        return self.book.guarded(call.view.run_id, call.view.thread_id, step)
 
     async def awrap_model_call(
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
     ) -> ExtendedModelResponse[Any]:
-        """Async twin of :meth:`wrap_model_call` (the same flow, with awaited effects)."""
+        """Async twin of :meth:`wrap_model_call` (the same stages, with awaited effects)."""
+        call = _Call(self, request)
 
         async def execute(effect: Effect) -> Any:
-            if isinstance(effect, Call):
-                return as_response(await handler(effect.request))
+            if isinstance(effect, CallModel) and not effect.tools:  # private reasoning: no tools, no handler
+                message, usage = await acall_leg(
+                    request.model, call.private(effect), config=HIDDEN, **call.leg_kwargs(effect)
+                )
+                return ModelOutput(message, usage)
+            if isinstance(effect, CallModel):
+                leg_request = call.leg_request(effect)
+
+                async def invoke() -> ModelResponse[Any]:
+                    return _as_response(await handler(leg_request))
+
+                response, usage = await arun_leg(invoke, leg_request.model, **call.leg_kwargs(effect))
+                return call.kept(effect, response, ModelOutput(_last_ai(response), usage))
+            if isinstance(effect, Choose):
+                return await achoose(request.model, call.private(effect), effect.options)
             if isinstance(effect, Predict):
                 return await effect.predictor.apredict(effect.request)
-            if isinstance(effect, Reason):
-                return await acall_leg(
-                    effect.model, effect.messages, leg="small", timeout_s=self.reasoning_timeout_s, config=_HIDDEN
-                )
             if self.store is not None:
                 await self.store.aadd(effect.decision)
+            log_decision(logger, effect.decision)
             return None
 
-        flow: Flow = self.flow.run(request)
-        result: Any = None
-        error: Exception | None = None
-        while True:
-            try:
-                effect = flow.throw(error) if error is not None else flow.send(result)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            result, error = None, None
-            try:
-                result = await execute(effect)
-            except Exception as exc:
-                error = exc
+        async def step() -> ExtendedModelResponse[Any]:
+            while (flow := call.stage()) is not None:
+                call.took(await adrive(flow, execute))
+            return call.recorded()
+
+        return await self.book.aguarded(call.view.run_id, call.view.thread_id, step)
+
+    def _record(self, effect: Record) -> None:
+        if self.store is not None:
+            self.store.add(effect.decision)
+        log_decision(logger, effect.decision)
+
+
+def _last_ai(response: ModelResponse[Any]) -> AIMessage:
+    message = next((m for m in reversed(response.result) if isinstance(m, AIMessage)), None)
+    if message is None:
+        raise TypeError("the model call returned no AIMessage")
+    return message

@@ -39,8 +39,8 @@ def _model(flag: str, env: str, spec: str | None, base_url: str | None) -> Any:
 
 
 def _predictor(name: str, small: Any) -> Any:
-    from rpra_agent.predictors.prefix import PrefixSharingPredictor
     from rpra_agent.predictors import ZeroShotPredictor
+    from rpra_agent.predictors.prefix import PrefixSharingPredictor
 
     return PrefixSharingPredictor(small) if name == "prefix-sharing" else ZeroShotPredictor(small)
 
@@ -110,8 +110,8 @@ def ask(
         _fail("no large model: pass --large openai:MODEL (e.g. openai:gpt-4o-mini) or set RPRA_LARGE_MODEL")
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from rpra_agent.graph import build_rpra_graph, decisions_from_state
     from rpra_agent.core.policy import ThresholdPolicy
+    from rpra_agent.graph import build_rpra_graph, decisions_from_state
 
     try:
         policy = ThresholdPolicy(threshold=threshold)

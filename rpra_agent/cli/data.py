@@ -226,8 +226,8 @@ def _calibrate(
     run_id: str | None,
 ) -> Any:
     """The calibration from a dataset (built-in keep-score) or from the store's decisions."""
-    from rpra_agent.feedback.calibration import calibrate_deferral_rate, calibrate_quality
     from rpra_agent.evaluation.judged import judged_from_dataset, judged_from_store, keep_from_store
+    from rpra_agent.feedback.calibration import calibrate_deferral_rate, calibrate_quality
 
     if dataset is not None:
         from rpra_agent.evaluation.datasets import load_dataset

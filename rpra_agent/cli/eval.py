@@ -178,8 +178,8 @@ def _run_replay(a: dict[str, Any], sink: RichProgress) -> Any:
 
 
 def _run_live(a: dict[str, Any], sink: RichProgress) -> Any:
-    from rpra_agent.evaluation.live import LiveOptions, run_live_eval
     from rpra_agent.core.grades import GradeScale
+    from rpra_agent.evaluation.live import LiveOptions, run_live_eval
 
     opts = LiveOptions(
         folds=a["folds"],

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from rpra_agent.core.prediction import Kind, Prediction
+from rpra_agent.core.usage import LegUsage
 
 __all__ = ["Decision", "LegUsage", "Paradigm", "Reason", "RouteName"]
 
@@ -23,6 +24,7 @@ Reason = Literal[
     "shadow",
     "small_error",
     "large_error_degraded",
+    "act_to_learn",
 ]
 REASONS: tuple[str, ...] = get_args(Reason)
 
@@ -35,42 +37,6 @@ def utcnow() -> str:
 def new_id() -> str:
     """A fresh client-side UUID (hex), so that writes are idempotent."""
     return uuid.uuid4().hex
-
-
-@dataclass(frozen=True)
-class LegUsage:
-    """Tokens and latency of one model call within a step.
-
-    Attributes:
-        model: The model's identifier.
-        input_tokens: Prompt tokens, when the model reported them.
-        output_tokens: Completion tokens, when the model reported them.
-        latency_ms: Wall time of the call.
-    """
-
-    model: str
-    input_tokens: int = 0
-    output_tokens: int = 0
-    latency_ms: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form."""
-        return {
-            "model": self.model,
-            "input_tokens": int(self.input_tokens),
-            "output_tokens": int(self.output_tokens),
-            "latency_ms": float(self.latency_ms),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LegUsage:
-        """Rebuild from :meth:`to_dict` output."""
-        return cls(
-            model=str(data.get("model", "")),
-            input_tokens=int(data.get("input_tokens", 0) or 0),
-            output_tokens=int(data.get("output_tokens", 0) or 0),
-            latency_ms=float(data.get("latency_ms", 0.0) or 0.0),
-        )
 
 
 @dataclass(frozen=True)
@@ -87,13 +53,17 @@ class Decision:
         route: ``"small"`` or ``"large"``: the model that took the step.
         reason: Why: ``predicted_ok``, ``predicted_low``, ``predictor_error``,
             ``budget_exhausted``, ``forced``, ``shadow`` (answered small, would have
-            deferred), ``small_error`` or ``large_error_degraded``.
+            deferred), ``small_error``, ``large_error_degraded`` or ``act_to_learn``
+            (the prediction was low, and the small model called a tool to learn what
+            it lacked instead of deferring).
         id: Client-generated UUID; writing the same decision twice is a no-op.
         thread_id: The conversation thread, when the graph ran with a checkpointer.
         task: The user-supplied task tag (category) of the request.
         small_model: Identifier of the small model.
         large_model: Identifier of the large model.
-        legs: Usage per leg: ``predict``, ``reason``, ``small``, ``large``.
+        legs: Usage per model call of the step: ``reason``, ``plan``, ``predict``,
+            ``reason_again``, ``small`` (the small answer/action or verify's draft),
+            ``learn`` (an act-to-learn tool call) and ``large``.
         request: The bare request text (the store may hash or redact it).
         response: The text (or tool call JSON) that was given.
         tool_calls: Names of the tools the step called.
@@ -101,7 +71,11 @@ class Decision:
         degraded: True when the large model failed and the small answer was used.
         created_at: When the step started (ISO-8601, UTC).
         completed_at: When the decision was recorded (ISO-8601, UTC).
-        metadata: Free-form JSON (e.g. the predictor's policy metric).
+        draft: In ``verify``, the small model's draft when it was not kept (the store
+            applies its text mode to it, as to ``request`` and ``response``).
+        metadata: JSON: ``score`` (the policy metric's value), ``policy`` (the
+            policy's options), ``plan`` and ``planned_kind`` (what the small model
+            chose to do before the prediction), ``predictor_error``, ``plan_error``.
     """
 
     run_id: str
@@ -125,6 +99,7 @@ class Decision:
     degraded: bool = False
     created_at: str = field(default_factory=utcnow)
     completed_at: str = field(default_factory=utcnow)
+    draft: str = ""
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -160,6 +135,7 @@ class Decision:
             "degraded": bool(self.degraded),
             "created_at": self.created_at,
             "completed_at": self.completed_at,
+            "draft": self.draft,
             "metadata": dict(self.metadata),
         }
 
@@ -189,5 +165,6 @@ class Decision:
             degraded=bool(data.get("degraded", False)),
             created_at=str(data.get("created_at") or utcnow()),
             completed_at=str(data.get("completed_at") or utcnow()),
+            draft=str(data.get("draft") or ""),
             metadata=dict(data.get("metadata") or {}),
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from rpra_agent.core.decision import Reason, RouteName
+from rpra_agent.core.decision import Reason
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.prediction import Kind, Prediction
 
@@ -20,10 +20,13 @@ __all__ = [
     "DeferralPolicy",
     "PolicyContext",
     "Route",
+    "RouteTo",
     "ThresholdPolicy",
 ]
 
 Metric = Literal["p_acceptable", "expected_score"]
+#: Who takes the step: the small model, the large one, or the small model acting to learn.
+RouteTo = Literal["small", "large", "tools"]
 
 
 @dataclass(frozen=True)
@@ -31,14 +34,19 @@ class PolicyContext:
     """What a policy may know besides the prediction.
 
     Attributes:
-        kind: ``"answer"`` or ``"action"``.
+        kind: ``"answer"`` or ``"action"``; ``None`` when the step's kind is unknown
+            (its plan failed): the stricter threshold then applies.
         step: 0-based step index in the run.
         deferrals: How many steps of this run were already deferred.
+        learning_actions: How many act-to-learn tool calls this run already made.
+        can_act: Whether tools are bound, so that the step could act to learn.
     """
 
-    kind: Kind = "answer"
+    kind: Kind | None = "answer"
     step: int = 0
     deferrals: int = 0
+    learning_actions: int = 0
+    can_act: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,13 +54,14 @@ class Route:
     """A policy's output: who takes the step and why.
 
     Attributes:
-        route: ``"small"`` or ``"large"``.
+        route: ``"small"``, ``"large"`` or ``"tools"`` (the small model calls a tool
+            to learn what it lacks; the next step is predicted afresh).
         reason: The recorded reason.
         threshold: The threshold compared against (NaN-free; 0 for baselines).
         score: The prediction's value on the policy's metric, if any.
     """
 
-    route: RouteName
+    route: RouteTo
     reason: Reason
     threshold: float
     score: float | None = None
@@ -92,6 +101,11 @@ class ThresholdPolicy:
         max_deferrals: Deferral budget per run; past it, steps stay small with
             reason ``budget_exhausted``. ``None`` for no budget.
         shadow: Always answer small, but record ``shadow`` where it would defer.
+        act_to_learn: When a prediction is low and tools are bound, route to the
+            tools first: the small model calls a tool that gathers what it lacks,
+            and the next step is predicted afresh with the result.
+        max_learning_actions: Act-to-learn tool calls per run; past it, a low
+            prediction defers.
         name: Recorded in the run's configuration.
     """
 
@@ -100,6 +114,8 @@ class ThresholdPolicy:
     metric: Metric = "p_acceptable"
     max_deferrals: int | None = None
     shadow: bool = False
+    act_to_learn: bool = False
+    max_learning_actions: int = 1
     name: str = "threshold"
 
     def __post_init__(self) -> None:
@@ -117,17 +133,20 @@ class ThresholdPolicy:
                 )
         if self.max_deferrals is not None and self.max_deferrals < 0:
             raise ConfigError(f"max_deferrals must be >= 0 or None, got {self.max_deferrals}")
+        if self.max_learning_actions < 0:
+            raise ConfigError(f"max_learning_actions must be >= 0, got {self.max_learning_actions}")
 
     @property
     def needs_prediction(self) -> bool:
         """Threshold policies always need a prediction."""
         return True
 
-    def threshold_for(self, kind: Kind) -> float:
-        """The threshold that applies to ``kind``."""
-        if kind == "action" and self.action_threshold is not None:
-            return float(self.action_threshold)
-        return float(self.threshold)
+    def threshold_for(self, kind: Kind | None) -> float:
+        """The threshold that applies to ``kind`` (the stricter of the two when unknown)."""
+        action = float(self.threshold if self.action_threshold is None else self.action_threshold)
+        if kind is None:
+            return max(float(self.threshold), action)
+        return action if kind == "action" else float(self.threshold)
 
     def score(self, prediction: Prediction) -> float:
         """The prediction's value on this policy's metric."""
@@ -142,11 +161,21 @@ class ThresholdPolicy:
             score = self.score(prediction)
             low = score < threshold
             wants, reason = ("large", "predicted_low") if low else ("small", "predicted_ok")
+            if low and self._may_learn(context):
+                return Route("tools", "act_to_learn", threshold, score)
         if wants == "large" and self.shadow:
             return Route("small", "shadow", threshold, score)
         if wants == "large" and self.max_deferrals is not None and context.deferrals >= self.max_deferrals:
             return Route("small", "budget_exhausted", threshold, score)
         return Route(wants, reason, threshold, score)  # type: ignore[arg-type]
+
+    def _may_learn(self, context: PolicyContext) -> bool:
+        return (
+            self.act_to_learn
+            and context.can_act
+            and context.kind != "action"
+            and context.learning_actions < self.max_learning_actions
+        )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from langchain_core.messages import AIMessage, BaseMessage
 
 from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.usage import LegUsage
 
 __all__ = ["Kind", "Prediction", "PredictionRequest", "Predictor"]
 
@@ -59,6 +60,8 @@ class Prediction:
         scale: The grade scale of ``distribution``.
         method: How the distribution was obtained: ``logprobs``, ``one_hot``,
             ``forward_pass``, ``statistical`` or ``learned``.
+        usage: The model call the prediction made (its model, tokens, latency), or
+            ``None`` when no model was called (statistical and learned predictors).
     """
 
     distribution: Mapping[str, float]
@@ -70,6 +73,7 @@ class Prediction:
     raw: str = ""
     scale: GradeScale = field(default_factory=GradeScale.paper)
     method: str = "one_hot"
+    usage: LegUsage | None = None
 
     @classmethod
     def from_distribution(
@@ -82,6 +86,7 @@ class Prediction:
         latency_ms: float = 0.0,
         raw: str = "",
         method: str = "one_hot",
+        usage: LegUsage | None = None,
     ) -> Prediction:
         """Build a prediction, normalising the distribution and deriving its statistics."""
         dist = scale.normalize_distribution(distribution)
@@ -95,6 +100,7 @@ class Prediction:
             raw=raw,
             scale=scale,
             method=method,
+            usage=usage,
         )
 
     @property
@@ -114,6 +120,7 @@ class Prediction:
             "raw": self.raw,
             "scale": self.scale.to_dict(),
             "method": self.method,
+            "usage": self.usage.to_dict() if self.usage is not None else None,
         }
 
     @classmethod
@@ -129,6 +136,7 @@ class Prediction:
             raw=str(data.get("raw", "")),
             scale=GradeScale.from_dict(data["scale"]) if "scale" in data else GradeScale.paper(),
             method=str(data.get("method", "one_hot")),
+            usage=LegUsage.from_dict(data["usage"]) if data.get("usage") else None,
         )
 
 

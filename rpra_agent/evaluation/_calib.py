@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.evaluation.datasets import EvalDataset
 from rpra_agent.feedback.calibration import Calibration as StoredCalibration
 from rpra_agent.feedback.calibration import calibrate_deferral_rate, calibrate_quality, save_calibration
-from rpra_agent.evaluation.datasets import EvalDataset
-from rpra_agent.core.grades import GradeScale
 from rpra_agent.store.base import DecisionStore
 
 __all__ = ["Calibration", "calibrate_threshold", "calibration_name"]

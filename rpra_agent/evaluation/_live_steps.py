@@ -10,6 +10,9 @@ import numpy as np
 
 from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import PredictorError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import Prediction, PredictionRequest
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.evaluation._calib import calibrate_threshold
 from rpra_agent.evaluation._journal import PredictionJournal
 from rpra_agent.evaluation._scoring import (
@@ -23,10 +26,7 @@ from rpra_agent.evaluation.crossfit import crossfit_cards, stable_fold_ids
 from rpra_agent.evaluation.datasets import EvalDataset
 from rpra_agent.evaluation.replay import item_message
 from rpra_agent.evaluation.results import Curve, EvalResult, PredictorRow
-from rpra_agent.core.grades import GradeScale
-from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.store.base import DecisionStore
-from rpra_agent.core.verdict import Verdict
 
 __all__ = ["judge_pending", "live_rows", "predict_pending"]
 

@@ -36,6 +36,9 @@ import numpy as np
 
 from rpra_agent.core.decision import Decision, Paradigm
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.policy import AlwaysSmall, ThresholdPolicy
+from rpra_agent.core.prediction import PredictionRequest
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.evaluation._calib import calibrate_threshold
 from rpra_agent.evaluation._graphrun import EvalProgress, NullProgress, masked_url, run_items
 from rpra_agent.evaluation._learned import learned_available, learned_rows
@@ -48,10 +51,7 @@ from rpra_agent.evaluation.replay import ReplayChatModel, ReplayIndex, ReplayJud
 from rpra_agent.evaluation.report import write_report
 from rpra_agent.evaluation.results import Curve, EvalResult, PredictorRow
 from rpra_agent.graph import build_rpra_graph
-from rpra_agent.core.policy import AlwaysSmall, ThresholdPolicy
-from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.store import DecisionStore, open_store
-from rpra_agent.core.verdict import Verdict
 
 __all__ = ["ReplayOptions", "run_replay_eval"]
 

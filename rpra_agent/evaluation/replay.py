@@ -39,6 +39,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
 from rpra_agent.core.decision import Decision
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.messages import message_text
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.evaluation._replay_index import (
     ITEM_ID_PREFIX,
     REPLAY_RUBRIC,
@@ -50,9 +53,6 @@ from rpra_agent.evaluation._replay_index import (
     scale_for,
     tokens_of,
 )
-from rpra_agent.core.grades import GradeScale
-from rpra_agent.core.messages import message_text
-from rpra_agent.core.verdict import Verdict
 
 if TYPE_CHECKING:
     from rpra_agent.evaluation.datasets import EvalDataset, EvalItem

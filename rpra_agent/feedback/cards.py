@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
 from rpra_agent.feedback.log import graded_model
 from rpra_agent.feedback.report_card import ARTIFACT_KIND, ReportCard, build_report_card, latest_verdicts
-from rpra_agent.core.grades import GradeScale
 from rpra_agent.store.base import DecisionStore
 
 __all__ = ["build_report_cards", "graded_models", "load_report_card", "report_card_loader", "save_report_card"]

@@ -15,11 +15,11 @@ from typing import Any
 
 from rpra_agent.core.decision import Decision, utcnow
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.feedback._summary import failure_line, summarise_failures, weakest_of
 from rpra_agent.feedback.log import graded_model
 from rpra_agent.feedback.rubric import PAPER_RUBRIC
-from rpra_agent.core.grades import GradeScale
-from rpra_agent.core.verdict import Verdict
 
 __all__ = ["CardSection", "ReportCard", "build_report_card", "latest_verdicts"]
 

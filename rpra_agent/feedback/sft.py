@@ -26,10 +26,10 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.feedback.log import has_text
-from rpra_agent.feedback.report_card import latest_verdicts
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import PredictionRequest
+from rpra_agent.feedback.log import has_text
+from rpra_agent.feedback.report_card import latest_verdicts
 from rpra_agent.predictors.prompts import build_finetuned_prompt
 from rpra_agent.store.base import DecisionFilter, DecisionStore
 

@@ -11,9 +11,9 @@ from rpra_agent.core.errors import ConfigError
 from rpra_agent.predictors.features import Sample
 
 if TYPE_CHECKING:
+    from rpra_agent.core.verdict import Verdict
     from rpra_agent.evaluation.datasets import EvalDataset, EvalItem
     from rpra_agent.store.base import DecisionFilter, DecisionStore
-    from rpra_agent.core.verdict import Verdict
 
 __all__ = ["Mode", "conversation_group", "dataset_examples", "store_examples"]
 

@@ -34,8 +34,8 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from rpra_agent.core.control import reraise_control_flow
 from rpra_agent.core.errors import PredictorError
 from rpra_agent.core.prediction import Prediction, PredictionRequest
-from rpra_agent.predictors.self_predict import ZeroShotPredictor
 from rpra_agent.predictors.prompts import grade_instruction
+from rpra_agent.predictors.self_predict import ZeroShotPredictor
 
 __all__ = ["PrefixSharingPredictor"]
 

@@ -26,12 +26,12 @@ from langchain_core.tools import BaseTool
 
 from rpra_agent.core.decision import Paradigm
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.graph import build_rpra_graph
 from rpra_agent.core.policy import DeferralPolicy, ThresholdPolicy
 from rpra_agent.core.prediction import Predictor
+from rpra_agent.core.redact import scrub_secrets
+from rpra_agent.graph import build_rpra_graph
 from rpra_agent.predictors import ZeroShotPredictor
 from rpra_agent.store import DecisionStore, open_store
-from rpra_agent.core.redact import scrub_secrets
 
 __all__ = ["ENV", "Components", "Settings", "build_components", "build_graph"]
 

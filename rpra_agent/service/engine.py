@@ -26,12 +26,12 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.tools import BaseTool
 
-from rpra_agent._legs import FaultPolicy
 from rpra_agent.core.decision import Decision, Paradigm, new_id
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.graph import build_rpra_graph
+from rpra_agent.core.faults import FaultPolicy
 from rpra_agent.core.policy import DeferralPolicy, ThresholdPolicy
 from rpra_agent.core.prediction import Predictor
+from rpra_agent.graph import build_rpra_graph
 from rpra_agent.service.config import Components
 from rpra_agent.store.base import DecisionStore
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.redact import scrub_json, scrub_name, scrub_secrets
@@ -15,6 +15,7 @@ __all__ = ["TextPolicy", "TextMode", "scrub_json", "scrub_name", "scrub_secrets"
 logger = logging.getLogger(__name__)
 
 TextMode = Literal["full", "hash"]
+
 
 class TextPolicy:
     """How request and response text is stored.

@@ -59,6 +59,7 @@ class ScriptedChatModel(BaseChatModel):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
     _bound_tools: list[Any] = PrivateAttr(default_factory=list)
+    _plans: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
 
     @property
     def _llm_type(self) -> str:
@@ -78,6 +79,31 @@ class ScriptedChatModel(BaseChatModel):
         """Record the tools and return the model itself (the script decides the calls)."""
         self._bound_tools = list(tools)
         return self
+
+    def choice_distribution(self, messages: Sequence[BaseMessage], options: Sequence[str]) -> dict[str, float]:
+        """The step's plan, read from the script's next reply without consuming it (one-hot).
+
+        The first tool the next reply calls, or ``answer`` (also for an exception or a
+        callable entry), as the RPRA step's plan stage asks of any small model.
+        """
+        with self._lock:
+            self._plans.append(list(messages))
+            item: Any = None
+            if self.responses:
+                index = self._index if self._index < len(self.responses) else len(self.responses) - 1
+                item = self.responses[index % len(self.responses) if self.cycle else index]
+        choice = item.tool_calls[0]["name"] if isinstance(item, AIMessage) and item.tool_calls else "answer"
+        choice = choice if choice in options else "answer"
+        return {o: 1.0 if o == choice else 0.0 for o in options}
+
+    async def achoice_distribution(self, messages: Sequence[BaseMessage], options: Sequence[str]) -> dict[str, float]:
+        """Async twin of :meth:`choice_distribution`."""
+        return self.choice_distribution(messages, options)
+
+    @property
+    def plans(self) -> list[list[BaseMessage]]:
+        """Every plan prompt the model received, in order."""
+        return self._plans
 
     def _next(self, messages: list[BaseMessage]) -> AIMessage:
         with self._lock:

@@ -226,12 +226,20 @@ def test_small_failure_defers_and_large_failure_raises_group_or_degrades():
     (d,) = decisions_from_state(out)
     assert (d.route, d.reason, d.error) == ("large", "small_error", "RuntimeError")
 
-    small, large = models(large=[RuntimeError("a"), TimeoutError("b")])
+    # transient failures (connection errors, timeouts) are retried; every error is in the group
+    small, large = models(large=[ConnectionError("a"), TimeoutError("b")])
     faults = FaultPolicy(large_attempts=2, backoff_s=0)
     g = build_rpra_graph(small=small, large=large, predictor=FixedPredictor(LOW), faults=faults)
     with pytest.raises(ExceptionGroup) as info:
         g.invoke({"messages": [HumanMessage("q")]})
-    assert [type(e) for e in info.value.exceptions] == [RuntimeError, TimeoutError]
+    assert [type(e) for e in info.value.exceptions] == [ConnectionError, TimeoutError]
+
+    # a deterministic error fails at once: one attempt, not large_attempts
+    small, large = models(large=[ValueError("bad request"), "never reached"])
+    g = build_rpra_graph(small=small, large=large, predictor=FixedPredictor(LOW), faults=faults)
+    with pytest.raises(ExceptionGroup) as info:
+        g.invoke({"messages": [HumanMessage("q")]})
+    assert [type(e) for e in info.value.exceptions] == [ValueError] and len(large.calls) == 1
 
     small, large = models(large=[RuntimeError("down")])
     g = build_rpra_graph(

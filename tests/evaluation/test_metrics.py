@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
 from rpra_agent.evaluation.datasets import EvalDataset, EvalItem, ModelResponse
 from rpra_agent.evaluation.metrics import (
     ModelPrice,
@@ -29,7 +30,6 @@ from rpra_agent.evaluation.metrics import (
     routing_curve,
     spearman,
 )
-from rpra_agent.core.grades import GradeScale
 
 # weak, strong: gains from deferring are +1, +1, 0, -1 (items 0..3)
 W = [0.0, 0.0, 1.0, 1.0]

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
+from rpra_agent.core.policy import ThresholdPolicy
 from rpra_agent.evaluation.datasets import EvalItem, ModelResponse
 from rpra_agent.evaluation.replay import (
     ReplayChatModel,
@@ -15,7 +16,6 @@ from rpra_agent.evaluation.replay import (
     scale_for,
 )
 from rpra_agent.graph import build_rpra_graph, decisions_from_state
-from rpra_agent.core.policy import ThresholdPolicy
 from rpra_agent.store import InMemoryDecisionStore
 from rpra_agent.testing import FixedPredictor
 from tests.evaluation.toy_data import STRONG, WEAK, toy_dataset

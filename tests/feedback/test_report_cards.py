@@ -1,6 +1,9 @@
 import pytest
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import PredictionRequest
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.feedback import (
     ReportCard,
     build_report_card,
@@ -8,12 +11,9 @@ from rpra_agent.feedback import (
     load_report_card,
     report_card_loader,
 )
-from rpra_agent.core.grades import GradeScale
-from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.predictors import ReportCardPredictor
 from rpra_agent.store import InMemoryDecisionStore
 from rpra_agent.testing import ScriptedChatModel
-from rpra_agent.core.verdict import Verdict
 from tests.feedback.builders import decision
 
 SECRET = "Zanzibar-7781 launch codes for Project Bluefin"

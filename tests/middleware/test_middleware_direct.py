@@ -8,8 +8,8 @@ from langchain_core.tools import tool
 from langgraph.errors import GraphInterrupt
 from pydantic import BaseModel
 
-from rpra_agent import AlwaysLarge, ConfigError, Decision, ThresholdPolicy
-from rpra_agent.graph import ANSWER_PROMPT, REASON_PROMPT, SHARE_PROMPT
+from rpra_agent import AlwaysLarge, ConfigError, Decision, FaultPolicy, ThresholdPolicy
+from rpra_agent.core.step_prompts import ANSWER_PROMPT, REASON_PROMPT, SHARE_PROMPT
 from rpra_agent.middleware import RPRAMiddleware
 from rpra_agent.testing import FixedPredictor, InMemoryDecisionStore, ScriptedChatModel, grade_logprobs
 
@@ -134,15 +134,16 @@ def test_small_failure_defers_with_reason_small_error():
     assert "is down" not in d.response  # exception text never reaches the conversation
 
 
-def test_large_failure_raises_the_original_exception_by_default():
+def test_large_failure_raises_an_exception_group_by_default_as_the_graph_does():
     mw, store = make_mw(LOW)
-    with pytest.raises(ConnectionError):
+    with pytest.raises(ExceptionGroup) as info:
         mw.wrap_model_call(make_request(), Stub(fail={"large"}))
+    assert [type(e) for e in info.value.exceptions] == [ConnectionError]
     assert store.decisions() == []
 
 
 def test_large_failure_degrades_to_small_when_configured():
-    mw, _ = make_mw(LOW, on_large_failure="small")
+    mw, _ = make_mw(LOW, faults=FaultPolicy(on_large_failure="small"))
     stub = Stub(fail={"large"})
     result = mw.wrap_model_call(make_request(), stub)
     d = decision_of(result)
@@ -256,7 +257,7 @@ def test_bad_configuration_is_rejected_at_construction():
     with pytest.raises(ConfigError, match="paradigm"):
         RPRAMiddleware(large, paradigm="guess")
     with pytest.raises(ConfigError, match="on_large_failure"):
-        RPRAMiddleware(large, on_large_failure="retry")
+        RPRAMiddleware(large, faults=FaultPolicy(on_large_failure="retry"))
 
 
 def test_the_large_model_may_be_a_model_string(scripted_models):

@@ -6,10 +6,10 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from rpra_agent.core.errors import PredictorError
-from rpra_agent.models.llamacpp import ChatLlamaCpp
-from rpra_agent.predictors.prefix import PrefixSharingPredictor
 from rpra_agent.core.prediction import PredictionRequest
+from rpra_agent.models.llamacpp import ChatLlamaCpp
 from rpra_agent.predictors import ZeroShotPredictor
+from rpra_agent.predictors.prefix import PrefixSharingPredictor
 
 LABELS = ["bad", "ok", "great"]
 CONVERSATION = [SystemMessage("You are a helpful geography assistant."), HumanMessage("What is the capital of France?")]

@@ -8,9 +8,9 @@ from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
 from pydantic import BaseModel
 
+from rpra_agent.core.policy import ThresholdPolicy
 from rpra_agent.graph import build_rpra_graph, decisions_from_state
 from rpra_agent.models import load_chat_model
-from rpra_agent.core.policy import ThresholdPolicy
 from rpra_agent.predictors import ZeroShotPredictor
 from rpra_agent.store import InMemoryDecisionStore
 from tests.fixtures_llama import SERVER_REPLY

@@ -15,12 +15,12 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 
 from rpra_agent import build_rpra_graph, decisions_from_state
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.evaluation.crossfit import CardStatPredictor
 from rpra_agent.feedback.report_card import CardSection, ReportCard
-from rpra_agent.core.grades import GradeScale
-from rpra_agent.predictors.prefix import PrefixSharingPredictor
-from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.predictors import FineTunedPredictor, ReportCardPredictor, ZeroShotPredictor
+from rpra_agent.predictors.prefix import PrefixSharingPredictor
 from rpra_agent.testing import ScriptedChatModel
 from rpra_agent.testing.adversarial import ATTACKS, BASE_REQUEST, Attack, ObedientChatModel
 

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 
 from rpra_agent.core.errors import ConfigError, DatasetError, ModelStringError
+from rpra_agent.core.grades import GradeScale
 from rpra_agent.evaluation._jsonl import parse_lines
 from rpra_agent.feedback._parse import Malformed, parse_judge_reply
 from rpra_agent.feedback.rubric import PAPER_RUBRIC
-from rpra_agent.core.grades import GradeScale
 from rpra_agent.models.registry import load_chat_model, parse_model_string
 from rpra_agent.predictors._parse import distribution_from_logprobs
 from rpra_agent.service._openai import APIError, parse_request, to_langchain

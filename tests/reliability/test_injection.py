@@ -16,8 +16,8 @@ from langchain.agents.middleware.types import ModelRequest, ModelResponse
 from langchain_core.messages import AIMessage, HumanMessage
 
 from rpra_agent import Decision
-from rpra_agent.middleware import RPRAMiddleware
 from rpra_agent.core.prediction import PredictionRequest
+from rpra_agent.middleware import RPRAMiddleware
 from rpra_agent.predictors.prompts import build_self_prompt
 from rpra_agent.testing import ScriptedChatModel
 from rpra_agent.testing.adversarial import ATTACKS, BASE_REQUEST, ObedientChatModel, normalize

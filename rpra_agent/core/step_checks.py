@@ -1,31 +1,25 @@
-"""Small helpers shared by the places that take RPRA steps (the graph, the middleware).
-
-Kept private: they only assemble values the public types already define.
-"""
+"""Small pure helpers of the step: sanity checks on predictions, the policy's options, the log line."""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
-from typing import Any, Literal
-
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from typing import Any
 
 from rpra_agent.core.control import reraise_control_flow
 from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import PredictorError
 from rpra_agent.core.prediction import Prediction
 
-__all__ = ["checked_prediction", "log_decision", "policy_snapshot", "predictor_failure"]
+__all__ = ["checked_prediction", "log_decision", "policy_options", "predictor_failure"]
 
 
-def policy_snapshot(obj: Any) -> Any:
-    """A JSON-safe snapshot of a (dataclass) policy, for the run's configuration."""
+def policy_options(obj: Any) -> Any:
+    """A JSON-safe snapshot of a (dataclass) policy's options, recorded with each decision and run."""
     if is_dataclass(obj) and not isinstance(obj, type):
         return {k: v for k, v in asdict(obj).items() if isinstance(v, str | int | float | bool | type(None))}
-    return type(obj).__name__
+    return {"name": str(getattr(obj, "name", type(obj).__name__))}
 
 
 def log_decision(log: logging.Logger, decision: Decision) -> None:
