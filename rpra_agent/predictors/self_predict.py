@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from rpra_agent.core.errors import PredictorError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.naming import model_id
 from rpra_agent.core.prediction import Prediction, PredictionRequest
+from rpra_agent.core.usage import LegUsage
 from rpra_agent.predictors._parse import distribution_from_logprobs
 from rpra_agent.predictors.prompts import DEFAULT_RUBRIC, build_finetuned_prompt, build_self_prompt
 
@@ -71,6 +73,10 @@ class SelfPredictor:
         """The model identifier."""
         return model_id(self.model)
 
+    def version_for(self, request: PredictionRequest) -> str:
+        """The version recorded with a prediction for ``request`` (subclasses add what their prompt holds)."""
+        return self.version
+
     # -- prompt ----------------------------------------------------------------
     def build_prompt(self, request: PredictionRequest) -> list[BaseMessage]:
         """The prompt for ``request`` (subclasses change what the model sees)."""
@@ -95,14 +101,14 @@ class SelfPredictor:
             fast = self._forward_pass()
             if fast is not None:
                 dist = fast(prompt, list(self.scale.labels))
-                return self._finish(dict(dist), "", "forward_pass", start)
+                return self._finish(dict(dist), "", "forward_pass", start, request, self._prompt_usage(prompt))
             reply = self._bound().invoke(prompt, config=_CONFIG)
         except PredictorError:
             raise
         except Exception as exc:
             reraise_control_flow(exc)
             raise PredictorError(f"{type(exc).__name__} while predicting", predictor=self.name) from exc
-        return self._parse(reply, start)
+        return self._parse(reply, start, request)
 
     async def apredict(self, request: PredictionRequest) -> Prediction:
         """Async twin of :meth:`predict`."""
@@ -112,42 +118,65 @@ class SelfPredictor:
             fast = getattr(self.model, "agrade_distribution", None) if self._forward_pass() else None
             if fast is not None:
                 dist = await fast(prompt, list(self.scale.labels))
-                return self._finish(dict(dist), "", "forward_pass", start)
+                return self._finish(dict(dist), "", "forward_pass", start, request, self._prompt_usage(prompt))
             reply = await self._bound().ainvoke(prompt, config=_CONFIG)
         except PredictorError:
             raise
         except Exception as exc:
             reraise_control_flow(exc)
             raise PredictorError(f"{type(exc).__name__} while predicting", predictor=self.name) from exc
-        return self._parse(reply, start)
+        return self._parse(reply, start, request)
 
     # -- parsing ---------------------------------------------------------------
-    def _parse(self, reply: Any, start: float) -> Prediction:
+    def _prompt_usage(self, prompt: list[BaseMessage]) -> LegUsage:
+        """A forward pass reads the prompt and generates nothing: its input tokens, when the model can count them."""
+        count = getattr(self.model, "prompt_tokens", None)
+        try:
+            n_in = len(count(prompt)) if callable(count) else 0
+        except Exception:  # noqa: BLE001 - counting is best effort; the prediction itself succeeded
+            n_in = 0
+        return LegUsage(model_id(self.model), input_tokens=n_in)
+
+    def _parse(self, reply: Any, start: float, request: PredictionRequest) -> Prediction:
         if not isinstance(reply, AIMessage):
             raise PredictorError(f"expected an AIMessage, got {type(reply).__name__}", predictor=self.name)
         raw = reply.text if isinstance(reply.text, str) else str(reply.content)
+        meta: dict[str, Any] = dict(reply.usage_metadata or {})
+        usage = LegUsage(
+            model_id(self.model), int(meta.get("input_tokens", 0) or 0), int(meta.get("output_tokens", 0) or 0)
+        )
         if self.method != "text":
             dist = distribution_from_logprobs(reply.response_metadata.get("logprobs"), self.scale)
             if dist is not None:
-                return self._finish(dist, raw, "logprobs", start)
+                return self._finish(dist, raw, "logprobs", start, request, usage)
             if self.method == "logprobs":
                 raise PredictorError("the model returned no logprobs over the grades", predictor=self.name, raw=raw)
         label = self.scale.parse_label(raw)
         if label is None:
             logger.debug("predictor %s: unparseable output %r", self.name, raw)
             raise PredictorError("the model's reply is not a grade", predictor=self.name, raw=raw)
-        return self._finish(self.scale.one_hot(label), raw, "one_hot", start)
+        return self._finish(self.scale.one_hot(label), raw, "one_hot", start, request, usage)
 
-    def _finish(self, dist: dict[str, float], raw: str, method: str, start: float) -> Prediction:
+    def _finish(
+        self,
+        dist: dict[str, float],
+        raw: str,
+        method: str,
+        start: float,
+        request: PredictionRequest,
+        usage: LegUsage,
+    ) -> Prediction:
+        elapsed = (time.perf_counter() - start) * 1000.0
         try:
             return Prediction.from_distribution(
                 dist,
                 scale=self.scale,
                 predictor=self.name,
-                version=self.version,
-                latency_ms=(time.perf_counter() - start) * 1000.0,
+                version=self.version_for(request),
+                latency_ms=elapsed,
                 raw=raw,
                 method=method,
+                usage=LegUsage(usage.model, usage.input_tokens, usage.output_tokens, elapsed),
             )
         except ValueError as exc:
             raise PredictorError(str(exc), predictor=self.name, raw=raw) from exc
@@ -183,6 +212,12 @@ class ReportCardPredictor(SelfPredictor):
     def card_for(self, task: str | None) -> str | None:
         """The card text for a task tag."""
         return self.card(task) if callable(self.card) else self.card
+
+    def version_for(self, request: PredictionRequest) -> str:
+        """The model and the version of the card in the prompt (a hash of its text, or ``none``)."""
+        card = self.card_for(request.task)
+        tag = hashlib.sha256(card.encode("utf-8")).hexdigest()[:12] if card else "none"
+        return f"{self.version}+card:{tag}"
 
     def build_prompt(self, request: PredictionRequest) -> list[BaseMessage]:
         """The self-prediction prompt with the report card in the system message."""

@@ -46,6 +46,8 @@ class ScriptedChatModel(BaseChatModel):
         logprobs: OpenAI-format logprobs attached to every reply's metadata.
         delay_s: Sleep this long before replying (for timeout tests).
         name: The model identifier recorded in decisions.
+        plans: The step plans the model reports, in order (``"answer"`` or a tool
+            name; the last repeats). ``None``: read from the script's next reply.
     """
 
     responses: list[Any]
@@ -53,6 +55,7 @@ class ScriptedChatModel(BaseChatModel):
     logprobs: dict[str, Any] | None = None
     delay_s: float = 0.0
     rpra_name: str = "scripted"
+    plans: list[str] | None = None
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     _index: int = PrivateAttr(default=0)
@@ -88,6 +91,9 @@ class ScriptedChatModel(BaseChatModel):
         """
         with self._lock:
             self._plans.append(list(messages))
+            if self.plans:
+                planned = self.plans[min(len(self._plans), len(self.plans)) - 1]
+                return {o: 1.0 if o == planned else 0.0 for o in options}
             item: Any = None
             if self.responses:
                 index = self._index if self._index < len(self.responses) else len(self.responses) - 1
@@ -101,7 +107,7 @@ class ScriptedChatModel(BaseChatModel):
         return self.choice_distribution(messages, options)
 
     @property
-    def plans(self) -> list[list[BaseMessage]]:
+    def plan_prompts(self) -> list[list[BaseMessage]]:
         """Every plan prompt the model received, in order."""
         return self._plans
 

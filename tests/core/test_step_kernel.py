@@ -1,0 +1,108 @@
+"""What the step records and what each stage sees (issue: the RPRA step, written once)."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.tools import tool
+
+from rpra_agent import ThresholdPolicy, ZeroShotPredictor, build_rpra_graph, decisions_from_state
+from rpra_agent.core.step_prompts import REASON_PROMPT
+from rpra_agent.testing import FixedPredictor, InMemoryDecisionStore, ScriptedChatModel, grade_logprobs
+
+HIGH = {"great": 0.9, "ok": 0.1}
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def call() -> AIMessage:
+    return AIMessage("", tool_calls=[{"name": "add", "args": {"a": 2, "b": 3}, "id": "c1"}])
+
+
+def test_rpra_second_reasoning_sees_the_prediction_and_the_verdict():
+    small = ScriptedChatModel(responses=["first thoughts", "second thoughts", "five"], rpra_name="small")
+    predictor = FixedPredictor({"great": 0.7, "ok": 0.2, "bad": 0.1})
+    g = build_rpra_graph(small=small, large=ScriptedChatModel(responses=["x"]), predictor=predictor, paradigm="rpra")
+    out = g.invoke({"messages": [HumanMessage("2+3?")]})
+    first, second, answer = small.calls
+    assert REASON_PROMPT in first[0].content
+    system = second[0].content
+    assert "first thoughts" in system and "'great'" in system and "acceptable grade 0.90" in system  # 0.7 + 0.2
+    assert "policy lets you take this step yourself" in system
+    assert "second thoughts" in answer[0].content  # the answer sees the second reasoning
+    (d,) = decisions_from_state(out)
+    assert set(d.legs) == {"reason", "predict", "reason_again", "small"}
+    assert predictor.requests[0].reasoning == "first thoughts"
+
+
+def test_rpra_plans_after_reasoning_and_a_tool_step_records_the_action_threshold():
+    small = ScriptedChatModel(
+        responses=["I should add", "add it", call(), "sum", "done", "five"], rpra_name="small", plans=["add", "answer"]
+    )
+    predictor = FixedPredictor(HIGH)
+    g = build_rpra_graph(
+        small=small,
+        large=ScriptedChatModel(responses=["x"]),
+        predictor=predictor,
+        paradigm="rpra",
+        tools=[add],
+        policy=ThresholdPolicy(0.5, action_threshold=0.8),
+    )
+    out = g.invoke({"messages": [HumanMessage("2+3?")]})
+    d0, d1 = decisions_from_state(out)
+    assert (d0.kind, d0.threshold, d0.metadata["plan"], d0.metadata["planned_kind"]) == ("action", 0.8, "add", "action")
+    assert (d1.kind, d1.threshold, d1.metadata["plan"]) == ("answer", 0.5, "answer")
+    assert predictor.requests[0].kind == "action" and predictor.requests[1].kind == "answer"
+    assert "I should add" in small.plan_prompts[0][0].content  # the plan is made in the light of the first reasoning
+    assert d0.metadata["policy"]["action_threshold"] == 0.8
+
+
+def test_a_multi_step_tool_run_has_a_leg_per_model_call_with_real_prediction_tokens():
+    small = ScriptedChatModel(responses=[call(), "the sum is 5"], rpra_name="small")
+    judge_like = ScriptedChatModel(responses=["great"], logprobs=grade_logprobs(HIGH), rpra_name="predictor-model")
+    store = InMemoryDecisionStore()
+    g = build_rpra_graph(
+        small=small,
+        large=ScriptedChatModel(responses=["x"]),
+        predictor=ZeroShotPredictor(judge_like),
+        tools=[add],
+        store=store,
+    )
+    out = g.invoke({"messages": [HumanMessage("2+3?")]})
+    d0, d1 = decisions_from_state(out)
+    for d in (d0, d1):
+        assert set(d.legs) == {"plan", "predict", "small"}
+        assert d.legs["predict"].model == "predictor-model"
+        assert d.legs["predict"].input_tokens > 0 and d.legs["predict"].output_tokens > 0
+        assert d.legs["small"].model == "small" and d.legs["small"].input_tokens > 0
+        assert d.prediction is not None and d.prediction.version == "predictor-model"
+    assert d0.created_at < d0.completed_at <= d1.created_at  # created when the step starts
+    assert [d.id for d in store.decisions()] == [d0.id, d1.id]
+
+
+def test_report_card_version_names_the_card_in_the_prompt():
+    from rpra_agent import ReportCardPredictor
+    from rpra_agent.core.prediction import PredictionRequest
+
+    model = ScriptedChatModel(responses=["great"], logprobs=grade_logprobs(HIGH), rpra_name="m", cycle=True)
+    cards = {"math": "You are usually graded ok on math.", "code": "You are usually graded bad on code."}
+    pred = ReportCardPredictor(model, card=cards.get)
+    a = pred.predict(PredictionRequest(messages=(HumanMessage("q"),), task="math"))
+    b = pred.predict(PredictionRequest(messages=(HumanMessage("q"),), task="code"))
+    c = pred.predict(PredictionRequest(messages=(HumanMessage("q"),), task="other"))
+    assert a.version.startswith("m+card:") and a.version != b.version and c.version == "m+card:none"
+
+
+def test_verify_records_the_deferred_draft():
+    small = ScriptedChatModel(responses=["a shaky draft"], rpra_name="small")
+    g = build_rpra_graph(
+        small=small,
+        large=ScriptedChatModel(responses=["solid"]),
+        predictor=FixedPredictor({"bad": 1.0}),
+        paradigm="verify",
+    )
+    (d,) = decisions_from_state(g.invoke({"messages": [HumanMessage("q")]}))
+    assert (d.route, d.draft, d.response) == ("large", "a shaky draft", "solid")
