@@ -287,6 +287,10 @@ def render_stats(console: Console, s: Any, *, title: str) -> None:
             "-" if r.cost is None else f"{r.cost:.4f}",
         )  # fmt: skip
     console.print(legs)
+    share = s.prediction_share
+    parts = [f"{_pct(v)} of {k}" for k, v in share.items() if v is not None]
+    if parts:
+        console.print("Prediction's share of the steps' cost: " + ", ".join(parts))
     if any(r.cost is None for r in s.legs):
         console.print("[dim]cost '-': no price for that model; pass --price MODEL=IN,OUT or --prices FILE[/]")
     a = s.agreement

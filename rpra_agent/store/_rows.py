@@ -48,7 +48,7 @@ def decision_record(decision: Decision, text: TextPolicy) -> Record:
         "degraded": bool(decision.degraded),
         "created_at": decision.created_at,
         "completed_at": decision.completed_at,
-        "meta": scrub_json(dict(decision.metadata)) or None,
+        "meta": _meta(decision, text),
         "legs": [
             {
                 "decision_id": decision.id,
@@ -90,9 +90,19 @@ def verdict_record(verdict: Verdict) -> Record:
     return {"t": "verdict", "d": row}
 
 
+def _meta(decision: Decision, text: TextPolicy) -> dict[str, Any] | None:
+    """The metadata column: the decision's metadata, plus verify's unkept draft under the text mode."""
+    meta = scrub_json(dict(decision.metadata))
+    if decision.draft:
+        meta["draft"] = text.apply(decision.draft)
+    return meta or None
+
+
 def decision_from_row(row: Mapping[Any, Any], legs: Sequence[Mapping[Any, Any]]) -> Decision:
     """Rebuild a :class:`Decision` from its row and its legs' rows."""
     pred = row["prediction"]
+    meta = dict(row["meta"] or {})
+    draft = str(meta.pop("draft", "") or "")
     return Decision(
         id=row["id"],
         run_id=row["run_id"],
@@ -123,7 +133,8 @@ def decision_from_row(row: Mapping[Any, Any], legs: Sequence[Mapping[Any, Any]])
         degraded=bool(row["degraded"]),
         created_at=row["created_at"],
         completed_at=row["completed_at"],
-        metadata=dict(row["meta"] or {}),
+        draft=draft,
+        metadata=meta,
     )
 
 

@@ -90,11 +90,32 @@ class StoreStats:
         costs = [leg.cost for leg in self.legs if leg.cost is not None]
         return sum(costs) if costs else None
 
+    @property
+    def prediction_share(self) -> dict[str, float | None]:
+        """The prediction's share of what the steps cost: of tokens, of model-call time, and of priced cost.
+
+        Every model call of a step is a leg; the ``predict`` leg is the predictor's
+        own call (zero tokens for a predictor that calls no model).
+        """
+
+        def share(value: Any) -> float | None:
+            total = sum(value(leg) for leg in self.legs)
+            part = sum(value(leg) for leg in self.legs if leg.leg == "predict")
+            return part / total if total else None
+
+        priced = all(leg.cost is not None for leg in self.legs) and bool(self.legs)
+        return {
+            "tokens": share(lambda leg: leg.input_tokens + leg.output_tokens),
+            "latency": share(lambda leg: leg.latency_ms_mean * leg.calls),
+            "cost": share(lambda leg: leg.cost or 0.0) if priced else None,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form (``rpra stats --json``)."""
         data = asdict(self)
         data["deferral_rate"] = self.deferral_rate
         data["total_cost"] = self.total_cost
+        data["prediction_share"] = self.prediction_share
         data["agreement"]["accuracy"] = self.agreement.accuracy
         for name in ("by_kind", "by_step", "by_model", "by_day", "by_reason"):
             for row, obj in zip(data[name], getattr(self, name), strict=True):

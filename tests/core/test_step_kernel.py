@@ -106,3 +106,22 @@ def test_verify_records_the_deferred_draft():
     )
     (d,) = decisions_from_state(g.invoke({"messages": [HumanMessage("q")]}))
     assert (d.route, d.draft, d.response) == ("large", "a shaky draft", "solid")
+
+
+def test_the_deferred_draft_is_stored_under_the_text_mode(tmp_path):
+    from rpra_agent import open_store
+
+    for mode, expect in (("full", "a shaky draft"), ("hash", "sha256:")):
+        store = open_store(f"sqlite:///{tmp_path}/{mode}.db", store_text=mode)
+        g = build_rpra_graph(
+            small=ScriptedChatModel(responses=["a shaky draft"]),
+            large=ScriptedChatModel(responses=["solid"]),
+            predictor=FixedPredictor({"bad": 1.0}),
+            paradigm="verify",
+            store=store,
+        )
+        g.invoke({"messages": [HumanMessage("q")]})
+        store.flush()
+        (d,) = store.decisions()
+        assert d.draft.startswith(expect) and "draft" not in d.metadata
+        store.close()

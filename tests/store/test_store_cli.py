@@ -96,3 +96,22 @@ def test_clear_errors_for_bad_or_unreachable_databases(tmp_path):
     assert memory.exit_code == 2 and "SQL database" in memory.output
     price = runner.invoke(app, ["stats", "--db", f"sqlite:///{tmp_path / 'x.db'}", "--price", "nonsense"])
     assert price.exit_code == 2 and "MODEL=INPUT,OUTPUT" in price.output
+
+
+def test_stats_shows_the_predictions_share_of_the_steps_cost(tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from rpra_agent.cli import store_cmds
+
+    monkeypatch.setattr(store_cmds, "out", Console(width=200))
+    url = f"sqlite:///{tmp_path / 'share.db'}"
+    store = open_store(url, spool_path=str(tmp_path / "spool.jsonl"))
+    for i in range(4):
+        legs = {"predict": LegUsage("small-m", 30, 1, 10.0), "small": LegUsage("small-m", 40, 29, 30.0)}
+        store.add(make_decision(run_id=f"r{i}", legs=legs))
+    store.close()
+    result = runner.invoke(app, ["stats", "--db", url])
+    assert result.exit_code == 0, result.output
+    assert "Prediction's share of the steps' cost: 31.0% of tokens, 25.0% of latency" in result.output  # 31/100, 10/40
+    data = json.loads(runner.invoke(app, ["stats", "--db", url, "--json"]).stdout)
+    assert data["prediction_share"]["tokens"] == pytest.approx(0.31) and data["prediction_share"]["cost"] is None
