@@ -23,9 +23,11 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langgraph.constants import TAG_NOSTREAM
 
 from rpra_agent.core.control import reraise_control_flow
+from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import ModelCallError, PredictorError
+from rpra_agent.core.faults import FaultPolicy
 from rpra_agent.core.naming import model_id
-from rpra_agent.core.step import Effect
+from rpra_agent.core.step import CallModel, Effect, StepView
 from rpra_agent.core.usage import LegUsage
 from rpra_agent.models.retry import is_transient
 
@@ -38,7 +40,9 @@ __all__ = [
     "arun_leg",
     "call_leg",
     "choose",
+    "counters_after",
     "drive",
+    "leg_options",
     "message_of",
     "run_leg",
     "with_system",
@@ -113,12 +117,26 @@ def message_of(result: Any) -> AIMessage:
     return found
 
 
-def _failed(exc: Exception, leg: str, timeout_s: float | None, errors: list[BaseException]) -> bool:
-    """Record a failed attempt; True when it is worth retrying."""
-    reraise_control_flow(exc)
-    timed_out = isinstance(exc, TimeoutError | concurrent.futures.TimeoutError)
-    errors.append(TimeoutError(f"{leg} leg timed out after {timeout_s}s") if timed_out else exc)
-    return timed_out or is_transient(exc)
+class _Retry:
+    """One leg's attempts: which failures are retried, the backoff, and every error seen."""
+
+    def __init__(self, leg: str, attempts: int, timeout_s: float | None, backoff_s: float) -> None:
+        self.leg, self.attempts, self.timeout_s, self.backoff_s = leg, attempts, timeout_s, backoff_s
+        self.errors: list[BaseException] = []
+
+    def delay(self, exc: Exception) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to give up (a deterministic error, or no attempts left)."""
+        reraise_control_flow(exc)
+        timed_out = isinstance(exc, TimeoutError | concurrent.futures.TimeoutError)
+        self.errors.append(TimeoutError(f"{self.leg} leg timed out after {self.timeout_s}s") if timed_out else exc)
+        if not (timed_out or is_transient(exc)) or len(self.errors) >= self.attempts:
+            return None
+        return self.backoff_s * (2 ** (len(self.errors) - 1))
+
+    def error(self) -> ModelCallError:
+        return ModelCallError(
+            f"the {self.leg} model failed {len(self.errors)} time(s)", leg=self.leg, errors=self.errors
+        )
 
 
 def run_leg(
@@ -131,21 +149,17 @@ def run_leg(
     backoff_s: float = 0.0,
 ) -> tuple[T, LegUsage]:
     """Call ``invoke``; retry transient failures; raise :class:`ModelCallError` with every error."""
-    errors: list[BaseException] = []
-    for attempt in range(attempts):
+    retry = _Retry(leg, attempts, timeout_s, backoff_s)
+    while True:
         start = time.perf_counter()
         try:
-            if timeout_s is None:
-                result = invoke()
-            else:
-                result = _POOL.submit(contextvars.copy_context().run, invoke).result(timeout_s)
+            pending = _POOL.submit(contextvars.copy_context().run, invoke) if timeout_s else None
+            result = pending.result(timeout_s) if pending is not None else invoke()
             return result, _usage(model, message_of(result), time.perf_counter() - start)
         except Exception as exc:
-            if not _failed(exc, leg, timeout_s, errors):
-                break
-            if attempt + 1 < attempts and backoff_s:
-                time.sleep(backoff_s * (2**attempt))
-    raise ModelCallError(f"the {leg} model failed {len(errors)} time(s)", leg=leg, errors=errors)
+            if (delay := retry.delay(exc)) is None:
+                raise retry.error() from None
+            time.sleep(delay)
 
 
 async def arun_leg(
@@ -157,19 +171,38 @@ async def arun_leg(
     timeout_s: float | None = None,
     backoff_s: float = 0.0,
 ) -> tuple[T, LegUsage]:
-    """Async twin of :func:`run_leg`."""
-    errors: list[BaseException] = []
-    for attempt in range(attempts):
+    """Async twin of :func:`run_leg` (the same :class:`_Retry`, awaited)."""
+    retry = _Retry(leg, attempts, timeout_s, backoff_s)
+    while True:
         start = time.perf_counter()
         try:
             result = await (asyncio.wait_for(invoke(), timeout_s) if timeout_s else invoke())
             return result, _usage(model, message_of(result), time.perf_counter() - start)
         except Exception as exc:
-            if not _failed(exc, leg, timeout_s, errors):
-                break
-            if attempt + 1 < attempts and backoff_s:
-                await asyncio.sleep(backoff_s * (2**attempt))
-    raise ModelCallError(f"the {leg} model failed {len(errors)} time(s)", leg=leg, errors=errors)
+            if (delay := retry.delay(exc)) is None:
+                raise retry.error() from None
+            await asyncio.sleep(delay)
+
+
+def leg_options(faults: FaultPolicy, effect: CallModel) -> dict[str, Any]:
+    """Attempts, timeout and backoff of a leg, from the :class:`FaultPolicy` (only the large leg retries)."""
+    if effect.model == "large":
+        return {
+            "leg": effect.leg,
+            "attempts": faults.large_attempts,
+            "timeout_s": faults.large_timeout_s,
+            "backoff_s": faults.backoff_s,
+        }
+    return {"leg": effect.leg, "timeout_s": faults.small_timeout_s}
+
+
+def counters_after(view: StepView, decision: Decision) -> dict[str, int]:
+    """The run's counters once ``decision`` is recorded."""
+    return {
+        "rpra_step": view.step + 1,
+        "rpra_deferrals": view.deferrals + (1 if decision.deferred else 0),
+        "rpra_learning": view.learning_actions + (1 if decision.reason == "act_to_learn" else 0),
+    }
 
 
 def call_leg(

@@ -28,7 +28,19 @@ from langgraph.graph.message import add_messages
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode
 
-from rpra_agent._drive import HIDDEN, RunBook, acall_leg, achoose, adrive, call_leg, choose, drive, with_system
+from rpra_agent._drive import (
+    HIDDEN,
+    RunBook,
+    acall_leg,
+    achoose,
+    adrive,
+    call_leg,
+    choose,
+    counters_after,
+    drive,
+    leg_options,
+    with_system,
+)
 from rpra_agent.core.decision import Decision, Paradigm, new_id
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.faults import FaultPolicy
@@ -162,9 +174,7 @@ class _Adapter:
         message = state["messages"][-1]
         update: dict[str, Any] = {
             "rpra_decisions": [pending["decision"]],
-            "rpra_step": view.step + 1,
-            "rpra_deferrals": view.deferrals + (1 if decision.deferred else 0),
-            "rpra_learning": view.learning_actions + (1 if decision.reason == "act_to_learn" else 0),
+            **counters_after(view, decision),
             "rpra_pending": None,
         }
         if self.tools and isinstance(message, AIMessage) and message.tool_calls:
@@ -218,15 +228,7 @@ class _Adapter:
         return self._bound[key]
 
     def _leg_kwargs(self, effect: CallModel) -> dict[str, Any]:
-        f = self.spec.faults
-        if effect.model == "large":
-            return {
-                "leg": effect.leg,
-                "attempts": f.large_attempts,
-                "timeout_s": f.large_timeout_s,
-                "backoff_s": f.backoff_s,
-            }
-        return {"leg": effect.leg, "timeout_s": f.small_timeout_s, "config": HIDDEN if effect.hidden else None}
+        return {**leg_options(self.spec.faults, effect), "config": HIDDEN if effect.hidden else None}
 
     def executor(self, state: RPRAState) -> Callable[[Effect], Any]:
         def execute(effect: Effect) -> Any:

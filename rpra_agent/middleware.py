@@ -44,7 +44,20 @@ from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from rpra_agent._drive import HIDDEN, RunBook, acall_leg, achoose, adrive, arun_leg, call_leg, choose, drive, run_leg
+from rpra_agent._drive import (
+    HIDDEN,
+    RunBook,
+    acall_leg,
+    achoose,
+    adrive,
+    arun_leg,
+    call_leg,
+    choose,
+    counters_after,
+    drive,
+    leg_options,
+    run_leg,
+)
 from rpra_agent.core.decision import Decision, Paradigm, new_id
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.faults import FaultPolicy
@@ -179,15 +192,7 @@ class _Call:
         return request.override(**changes) if changes else request
 
     def leg_kwargs(self, effect: CallModel) -> dict[str, Any]:
-        f = self.spec.faults
-        if effect.model == "large":
-            return {
-                "leg": effect.leg,
-                "attempts": f.large_attempts,
-                "timeout_s": f.large_timeout_s,
-                "backoff_s": f.backoff_s,
-            }
-        return {"leg": effect.leg, "timeout_s": f.small_timeout_s}
+        return leg_options(self.spec.faults, effect)
 
     def private(self, effect: CallModel | Choose) -> list[Any]:
         system = (
@@ -206,12 +211,7 @@ class _Call:
         response = self.responses.get(taken) or self.responses.get("small")
         if response is None:  # unreachable: the taken leg went through the handler
             raise RuntimeError("no response was kept for the step")
-        update = {
-            "rpra_decisions": [raw],
-            "rpra_step": self.view.step + 1,
-            "rpra_deferrals": self.view.deferrals + (1 if decision.deferred else 0),
-            "rpra_learning": self.view.learning_actions + (1 if decision.reason == "act_to_learn" else 0),
-        }
+        update = {"rpra_decisions": [raw], **counters_after(self.view, decision)}
         return ExtendedModelResponse(model_response=response, command=Command(update=update))
 
 
