@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import operator
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Annotated, Any, NotRequired, TypedDict
 
 from langchain_core.language_models import BaseChatModel
@@ -74,16 +75,16 @@ _NEXT: dict[str, tuple[str, ...]] = {
     "reason": ("predict", "large"),
     "plan": ("predict",),
     "draft": ("predict", "large"),
-    "predict": ("small", "learn", "large", "reason_again"),
-    "reason_again": ("small", "learn", "large"),
+    "predict": ("small", "act_to_learn", "large", "reason_again"),
+    "reason_again": ("small", "act_to_learn", "large"),
     "small": ("record", "large"),
-    "learn": ("record", "large"),
+    "act_to_learn": ("record", "large"),
     "large": ("record", "small"),
 }
 _PARADIGM_STAGES: dict[str, tuple[str, ...]] = {
-    "pa": ("plan", "predict", "small", "learn", "large"),
-    "rpra": ("reason", "predict", "reason_again", "small", "learn", "large"),
-    "verify": ("draft", "predict", "small", "learn", "large"),
+    "pa": ("plan", "predict", "small", "act_to_learn", "large"),
+    "rpra": ("reason", "predict", "reason_again", "small", "act_to_learn", "large"),
+    "verify": ("draft", "predict", "small", "act_to_learn", "large"),
 }
 
 
@@ -123,6 +124,9 @@ class _Adapter:
         self.small, self.large, self.spec, self.tools, self.store = small, large, spec, list(tools), store
         self.tool_names = tuple(t.name for t in tools)
         self._bound: dict[tuple[str, str | None], Any] = {}
+        if self.tools:  # bind now, so that a model that cannot take the tools fails when the graph is built
+            self._bound[("small", None)] = small.bind_tools(self.tools)
+            self._bound[("large", None)] = large.bind_tools(self.tools)
         self.book = RunBook(
             store,
             spec.paradigm,
@@ -197,7 +201,8 @@ class _Adapter:
                 message = state["messages"][-1]
                 if not isinstance(message, AIMessage):  # unreachable: a stage always adds one
                     raise RuntimeError("the record stage found no AIMessage")
-                return view, record_stage(self.spec, view, pending, message)
+                before = replace(view, messages=view.messages[:-1])  # the step's context excludes its output
+                return view, record_stage(self.spec, before, pending, message)
             return view, run_stage(stage, self.spec, view, pending)
 
         def finish(state: RPRAState, view: StepView, result: tuple[PendingStep, AIMessage | None]) -> dict[str, Any]:
@@ -332,7 +337,7 @@ def build_rpra_graph(
     )
     adapter = _Adapter(small=small, large=large, spec=spec, tools=tools, store=store)
     adapter.max_steps = max_steps
-    stages = [s for s in _PARADIGM_STAGES[paradigm] if tools or s not in ("plan", "learn")]
+    stages = [s for s in _PARADIGM_STAGES[paradigm] if tools or s not in ("plan", "act_to_learn")]
     first = stages[0]
     g: StateGraph[Any] = StateGraph(RPRAState)
     g.add_node("start", RunnableLambda(adapter.start, name="start"))

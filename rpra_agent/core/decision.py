@@ -63,7 +63,7 @@ class Decision:
         large_model: Identifier of the large model.
         legs: Usage per model call of the step: ``reason``, ``plan``, ``predict``,
             ``reason_again``, ``small`` (the small answer/action or verify's draft),
-            ``learn`` (an act-to-learn tool call) and ``large``.
+            ``act_to_learn`` (an act-to-learn tool call) and ``large``.
         request: The bare request text (the store may hash or redact it).
         response: The text (or tool call JSON) that was given.
         tool_calls: Names of the tools the step called.
@@ -75,7 +75,11 @@ class Decision:
             applies its text mode to it, as to ``request`` and ``response``).
         metadata: JSON: ``score`` (the policy metric's value), ``policy`` (the
             policy's options), ``plan`` and ``planned_kind`` (what the small model
-            chose to do before the prediction), ``predictor_error``, ``plan_error``.
+            chose to do before the prediction), ``predicted_kind`` (the kind the
+            predictor was asked about), ``context`` (the conversation the step saw,
+            for hindsight data), ``reasoning`` and ``second_reasoning`` (RPRA),
+            ``predictor_error``, ``plan_error``. The store applies its text mode
+            to the context and the reasonings.
     """
 
     run_id: str

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-__all__ = ["encode_messages", "escape_tags", "extend_system", "last_request_text", "message_text", "step_kind"]
+__all__ = [
+    "context_record",
+    "encode_messages",
+    "escape_tags",
+    "extend_system",
+    "last_request_text",
+    "message_text",
+    "step_kind",
+]
 
 
 def escape_tags(text: str) -> str:
@@ -51,3 +59,29 @@ def last_request_text(messages: Sequence[BaseMessage]) -> str:
     """Text of the last human message (the bare request), or ``""``."""
     request = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
     return message_text(request) if request is not None else ""
+
+
+_ROLE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
+
+
+def context_record(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """The JSON form of a step's conversation (``Decision.metadata["context"]``), for hindsight data.
+
+    Each message is ``{"role", "content"}``; assistant messages add their
+    ``tool_calls`` (name, args, id) and tool messages their ``tool_call_id`` and ``name``.
+    """
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.type not in _ROLE:
+            continue
+        entry: dict[str, Any] = {"role": _ROLE[m.type], "content": str(m.text)}
+        if isinstance(m, AIMessage) and m.tool_calls:
+            entry["tool_calls"] = [
+                {"name": c["name"], "args": c["args"], "id": c.get("id") or ""} for c in m.tool_calls
+            ]
+        if isinstance(m, ToolMessage):
+            entry["tool_call_id"] = m.tool_call_id
+            if m.name:
+                entry["name"] = m.name
+        out.append(entry)
+    return out

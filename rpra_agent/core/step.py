@@ -12,9 +12,9 @@ a clock-free store, or a model.
 
 Paradigms (the paper's, plus a draft-checking variant)::
 
-    pa      [plan] → predict → small | large | learn
-    rpra    reason(+plan) → predict → reason_again → small | learn      (or → large)
-    verify  draft → predict → keep | large | learn
+    pa      [plan] → predict → small | large | act_to_learn
+    rpra    reason(+plan) → predict → reason_again → small | act_to_learn      (or → large)
+    verify  draft → predict → keep | large | act_to_learn
 
 Fallbacks: a small-model error at any stage goes to ``large``; a large-model error
 goes back to ``small`` (degraded, or the kept draft) when the :class:`FaultPolicy`
@@ -33,7 +33,7 @@ from rpra_agent.core.control import reraise_control_flow
 from rpra_agent.core.decision import Decision, Paradigm, utcnow
 from rpra_agent.core.errors import ModelCallError
 from rpra_agent.core.faults import FaultPolicy
-from rpra_agent.core.messages import last_request_text, message_text, step_kind
+from rpra_agent.core.messages import context_record, last_request_text, message_text, step_kind
 from rpra_agent.core.policy import DeferralPolicy, PolicyContext
 from rpra_agent.core.prediction import Kind, Prediction, PredictionRequest, Predictor
 from rpra_agent.core.step_checks import checked_prediction, policy_options, predictor_failure
@@ -63,7 +63,9 @@ __all__ = [
     "run_stage",
 ]
 
-Stage = Literal["reason", "plan", "draft", "predict", "reason_again", "small", "learn", "large", "record", "done"]
+Stage = Literal[
+    "reason", "plan", "draft", "predict", "reason_again", "small", "act_to_learn", "large", "record", "done"
+]
 ModelRole = Literal["small", "large"]
 
 
@@ -173,7 +175,7 @@ class PendingStep(TypedDict, total=False):
     large_error: str
     large_errors: list[str]
     degraded: bool
-    taken: Literal["small", "learn", "large"]
+    taken: Literal["small", "act_to_learn", "large"]
     legs: dict[str, dict[str, Any]]
     decision: dict[str, Any]
 
@@ -203,7 +205,7 @@ def next_stage(spec: StepSpec, pending: Mapping[str, Any], has_tools: bool) -> S
         return "large"
     if spec.paradigm == "rpra" and "second_reasoning" not in pending and pending.get("reasoning"):
         return "reason_again"
-    return "learn" if pending["route"] == "tools" else "small"
+    return "act_to_learn" if pending["route"] == "tools" else "small"
 
 
 def run_stage(stage: Stage, spec: StepSpec, view: StepView, pending: Mapping[str, Any]) -> Flow:
@@ -296,12 +298,16 @@ def _predict(spec: StepSpec, view: StepView, state: PendingStep) -> Generator[Ef
         can_act=bool(view.tool_names),
     )
     route = spec.policy.decide(prediction, context)
-    state.update(route=route.route, reason=route.reason, threshold=route.threshold, score=route.score)
+    state["route"] = route.route
+    state["reason"] = route.reason
+    state["threshold"] = route.threshold
+    state["score"] = route.score
     state["prediction"] = prediction.to_dict() if prediction is not None else None
 
 
 def _reason_again(spec: StepSpec, view: StepView, state: PendingStep) -> Generator[Effect, Any, None]:
-    prediction = Prediction.from_dict(state["prediction"]) if state.get("prediction") else None
+    raw = state.get("prediction")
+    prediction = Prediction.from_dict(raw) if raw else None
     if state.get("route") == "tools":
         verdict = "The policy routes this step to the tools: call one that gathers what you lack."
     else:
@@ -317,7 +323,9 @@ def _small(spec: StepSpec, view: StepView, state: PendingStep) -> Generator[Effe
     if draft is not None:  # verify keeps its draft (also as the degraded fallback)
         state["taken"] = "small"
         if "large_error" in state:
-            state.update(degraded=True, reason="large_error_degraded", route="small")
+            state["degraded"] = True
+            state["reason"] = "large_error_degraded"
+            state["route"] = "small"
         return draft
     reasoning = state.get("second_reasoning") or state.get("reasoning")
     plan = state.get("plan")
@@ -337,7 +345,10 @@ def _small(spec: StepSpec, view: StepView, state: PendingStep) -> Generator[Effe
             raise ExceptionGroup("the large model failed, and so did the small fallback", [exc]) from exc
         state["legs"]["small"] = out.usage.to_dict()
         state["structured"] = out.structured
-        state.update(taken="small", degraded=True, reason="large_error_degraded", route="small")
+        state["taken"] = "small"
+        state["degraded"] = True
+        state["reason"] = "large_error_degraded"
+        state["route"] = "small"
         return out.message
     message = yield from _call(state, effect)
     if message is not None:
@@ -345,15 +356,15 @@ def _small(spec: StepSpec, view: StepView, state: PendingStep) -> Generator[Effe
     return message
 
 
-def _learn(spec: StepSpec, view: StepView, state: PendingStep) -> Generator[Effect, Any, AIMessage | None]:
+def _act_to_learn(spec: StepSpec, view: StepView, state: PendingStep) -> Generator[Effect, Any, AIMessage | None]:
     notes = state.get("second_reasoning") or state.get("reasoning")
     system = f"{LEARN_PROMPT}\n\nYour private reasoning:\n{notes}" if notes else LEARN_PROMPT
-    message = yield from _call(state, CallModel("learn", "small", system=system, tools=True, tool_choice="any"))
+    message = yield from _call(state, CallModel("act_to_learn", "small", system=system, tools=True, tool_choice="any"))
     if message is not None and not message.tool_calls:
         state["small_error"] = "NoToolCall"  # asked to act, it answered: fail toward quality
         return None
     if message is not None:
-        state["taken"] = "learn"
+        state["taken"] = "act_to_learn"
     return message
 
 
@@ -387,7 +398,7 @@ _STAGES: dict[str, Any] = {
     "predict": _predict,
     "reason_again": _reason_again,
     "small": _small,
-    "learn": _learn,
+    "act_to_learn": _act_to_learn,
     "large": _large,
 }
 
@@ -403,6 +414,10 @@ def record_stage(spec: StepSpec, view: StepView, pending: Mapping[str, Any], mes
         "policy": policy_options(spec.policy),
         "plan": state.get("plan"),
         "planned_kind": state.get("planned_kind"),
+        "predicted_kind": state.get("planned_kind") or ("answer" if "route" in state else None),
+        "context": context_record(view.messages),
+        "reasoning": state.get("reasoning"),
+        "second_reasoning": state.get("second_reasoning"),
         "predictor_error": state.get("predictor_error"),
         "plan_error": state.get("plan_error"),
     }

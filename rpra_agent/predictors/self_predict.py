@@ -163,16 +163,17 @@ class SelfPredictor:
         raw: str,
         method: str,
         start: float,
-        request: PredictionRequest,
-        usage: LegUsage,
+        request: PredictionRequest | None = None,
+        usage: LegUsage | None = None,
     ) -> Prediction:
         elapsed = (time.perf_counter() - start) * 1000.0
+        usage = usage or LegUsage(model_id(self.model))
         try:
             return Prediction.from_distribution(
                 dist,
                 scale=self.scale,
                 predictor=self.name,
-                version=self.version_for(request),
+                version=self.version_for(request) if request is not None else self.version,
                 latency_ms=elapsed,
                 raw=raw,
                 method=method,

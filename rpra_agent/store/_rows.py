@@ -95,6 +95,14 @@ def _meta(decision: Decision, text: TextPolicy) -> dict[str, Any] | None:
     meta = scrub_json(dict(decision.metadata))
     if decision.draft:
         meta["draft"] = text.apply(decision.draft)
+    for key in ("reasoning", "second_reasoning"):
+        if isinstance(meta.get(key), str):
+            meta[key] = text.apply(meta[key])
+    if isinstance(meta.get("context"), list):
+        meta["context"] = [
+            {**e, "content": text.apply(str(e.get("content", "")))} if isinstance(e, dict) else e
+            for e in meta["context"]
+        ]
     return meta or None
 
 

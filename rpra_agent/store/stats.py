@@ -151,7 +151,7 @@ def _rows(counts: Mapping[Any, tuple[int, int]], *, numeric: bool = False) -> li
 
 
 def _leg_rows(raw: Iterable[tuple[str, str, int, int, int, float]], prices: PriceTable) -> list[LegRow]:
-    order = {"reason": 0, "plan": 1, "predict": 2, "reason_again": 3, "small": 4, "learn": 5, "large": 6}
+    order = {"reason": 0, "plan": 1, "predict": 2, "reason_again": 3, "small": 4, "act_to_learn": 5, "large": 6}
     rows = [
         LegRow(
             leg,

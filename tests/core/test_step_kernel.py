@@ -124,4 +124,28 @@ def test_the_deferred_draft_is_stored_under_the_text_mode(tmp_path):
         store.flush()
         (d,) = store.decisions()
         assert d.draft.startswith(expect) and "draft" not in d.metadata
+        (user,) = d.metadata["context"]
+        assert user["role"] == "user" and user["content"] == ("q" if mode == "full" else user["content"])
+        assert mode == "full" or user["content"].startswith("sha256:")
         store.close()
+
+
+def test_each_decision_records_its_context_reasoning_and_predicted_kind_for_hindsight_data():
+    small = ScriptedChatModel(
+        responses=["I should add", "ok", call(), "sum known", "fine", "five"],
+        rpra_name="small",
+        plans=["add", "answer"],
+    )
+    g = build_rpra_graph(
+        small=small,
+        large=ScriptedChatModel(responses=["x"]),
+        predictor=FixedPredictor(HIGH),
+        paradigm="rpra",
+        tools=[add],
+    )
+    d0, d1 = decisions_from_state(g.invoke({"messages": [HumanMessage("2+3?")]}))
+    assert [e["role"] for e in d0.metadata["context"]] == ["user"]
+    assert [e["role"] for e in d1.metadata["context"]] == ["user", "assistant", "tool"]
+    assert d1.metadata["context"][1]["tool_calls"][0]["name"] == "add" and d1.metadata["context"][2]["content"] == "5"
+    assert (d0.metadata["predicted_kind"], d1.metadata["predicted_kind"]) == ("action", "answer")
+    assert (d0.metadata["reasoning"], d1.metadata["reasoning"]) == ("I should add", "sum known")
