@@ -59,6 +59,7 @@ def serve_doubles(port: int, db: str) -> None:
     @app.middleware("http")
     async def _forget(request: Any, call_next: Any) -> Any:  # keep the doubles' call logs from growing
         small.calls.clear()
+        small.plan_prompts.clear()
         large.calls.clear()
         return await call_next(request)
 

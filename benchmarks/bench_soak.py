@@ -76,7 +76,8 @@ def main() -> None:
             i += 1
             if i % 100 == 0:
                 for model in models:
-                    model.calls.clear()  # the test double's call log
+                    model.calls.clear()  # the test double's call logs
+                    model.plan_prompts.clear()
 
     try:
         run_until(args.warmup)

@@ -120,8 +120,11 @@ def decisions_from_state(state: dict[str, Any]) -> list[Decision]:
 class _Adapter:
     """Binds the step to the graph's models, tools and store; builds each node."""
 
-    def __init__(self, *, small: Any, large: Any, spec: StepSpec, tools: Sequence[BaseTool], store: Any) -> None:
+    def __init__(
+        self, *, small: Any, large: Any, spec: StepSpec, tools: Sequence[BaseTool], store: Any, max_steps: int
+    ) -> None:
         self.small, self.large, self.spec, self.tools, self.store = small, large, spec, list(tools), store
+        self.max_steps = max_steps
         self.tool_names = tuple(t.name for t in tools)
         self._bound: dict[tuple[str, str | None], Any] = {}
         if self.tools:  # bind now, so that a model that cannot take the tools fails when the graph is built
@@ -137,6 +140,7 @@ class _Adapter:
                 "predictor": getattr(spec.predictor, "name", None),
                 "small": spec.small_model,
                 "large": spec.large_model,
+                "max_steps": max_steps,
             },
         )
 
@@ -189,8 +193,6 @@ class _Adapter:
         else:
             self.book.mark(view.run_id, "completed", view.thread_id)
         return update
-
-    max_steps = 8
 
     # -- nodes -----------------------------------------------------------------------
     def node(self, stage: Stage) -> RunnableLambda[Any, Any]:
@@ -335,8 +337,7 @@ def build_rpra_graph(
         small_model=model_id(small),
         large_model=model_id(large),
     )
-    adapter = _Adapter(small=small, large=large, spec=spec, tools=tools, store=store)
-    adapter.max_steps = max_steps
+    adapter = _Adapter(small=small, large=large, spec=spec, tools=tools, store=store, max_steps=max_steps)
     stages = [s for s in _PARADIGM_STAGES[paradigm] if tools or s not in ("plan", "act_to_learn")]
     first = stages[0]
     g: StateGraph[Any] = StateGraph(RPRAState)

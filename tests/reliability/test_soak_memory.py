@@ -24,7 +24,8 @@ def _run(graph, models, start: int, stop: int) -> tuple[int, dict]:
         state = graph.invoke(request_for(i)[1])
         decisions += len(state["rpra_decisions"])
         for model in models:
-            model.calls.clear()  # the test double's own call log, not the product's
+            model.calls.clear()  # the test double's own call logs, not the product's
+            model.plan_prompts.clear()
     return decisions, state
 
 
