@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 TextMode = Literal["full", "hash"]
 
+
 class TextPolicy:
     """How request and response text is stored.
 
