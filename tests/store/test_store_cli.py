@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from rpra_agent.cli import commands  # noqa: F401  (registers the commands)
 from rpra_agent.cli.app import app
 from rpra_agent.core.decision import Decision, LegUsage
-from rpra_agent.store import open_store
 from rpra_agent.core.verdict import Verdict
+from rpra_agent.store import open_store
 from tests.store.conftest import make_decision
 
 runner = CliRunner()

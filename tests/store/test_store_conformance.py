@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.store import DecisionFilter, DecisionStore
 from rpra_agent.store.prices import PriceTable
 from rpra_agent.store.stats import compute_stats
-from rpra_agent.core.verdict import Verdict
 from tests.store.conftest import make_decision
 
 
