@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.redact import scrub_json, scrub_name, scrub_secrets

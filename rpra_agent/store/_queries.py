@@ -10,10 +10,10 @@ from sqlalchemy.exc import IntegrityError
 
 from rpra_agent.core.decision import utcnow
 from rpra_agent.core.errors import StoreError
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.store._rows import verdict_from_row
 from rpra_agent.store._schema import artifacts, runs, verdicts
 from rpra_agent.store.base import Artifact
-from rpra_agent.core.verdict import Verdict
 
 __all__ = ["insert_artifact", "latest_artifact", "read_runs", "read_verdicts"]
 

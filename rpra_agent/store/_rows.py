@@ -7,8 +7,8 @@ from typing import Any
 
 from rpra_agent.core.decision import Decision, LegUsage, utcnow
 from rpra_agent.core.prediction import Prediction
-from rpra_agent.store._privacy import TextPolicy, scrub_json, scrub_name, scrub_secrets
 from rpra_agent.core.verdict import Verdict
+from rpra_agent.store._privacy import TextPolicy, scrub_json, scrub_name, scrub_secrets
 
 __all__ = ["Record", "decision_from_row", "decision_record", "run_record", "verdict_from_row", "verdict_record"]
 

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rpra_agent.core.decision import Decision
-from rpra_agent.store.base import Artifact, DecisionFilter
 from rpra_agent.core.verdict import Verdict
+from rpra_agent.store.base import Artifact, DecisionFilter
 
 __all__ = ["InMemoryDecisionStore"]
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import ConfigError, StoreError
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.store import _migrate
 from rpra_agent.store._privacy import TextMode, TextPolicy, scrub_json, scrub_secrets
 from rpra_agent.store._queries import insert_artifact, latest_artifact, read_runs, read_verdicts
@@ -26,7 +27,6 @@ from rpra_agent.store._url import DatabaseURL, resolve_url
 from rpra_agent.store._writer import BackgroundWriter, Durability, OnFull, OnLoss
 from rpra_agent.store.base import Artifact, DecisionFilter
 from rpra_agent.store.errors import DatabaseReplacedError
-from rpra_agent.core.verdict import Verdict
 
 __all__ = ["SQLDecisionStore"]
 
