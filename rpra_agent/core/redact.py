@@ -46,7 +46,7 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
         ("key", "secret", "token", "passw", "pwd", "auth", "sig", "credential"),
         re.compile(
             r"(?P<k>[?&;][A-Za-z0-9_.-]*?(?:key|secret|token|passw(?:or)?d|pwd|auth|sig(?:nature)?|credentials?)"
-            r"[A-Za-z0-9_.-]*=)[^&#\s\"']+",
+            r"[A-Za-z0-9_.-]*=)[^&#\s\"',;)]+",
             re.I,
         ),
         r"\g<k>" + _MASK,
