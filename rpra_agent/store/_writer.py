@@ -171,15 +171,15 @@ class BackgroundWriter:
         if isinstance(entry, _Ticket):
             self._urgent.set()
 
-    def put(self, item: Any) -> None:
-        """Queue an object; in ``sync`` mode, return once it is committed or spooled.
+    def put(self, item: Any, *, wait: bool = True) -> None:
+        """Queue an object; in ``sync`` mode (and ``wait``), return once it is committed or spooled.
 
         Raises:
             DecisionNotDurableError: the record is neither committed nor spooled
                 (``on_loss="raise"``; in ``async`` mode, raised by the next ``put``).
             StoreError: the store is closed.
         """
-        if self.durability == "async":
+        if self.durability == "async" or not wait:
             self._enqueue(item)
             return
         ticket = _Ticket(item)

@@ -222,8 +222,16 @@ class SQLDecisionStore:
     def upsert_run(
         self, run_id: str, *, thread_id: str | None, paradigm: str, config: Mapping[str, Any], status: str
     ) -> None:
-        """Create or update a run's row (an empty ``config`` keeps the stored snapshot), as ``add`` does."""
-        self._writer.put(run_record(run_id, thread_id=thread_id, paradigm=paradigm, config=config, status=status))
+        """Queue a run's create-or-update (an empty ``config`` keeps the stored snapshot).
+
+        Never waits for the commit, in either mode: the queue is first in, first out, so a
+        run's row is committed no later than the next decision added after it (which
+        ``sync`` mode waits for); only a status set after a run's last decision can be
+        lost to a SIGKILL.
+        """
+        self._writer.put(
+            run_record(run_id, thread_id=thread_id, paradigm=paradigm, config=config, status=status), wait=False
+        )
 
     def add_verdicts(self, verdicts: Sequence[Verdict]) -> None:
         """Write verdicts now (idempotent on their ids); spooled if the database is unreachable."""
