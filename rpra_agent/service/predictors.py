@@ -47,7 +47,9 @@ def _self_reported(spec: str, small: Any, store: DecisionStore | None) -> Predic
     if spec == "fine-tuned":
         return predictors.FineTunedPredictor(small)
     if spec == "prefix-sharing":
-        return predictors.PrefixSharingPredictor(small)  # type: ignore[no-any-return]
+        from rpra_agent.predictors.prefix import PrefixSharingPredictor
+
+        return PrefixSharingPredictor(small)
     if spec == "report-card":
         if store is None:
             raise ConfigError(

@@ -49,8 +49,9 @@ class _Ticket:
     __slots__ = ("_callback", "error", "event", "item")
 
     def __init__(self, item: Any = None) -> None:
-        self.item, self.error, self.event = item, None, threading.Event()
-        self._callback: Callable[[], None] | None = None
+        self.item, self.event = item, threading.Event()
+        self.error: BaseException | None = None
+        self._callback: Callable[[], object] | None = None
 
     def resolve(self, error: BaseException | None = None) -> None:
         self.error = error
@@ -65,8 +66,13 @@ class _Ticket:
 
     async def await_(self) -> None:
         loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        self._callback = lambda: loop.call_soon_threadsafe(lambda: done.done() or done.set_result(None))
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self._callback = lambda: loop.call_soon_threadsafe(settle)
         if self.event.is_set():  # resolved before the callback was set
             self._callback = None
         else:
