@@ -29,9 +29,11 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from rpra_agent.core.errors import ConfigError, StoreError
-from rpra_agent.core.redact import scrub_secrets
 from rpra_agent.store._rows import Record
 from rpra_agent.store._spool import Spool
+from rpra_agent.store._tickets import Flush as _Flush
+from rpra_agent.store._tickets import Ticket as _Ticket
+from rpra_agent.store._tickets import first_line as _first_line
 from rpra_agent.store.errors import DecisionNotDurableError
 
 __all__ = ["BackgroundWriter", "Durability", "OnFull", "OnLoss"]
@@ -43,54 +45,7 @@ Durability = Literal["sync", "async"]
 OnLoss = Literal["raise", "log"]
 
 
-class _Ticket:
-    """Resolved by the writer once its item is durable (``error=None``) or is not."""
-
-    __slots__ = ("_callback", "error", "event", "item")
-
-    def __init__(self, item: Any = None) -> None:
-        self.item, self.event = item, threading.Event()
-        self.error: BaseException | None = None
-        self._callback: Callable[[], object] | None = None
-
-    def resolve(self, error: BaseException | None = None) -> None:
-        self.error = error
-        self.event.set()
-        if self._callback is not None:
-            self._callback()
-
-    def wait(self) -> None:
-        self.event.wait()
-        if self.error is not None:
-            raise self.error
-
-    async def await_(self) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def settle() -> None:
-            if not done.done():
-                done.set_result(None)
-
-        self._callback = lambda: loop.call_soon_threadsafe(settle)
-        if self.event.is_set():  # resolved before the callback was set
-            self._callback = None
-        else:
-            await done
-        if self.error is not None:
-            raise self.error
-
-
-class _Flush(_Ticket):
-    pass
-
-
 _STOP = object()
-
-
-def _first_line(exc: BaseException) -> str:
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return scrub_secrets(f"{type(exc).__name__}: {detail[0] if detail else ''}")
 
 
 class BackgroundWriter:

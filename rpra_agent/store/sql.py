@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, func, select
@@ -22,6 +20,7 @@ from rpra_agent.store._privacy import TextMode, TextPolicy, scrub_json, scrub_se
 from rpra_agent.store._queries import insert_artifact, latest_artifact, read_runs, read_verdicts
 from rpra_agent.store._rows import Record, decision_record, run_record, verdict_record
 from rpra_agent.store._spool import Spool
+from rpra_agent.store._sqlfile import FileIdentity
 from rpra_agent.store._sqlio import _with_legs, decision_query, insert_records, is_outage, iter_decisions, make_engine
 from rpra_agent.store._url import DatabaseURL, resolve_url
 from rpra_agent.store._writer import BackgroundWriter, Durability, OnFull, OnLoss
@@ -33,14 +32,6 @@ __all__ = ["SQLDecisionStore"]
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 OnReplaced = Literal["raise", "recreate"]
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 class SQLDecisionStore:
@@ -112,8 +103,8 @@ class SQLDecisionStore:
             raise ConfigError(f"on_replaced must be 'raise' or 'recreate', not {on_replaced!r}")
         self.on_replaced = on_replaced
         self.engine = make_engine(db, busy_timeout_ms=busy_timeout_ms, connect_timeout_s=connect_timeout_s)
-        self._file = db.sqlite_path if db.dialect == "sqlite" else None
-        self._file_id: tuple[int, int] | None = None
+        path = db.sqlite_path if db.dialect == "sqlite" else None
+        self._file = FileIdentity(path) if path is not None else None
         self._write_engine = self.engine.execution_options(rpra_write=True)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
@@ -155,25 +146,22 @@ class SQLDecisionStore:
                 _migrate.upgrade(self.engine)
                 self._schema_ready = True
                 if self._file is not None:
-                    self._file_id = _identity(self._file)
+                    self._file.capture()
 
     def _check_file(self) -> None:
         """Detect a deleted or replaced SQLite file (its device and inode changed)."""
         if self._file is None:
             return
         with self._schema_lock:
-            if self._file_id is None:
-                self._file_id = _identity(self._file)  # a file that does not exist yet gets created
+            error = self._file.changed()
+            if error is None:
                 return
-            found = _identity(self._file)
-            if found == self._file_id:
-                return
-            error = DatabaseReplacedError(self._file, self._file_id, found)
             if self.on_replaced == "raise":
                 raise error
             logger.error("%s; re-creating it (on_replaced='recreate')", error)
             self.engine.dispose()  # drop connections to the old file
-            self._file_id, self._schema_ready = None, False
+            self._file.forget()
+            self._schema_ready = False
 
     def upgrade(self, revision: str = "head") -> tuple[str | None, str]:
         """Upgrade the schema (what ``rpra db upgrade`` runs); returns ``(before, after)`` revisions."""

@@ -28,6 +28,7 @@ from rpra_agent.service.app import create_app
 from rpra_agent.service.engine import ChatEngine
 from rpra_agent.store import open_store
 from rpra_agent.testing import ScriptedChatModel
+from tests.fixtures_postgres import postgres_server, postgres_url  # noqa: F401
 from tests.fixtures_service import serve_app
 from tests.service.conftest import KeywordPredictor, replier
 
@@ -177,3 +178,72 @@ def test_a_full_disk_answers_503_never_a_200_without_a_record(tiny_disk):
         assert store.count() >= answered  # every 200 is in the log (503s may be too: kept in memory, retried)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sigkill_loses_no_decision_behind_an_http_200(backend, tmp_path, request):
+    import os
+    import signal
+    import socket
+    import sys
+    import threading
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    db = f"sqlite:///{tmp_path / 'log.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    spool = tmp_path / "spool.jsonl"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RPRA_")}, "PYTHONPATH": str(root)}
+    worker = Path(__file__).with_name("_serve_worker.py")
+    proc = subprocess.Popen([sys.executable, str(worker), db, str(spool), str(port)], env=env, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    promised: list[str] = []
+    lock, stop = threading.Lock(), threading.Event()
+
+    def client(k: int) -> None:
+        with httpx.Client(timeout=10) as http:
+            i = 0
+            while not stop.is_set():
+                text = ("hard " if i % 3 == 0 else "") + f"question {k}-{i}"
+                body = {"model": "rpra", "messages": [{"role": "user", "content": text}]}
+                try:
+                    r = http.post(f"{base}/v1/chat/completions", json=body)
+                except httpx.TransportError:
+                    return  # the server was killed
+                if r.status_code == 200:
+                    with lock:
+                        promised.append(r.headers["x-rpra-decision-id"])
+                i += 1
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.05)
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        while len(promised) < 120 and proc.poll() is None:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)  # mid-traffic: requests are in flight
+        proc.wait(timeout=30)
+    finally:
+        stop.set()
+        if proc.poll() is None:
+            proc.kill()
+    for t in threads:
+        t.join(timeout=30)
+    store = open_store(db, spool_path=str(spool))
+    try:
+        store.replay()
+        stored = {d.id for d in store.decisions()}
+    finally:
+        store.close()
+    assert len(promised) >= 120 and [i for i in promised if i not in stored] == []
