@@ -88,3 +88,27 @@ def test_scales_must_match_and_priors_must_be_distributions():
         GuardedPredictor(PriorPredictor({"great": 1.0}), PriorPredictor({"7": 1.0}, scale=GradeScale.ten_point()))
     with pytest.raises(ConfigError, match="non-negative weights"):
         PriorPredictor({"excellent": 1.0})
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RPRA_")}, "PYTHONPATH": str(root)}
+    env["OPENAI_API_KEY"] = "sk-test-" + "0" * 20
+    proc = subprocess.run(
+        [sys.executable, "-c", "from rpra_agent.cli import main; main()", *args],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("command", ["ask", "serve"])
+def test_the_cli_rejects_an_unknown_predictor_naming_the_specs(command, tmp_path):
+    db = f"sqlite:///{tmp_path / 'log.db'}"
+    args = ["ask", "hi", "--db", db] if command == "ask" else ["serve", "--database-url", db, "--port", "0"]
+    code, out = _cli(*args, "--small", "openai:x", "--large", "openai:y", "--predictor", "bogus")
+    assert code == 2 and "unknown --predictor 'bogus'" in out and "learned:PATH" in out
