@@ -1,9 +1,14 @@
-"""Decision-log benchmark: batched writer vs one commit per row, and the graph's per-step logging overhead.
+"""Decision-log benchmark: batched writer vs one commit per row, per-step logging overhead, durability modes.
 
 Run from the repository root:  .venv/bin/python benchmarks/bench_store.py [--rows 5000] [--steps 400]
+Only the durability modes:     .venv/bin/python benchmarks/bench_store.py --only durability
 
-Starts its own throwaway PostgreSQL cluster (initdb as the postgres user, fsync=off),
+Starts its own throwaway PostgreSQL cluster (initdb as the postgres user, fsync on),
 or uses RPRA_TEST_DATABASE_URL. Targets: batched >= 10x per-row; logging < 1 ms/step (median).
+The durability table measures ``sync`` against ``async`` (batched) side by side in one
+run, per backend: a one-step graph run at a time (interleaved), 16 concurrent runs
+(group commit), and the decisions lost when a process running the graph is SIGKILLed
+(counted among runs whose ``invoke()`` had returned).
 """
 
 from __future__ import annotations
@@ -125,6 +130,86 @@ def step_cpu(stores: dict[str, Any], steps: int) -> dict[str, float]:
     return cpu
 
 
+def concurrent_rate(store: Any, runs: int, width: int = 16) -> float:
+    """One-step runs per second with ``width`` runs in flight (``ainvoke``; sync mode shares commits)."""
+    import asyncio
+
+    graph = _graph(store)
+    message = {"messages": [HumanMessage("What is 2+2?")]}
+
+    async def go() -> float:
+        gate = asyncio.Semaphore(width)
+
+        async def one() -> None:
+            async with gate:
+                await graph.ainvoke(message)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(runs)))
+        store.flush()
+        return runs / (time.perf_counter() - start)
+
+    return asyncio.run(go())
+
+
+def kill_loss(url: str, durability: str, spool: Path, runs: int = 150) -> tuple[int, int]:
+    """SIGKILL a process running the graph after ``runs`` invokes returned; (lost, promised) decisions."""
+    import os
+    import signal
+    import subprocess
+
+    worker = ROOT / "tests" / "store" / "_kill_worker.py"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(worker), url, str(spool), durability], env=env, stdout=subprocess.PIPE, text=True
+    )
+    promised: list[str] = []
+    assert proc.stdout is not None
+    while len(promised) < runs:
+        line = proc.stdout.readline()
+        if not line:
+            raise SystemExit("the kill worker died")
+        promised += line.split()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    promised += proc.stdout.read().split()
+    store = open_store(url, spool_path=str(spool))
+    store.replay()
+    stored = {d.id for d in store.decisions()}
+    store.close()
+    return sum(i not in stored for i in promised), len(promised)
+
+
+def durability_modes(cases: list[tuple[str, str, bool | None]], steps: int, tmp: Path) -> None:
+    """Print the cost of ``sync`` relative to ``async`` (batched) on each backend, measured side by side."""
+    print(f"\nDurability modes ({steps} one-step graph runs per mode, interleaved; 16 in flight: {steps} runs)")
+    print(
+        f"{'backend':<32}{'async ms':>9}{'sync ms':>9}{'ratio':>7}{'async/s 16w':>13}{'sync/s 16w':>12}"
+        f"{'ratio':>7}  lost on SIGKILL: async | sync"
+    )
+    for label, url, fsync in cases:
+        if fsync is not None:
+            _set_fsync(url, on=fsync)
+        stores = {
+            mode: open_store(url, spool_path=str(tmp / f"d-{mode}.jsonl"), durability=mode)
+            for mode in ("async", "sync")
+        }
+        times = step_times(stores, steps)
+        rates = {mode: concurrent_rate(store, steps) for mode, store in stores.items()}
+        for store in stores.values():
+            store.close()
+        lost = {mode: kill_loss(url, mode, tmp / f"k-{mode}.jsonl") for mode in ("async", "sync")}
+        med = {mode: statistics.median(values) for mode, values in times.items()}
+        (la, pa), (ls, ps) = lost["async"], lost["sync"]
+        print(
+            f"{label:<32}{med['async']:>9.3f}{med['sync']:>9.3f}{med['sync'] / med['async']:>6.2f}x"
+            f"{rates['async']:>13,.0f}{rates['sync']:>12,.0f}{rates['async'] / rates['sync']:>6.2f}x"
+            f"  {la} of {pa} | {ls} of {ps}"
+        )
+    if any(fsync is not None for _, _, fsync in cases):
+        _set_fsync(cases[-1][1], on=True)
+
+
 def _postgres() -> tuple[str, Any]:
     import os
 
@@ -160,12 +245,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5000, help="decisions per write measurement")
     parser.add_argument("--per-row-rows", type=int, default=1000, help="decisions for the (slow) per-row measurement")
     parser.add_argument("--steps", type=int, default=400, help="graph steps per logging configuration")
+    parser.add_argument("--only", choices=["durability"], help="run only this section")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="rpra-bench-"))
     pg_url, cluster = _postgres()
     try:
         urls = {"SQLite": f"sqlite:///{tmp / 'bench.db'}", "PostgreSQL": pg_url}
+        modes: list[tuple[str, str, bool | None]] = [("SQLite (WAL, synchronous=FULL)", urls["SQLite"], None)]
+        modes.append(("PostgreSQL (fsync on)", pg_url, True if cluster is not None else None))
+        if cluster is not None:
+            modes.append(("PostgreSQL (fsync off)", pg_url, False))
+        if args.only == "durability":
+            durability_modes(modes, args.steps, tmp)
+            return
         print(f"Write throughput (decisions/s; {args.rows} batched, {args.per_row_rows} per-row)")
         print(f"{'backend':<32}{'batched writer':>16}{'commit per row':>16}{'speed-up':>10}")
         cases = [("SQLite (WAL, synchronous=FULL)", urls["SQLite"]), ("PostgreSQL (fsync on)", pg_url)]
@@ -201,6 +294,7 @@ def main() -> None:
             over = "-" if name == "off" else f"{statistics.median(paired):+.3f}"
             delta = "-" if name == "off" else f"{med - statistics.median(times['off']):+.3f}"
             print(f"{name:<12}{med:>11.3f}{p90:>9.3f}{delta:>18}{over:>25}{cpu[name]:>13.3f}")
+        durability_modes(modes, args.steps, tmp)
     finally:
         if cluster is not None:
             cluster.cleanup()

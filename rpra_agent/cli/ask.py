@@ -7,9 +7,11 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rpra_agent.cli.app import app
 from rpra_agent.core.errors import ConfigError, RPRAError
+from rpra_agent.core.redact import scrub_secrets
 
 __all__ = ["ask"]
 
@@ -17,11 +19,10 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 _PARADIGMS = ("pa", "rpra", "verify")
-_PREDICTORS = ("zero-shot", "prefix-sharing")
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(scrub_secrets(message))}")
     raise typer.Exit(code)
 
 
@@ -38,11 +39,14 @@ def _model(flag: str, env: str, spec: str | None, base_url: str | None) -> Any:
         _fail(f"{flag} {spec}: {exc}")
 
 
-def _predictor(name: str, small: Any) -> Any:
-    from rpra_agent.predictors import ZeroShotPredictor
-    from rpra_agent.predictors.prefix import PrefixSharingPredictor
+def _predictor(spec: str, small: Any, store: Any) -> Any:
+    from rpra_agent.service.predictors import predictor_from_spec
 
-    return PrefixSharingPredictor(small) if name == "prefix-sharing" else ZeroShotPredictor(small)
+    try:
+        return predictor_from_spec(spec, small, store)
+    except (RPRAError, ImportError) as exc:
+        store.close()
+        _fail(f"--predictor {spec}: {exc}")
 
 
 def _store(db: str | None) -> Any:
@@ -53,7 +57,7 @@ def _store(db: str | None) -> Any:
 
         return InMemoryDecisionStore()
     try:
-        return open_store(db) if db else open_store("memory://")
+        return open_store(db, durability="sync") if db else open_store("memory://")
     except ConfigError as exc:
         _fail(f"--db {db}: {exc}")
 
@@ -89,7 +93,15 @@ def ask(
     ] = None,
     paradigm: Annotated[str, typer.Option("--paradigm", help="pa, rpra or verify.")] = "pa",
     threshold: Annotated[float, typer.Option("--threshold", help="Defer when P(acceptable) is below this.")] = 0.5,
-    predictor: Annotated[str, typer.Option("--predictor", help="zero-shot or prefix-sharing.")] = "zero-shot",
+    predictor: Annotated[
+        str,
+        typer.Option(
+            "--predictor",
+            help="zero-shot (default), report-card, fine-tuned, prefix-sharing, learned:PATH, "
+            "learned-store[:NAME], card-stats, prior:P, no-evidence, guarded, guarded:SELF+INDEPENDENT "
+            "(see docs/RELIABILITY.md: guarded resists prompt injection).",
+        ),
+    ] = "zero-shot",
     base_url: Annotated[
         str | None, typer.Option("--base-url", help="Base URL for openai: models (default $OPENAI_BASE_URL).")
     ] = None,
@@ -102,8 +114,6 @@ def ask(
     """Answer QUESTION with the small model, or defer to the large one when its predicted grade is low."""
     if paradigm not in _PARADIGMS:
         _fail(f"--paradigm must be one of {', '.join(_PARADIGMS)}, not {paradigm!r}")
-    if predictor not in _PREDICTORS:
-        _fail(f"--predictor must be one of {', '.join(_PREDICTORS)}, not {predictor!r}")
     if not small:
         _fail("no small model: pass --small gguf:/path/small.gguf (or openai:MODEL) or set RPRA_SMALL_MODEL")
     if not large:
@@ -122,7 +132,7 @@ def ask(
     large_model = _model("--large", "RPRA_LARGE_MODEL", large, base_url)
     store = _store(db)
     graph = build_rpra_graph(
-        small=small_model, large=large_model, predictor=_predictor(predictor, small_model), policy=policy,
+        small=small_model, large=large_model, predictor=_predictor(predictor, small_model, store), policy=policy,
         paradigm=paradigm, store=store,  # type: ignore[arg-type]
     )  # fmt: skip
     messages = ([SystemMessage(system)] if system else []) + [HumanMessage(question)]

@@ -6,9 +6,11 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rpra_agent.cli.app import app
-from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.errors import ConfigError, RPRAError
+from rpra_agent.core.redact import scrub_secrets
 
 __all__ = ["serve"]
 
@@ -16,7 +18,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(scrub_secrets(message))}")
     raise typer.Exit(code)
 
 
@@ -47,6 +49,26 @@ def serve(
         float | None, typer.Option(help="P(acceptable) threshold (default: $RPRA_THRESHOLD or 0.5).")
     ] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Model steps per request.")] = None,
+    predictor: Annotated[
+        str | None,
+        typer.Option(
+            "--predictor",
+            help="guarded (default: injection-resistant), guarded:SELF+INDEPENDENT, zero-shot, report-card, "
+            "fine-tuned, prefix-sharing, learned:PATH, learned-store[:NAME], card-stats, prior:P, no-evidence "
+            "(default: $RPRA_PREDICTOR or guarded).",
+        ),
+    ] = None,
+    durability: Annotated[
+        str | None,
+        typer.Option(
+            "--durability",
+            help="sync: an HTTP 200 means the decision is committed or spooled (default); async: batched.",
+        ),
+    ] = None,
+    on_loss: Annotated[
+        str | None,
+        typer.Option("--on-loss", help="raise: answer 503 when a decision cannot be saved (default); log."),
+    ] = None,
     api_key: Annotated[
         str | None, typer.Option("--api-key", envvar="RPRA_API_KEY", show_envvar=True, help="Require this bearer key.")
     ] = None,
@@ -70,20 +92,23 @@ def serve(
     try:
         settings = Settings.from_env(
             small_model=small, large_model=large, database_url=database_url, paradigm=paradigm,
-            threshold=threshold, max_steps=max_steps, docs_dir=docs_dir,
+            threshold=threshold, max_steps=max_steps, docs_dir=docs_dir, predictor=predictor,
+            durability=durability, on_loss=on_loss,
         )  # fmt: skip
         components = build_components(settings)
-    except ConfigError as exc:
+    except RPRAError as exc:
         _fail(f"{exc} (or pass --small/--large)" if "RPRA_SMALL_MODEL" in str(exc) else str(exc))
     try:
         server_tools = _server_tools(settings.docs_dir, settings.database_url) if tools else []
         engine = ChatEngine.from_components(components, server_tools, model_name=model_name)
         application = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes)
-        err.print(
-            f"serving [bold]{model_name}[/] at http://{host}:{port}/v1 "
-            f"(small={settings.small_model}, large={settings.large_model}, paradigm={settings.paradigm}, "
-            f"threshold={settings.threshold}, auth={'on' if api_key else 'off'}, tools={'on' if tools else 'off'})"
+        banner = (
+            f"serving {model_name} at http://{host}:{port}/v1 (small={settings.small_model}, "
+            f"large={settings.large_model}, predictor={components.predictor.name}, paradigm={settings.paradigm}, "
+            f"threshold={settings.threshold}, durability={settings.durability}, on_loss={settings.on_loss}, "
+            f"auth={'on' if api_key else 'off'}, tools={'on' if tools else 'off'})"
         )
+        err.print(scrub_secrets(banner), markup=False)  # model strings may carry passwords and keys
         uvicorn.run(application, host=host, port=port, log_level=log_level)
     except ConfigError as exc:
         _fail(str(exc))

@@ -12,11 +12,13 @@ from typing import IO, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from rpra_agent.cli.app import app
 from rpra_agent.core.errors import RPRAError
+from rpra_agent.core.redact import scrub_secrets
 
 __all__ = ["db_app", "log_app"]
 
@@ -50,7 +52,7 @@ _CSV_COLUMNS = [
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(scrub_secrets(message))}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -10,20 +10,30 @@ from typing import Any
 __all__ = ["scrub_json", "scrub_name", "scrub_secrets"]
 
 _MASK = "[REDACTED]"
-_SECRET_KEY = re.compile(
-    r"^(?:.*[_-])?(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|pwd|authorization|credentials?|private[_-]?key)$",
-    re.I,
+_SECRET_WORDS = r"api[_-]?key|apikey|secret|token|passw(?:or)?d|pwd|credentials?|private[_-]?key"  # noqa: S105
+_SECRET_KEY = re.compile(rf"^(?:.*[_-])?(?:{_SECRET_WORDS}|authorization|auth|sig(?:nature)?)$", re.I)
+# Provider key formats: (lower-case markers, pattern). Each pattern is a whole token.
+_KEY_FORMATS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("sk-",), r"sk-(?:proj-|ant-(?:api\d\d-)?|svcacct-|admin-)?[A-Za-z0-9_-]{12,}"),  # OpenAI, Anthropic
+    (("sk_", "rk_", "pk_"), r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}"),  # Stripe
+    (("hf_",), r"hf_[A-Za-z0-9]{20,}"),  # Hugging Face
+    (("ghp_", "gho_", "ghu_", "ghs_", "ghr_"), r"gh[pousr]_[A-Za-z0-9]{20,}"),  # GitHub
+    (("github_pat_",), r"github_pat_[A-Za-z0-9_]{20,}"),
+    (("glpat-",), r"glpat-[A-Za-z0-9_-]{16,}"),  # GitLab
+    (("xox",), r"xox[abposre]-[A-Za-z0-9-]{10,}"),  # Slack
+    (("akia", "asia"), r"(?:AKIA|ASIA)[0-9A-Z]{16}"),  # AWS access key id
+    (("gsk_",), r"gsk_[A-Za-z0-9]{20,}"),  # Groq
+    (("xai-",), r"xai-[A-Za-z0-9]{20,}"),  # xAI
+    (("aiza",), r"AIza[0-9A-Za-z_-]{35}"),  # Google API key
+    (("eyj",), r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),  # JWT
 )
 # (lower-case markers, pattern, replacement): a pattern runs only when one of its markers
 # occurs in the lower-cased text, so ordinary text costs a few substring scans.
 _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
-    # key=value / "key": "value" assignments of secret-looking names (the name's prefix stays)
+    # Authorization headers (any scheme, Basic included) and bare Bearer/Basic/Token credentials
     (
-        ("key", "secret", "token", "passw", "pwd", "credential"),
-        re.compile(
-            r"""(?P<k>(?:api[_-]?key|apikey|secret|token|passw(?:or)?d|pwd|credentials?)["']?\s*[:=]\s*["']?)(?P<v>[^\s"'&,;}]{4,})""",
-            re.I,
-        ),
+        ("authorization",),
+        re.compile(r"""(?P<k>authorization["']?\s*[:=]\s*["']?(?:[A-Za-z]+\s+)?)[^\s"',;}]{4,}""", re.I),
         r"\g<k>" + _MASK,
     ),
     (
@@ -31,29 +41,51 @@ _PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str], str], ...] = (
         re.compile(r"(?P<k>\b(?:Bearer|Basic|Token)\s+)[A-Za-z0-9._~+/=-]{8,}", re.I),
         r"\g<k>" + _MASK,
     ),
-    (("sk-",), re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"), _MASK),  # OpenAI / Anthropic style keys
+    # query parameters named like secrets: ?api_key=...&sig=...&access_token=...
     (
-        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat"),
-        re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
-        _MASK,
+        ("key", "secret", "token", "passw", "pwd", "auth", "sig", "credential"),
+        re.compile(
+            r"(?P<k>[?&;][A-Za-z0-9_.-]*?(?:key|secret|token|passw(?:or)?d|pwd|auth|sig(?:nature)?|credentials?)"
+            r"[A-Za-z0-9_.-]*=)[^&#\s\"',;)]+",
+            re.I,
+        ),
+        r"\g<k>" + _MASK,
     ),
-    (("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), _MASK),  # Slack
-    (("akia",), re.compile(r"\bAKIA[0-9A-Z]{16}\b"), _MASK),  # AWS access key id
-    (("aiza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"), _MASK),  # Google API key
-    (("eyj",), re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"), _MASK),  # JWT
+    # key=value / "key": "value" assignments of secret-looking names (the name's prefix stays)
+    (
+        ("key", "secret", "token", "passw", "pwd", "credential"),
+        re.compile(
+            rf"""(?P<k>(?:{_SECRET_WORDS})["']?\s*[:=]\s*["']?)(?P<v>[^\s"'&,;}}]{{4,}})""",
+            re.I,
+        ),
+        r"\g<k>" + _MASK,
+    ),
+    *(
+        (markers, re.compile(rf"(?<![A-Za-z0-9_-]){pattern}(?![A-Za-z0-9_-])"), _MASK)
+        for markers, pattern in _KEY_FORMATS
+    ),
     (
         ("private key",),
         re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
         _MASK,
     ),
-    # passwords inside URLs: scheme://user:password@host
-    (("://",), re.compile(r"(?P<k>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)", re.I), r"\g<k>***"),
+    # URL userinfo: scheme://user:password@host keeps the user; scheme://token@host masks all
+    (("://",), re.compile(r"(?P<k>\b[a-z][a-z0-9+.-]*://[^\s:/@?#]*:)[^\s@/?#]+(?=@)", re.I), r"\g<k>***"),
+    (("://",), re.compile(r"(?P<k>\b[a-z][a-z0-9+.-]*://)[A-Za-z0-9_-]{20,}(?=@)", re.I), r"\g<k>***"),
 )
 _MARKERS = tuple(sorted({m for markers, _, _ in _PATTERNS for m in markers}))
 
 
 def scrub_secrets(text: str) -> str:
-    """Replace obvious secrets (API keys, bearer tokens, ``api_key=...``, URL passwords) with a mask.
+    """Replace secrets with a mask: the one scrubber of every output path.
+
+    Covered: URL userinfo (``scheme://user:password@``), query parameters and
+    ``key=value`` / JSON assignments named like secrets, ``Authorization`` headers of
+    any scheme (Basic included) and bare Bearer/Basic credentials, PEM private keys,
+    JWTs, and the key formats of OpenAI (``sk-``, ``sk-proj-``), Anthropic
+    (``sk-ant-``), Hugging Face (``hf_``), GitHub (``ghp_``, ``github_pat_`` ...),
+    GitLab (``glpat-``), Slack (``xox?-``), AWS (``AKIA``), Groq (``gsk_``), xAI
+    (``xai-``), Stripe (``sk_live_``, ``rk_live_``, ``pk_live_``) and Google (``AIza``).
 
     Args:
         text: Any text that may reach the database or a log.

@@ -35,6 +35,66 @@ ARTIFACT_FORMAT = "rpra-learned-predictor"
 ARTIFACT_VERSION = 1
 MANIFEST = "manifest.json"
 ARRAYS = "arrays.npz"
+MAX_ARRAY_BYTES = 512 * 2**20
+"""Largest total size the arrays of an artifact may have once decompressed and loaded."""
+MAX_MANIFEST_DEPTH = 32
+"""Deepest nesting of objects and lists a manifest may have."""
+
+
+def _check_npz_size(data: bytes, where: str, limit: int = MAX_ARRAY_BYTES) -> None:
+    """Check the declared sizes before anything is decompressed or allocated.
+
+    Reads the zip's central directory (each member's uncompressed size) and each
+    ``.npy`` header (shape and dtype: what ``numpy.load`` would allocate), and refuses
+    when either total exceeds ``limit`` or a header claims more data than its member holds.
+    """
+    from numpy.lib import format as npy
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = archive.infolist()
+            declared = sum(m.file_size for m in members)
+            if declared > limit:
+                raise ConfigError(
+                    f"{where}: the arrays decompress to {declared} bytes, over the limit of {limit}; "
+                    "this is not an artifact rpra wrote: re-train the predictor"
+                )
+            allocated = 0
+            for member in members:
+                with archive.open(member) as fh:
+                    version = npy.read_magic(fh)
+                    header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+                    shape, _, dtype = header(fh, max_header_size=10_000)
+                    count = 1
+                    for dim in shape:
+                        count *= int(dim)
+                    need = count * dtype.itemsize
+                    if need > member.file_size:
+                        raise ConfigError(
+                            f"{where}: array {member.filename!r} claims {need} bytes but holds {member.file_size}; "
+                            "the artifact is corrupt: re-train the predictor"
+                        )
+                    allocated += need
+            if allocated > limit:
+                raise ConfigError(f"{where}: the arrays need {allocated} bytes, over the limit of {limit}")
+    except ConfigError:
+        raise
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ConfigError(f"{where}: the arrays cannot be read safely ({exc}); re-train the predictor") from exc
+
+
+def _too_deep(value: Any, limit: int = MAX_MANIFEST_DEPTH) -> bool:
+    """Whether ``value`` nests deeper than ``limit`` (walked iteratively: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, Mapping) else node if isinstance(node, list | tuple) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, Mapping | list | tuple))
+    return False
 
 
 def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
@@ -50,6 +110,7 @@ def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
 
 
 def _npz_arrays(data: bytes, where: str) -> dict[str, np.ndarray]:
+    _check_npz_size(data, where)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return {key: npz[key] for key in npz.files}
@@ -60,6 +121,10 @@ def _npz_arrays(data: bytes, where: str) -> dict[str, np.ndarray]:
 def _check_manifest(manifest: Any, where: str) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != ARTIFACT_FORMAT:
         raise ConfigError(f"{where} is not an rpra learned-predictor artifact (format {ARTIFACT_FORMAT!r})")
+    if _too_deep(manifest):
+        raise ConfigError(
+            f"{where}: the manifest nests deeper than {MAX_MANIFEST_DEPTH} levels; it is not one rpra wrote"
+        )
     version = manifest.get("format_version")
     if version != ARTIFACT_VERSION:
         raise ConfigError(
@@ -112,6 +177,10 @@ def read_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarra
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{manifest_path}: not valid JSON ({exc})") from exc
+    except (RecursionError, ValueError) as exc:  # nesting or an integer literal beyond the parser's limits
+        raise ConfigError(
+            f"{manifest_path}: the manifest nests too deep or holds a huge number ({type(exc).__name__})"
+        ) from None
     manifest = _check_manifest(manifest, str(root))
     data = arrays_path.read_bytes()
     _verify(data, manifest, str(root))

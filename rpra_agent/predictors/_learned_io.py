@@ -133,8 +133,8 @@ class Persistent:
             model = OrdinalLogit.from_state(manifest["classifier"], sub("classifier/"))
             mode = manifest["mode"]
             target = manifest.get("target", "small")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"the learned-predictor artifact is incomplete or malformed ({exc!r})") from exc
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
+            raise ConfigError(f"the learned-predictor artifact is incomplete or malformed ({exc!r})") from None
         if model.n_labels != len(scale.labels):
             raise ConfigError("the artifact's classifier and grade scale disagree on the number of grades")
         self = cls(featurizer, scale=scale, mode=mode, target=target, name=str(manifest.get("name") or "") or None)

@@ -35,6 +35,7 @@ class Metrics:
         self.statuses: Counter[str] = Counter()
         self.routes: Counter[str] = Counter()
         self.reasons: Counter[str] = Counter()
+        self.rejections: Counter[str] = Counter()
         self.decisions = 0
         self.deferred = 0
         self.in_flight = 0
@@ -59,10 +60,16 @@ class Metrics:
                 self.routes[d.route] += 1
                 self.reasons[d.reason] += 1
 
-    def rejected(self, status: int) -> None:
-        """Count a request refused before it ran (auth, size, validation)."""
+    def rejected(self, status: int, code: str | None = None) -> None:
+        """Count a request refused before it ran (auth, size, validation), by status class and error code."""
         with self._lock:
             self.statuses[f"{status // 100}xx"] += 1
+            self.rejections[code or str(status)] += 1
+
+    def failed(self, code: str) -> None:
+        """Count a server-side failure by error code (on top of its status, counted when the request finished)."""
+        with self._lock:
+            self.rejections[code] += 1
 
     def snapshot(self) -> dict[str, Any]:
         """Everything, as JSON."""
@@ -72,6 +79,7 @@ class Metrics:
                 "uptime_s": round(time.time() - self.started, 3),
                 "requests": {"total": sum(self.requests.values()), **self.requests, "in_flight": self.in_flight},
                 "responses": dict(self.statuses),
+                "errors": dict(self.rejections),
                 "decisions": {
                     "total": self.decisions,
                     "deferred": self.deferred,
@@ -102,6 +110,8 @@ class Metrics:
             f"rpra_requests_in_flight {s['requests']['in_flight']}",
             "# TYPE rpra_responses_total counter",
             *(f'rpra_responses_total{{class="{k}"}} {v}' for k, v in s["responses"].items()),
+            "# TYPE rpra_errors_total counter",
+            *(f'rpra_errors_total{{code="{k}"}} {v}' for k, v in s["errors"].items()),
             "# TYPE rpra_decisions_total counter",
             *(f'rpra_decisions_total{{reason="{k}"}} {v}' for k, v in s["decisions"]["by_reason"].items()),
             "# TYPE rpra_deferral_rate gauge",

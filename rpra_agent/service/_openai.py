@@ -133,16 +133,55 @@ def _loc(error: Any) -> str | None:
     return ".".join(parts) or None
 
 
+MAX_DEPTH = 64
+"""Deepest nesting of JSON arrays/objects a request may have."""
+MAX_INT_DIGITS = 64
+"""Longest integer literal a request may hold."""
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer literal has {len(text)} digits, more than the limit of {MAX_INT_DIGITS}")
+    return int(text)
+
+
+def _too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``data`` nests deeper than ``limit`` (iterative: no recursion on hostile input)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def parse_request(raw: bytes) -> ChatRequest:
-    """Parse and validate a request body.
+    """Parse and validate a request body (nesting and integer size are bounded).
 
     Raises:
-        APIError: 400 with the offending ``param`` on any problem.
+        APIError: 400 with the offending ``param`` on any problem; code
+            ``invalid_json`` for a body that is not JSON, nests deeper than
+            :data:`MAX_DEPTH` or holds an integer longer than :data:`MAX_INT_DIGITS` digits.
     """
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_int=_bounded_int)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise APIError(400, f"We could not parse the JSON body of your request ({exc}).") from None
+        raise APIError(400, f"We could not parse the JSON body of your request ({exc}).", code="invalid_json") from None
+    except RecursionError:
+        raise APIError(
+            400, f"The JSON body nests deeper than the limit of {MAX_DEPTH} levels.", code="invalid_json"
+        ) from None
+    except ValueError as exc:  # an integer literal over the limit
+        raise APIError(400, f"We could not parse the JSON body of your request ({exc}).", code="invalid_json") from None
+    if _too_deep(data):
+        raise APIError(400, f"The JSON body nests deeper than the limit of {MAX_DEPTH} levels.", code="invalid_json")
     if not isinstance(data, dict):
         raise APIError(400, "The request body must be a JSON object.")
     try:

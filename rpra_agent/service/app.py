@@ -17,7 +17,8 @@ import time
 import uuid
 from typing import Any
 
-from rpra_agent.core.errors import ConfigError, ModelCallError
+from rpra_agent.core.errors import ConfigError, ModelCallError, StoreError
+from rpra_agent.core.redact import scrub_json, scrub_secrets
 from rpra_agent.core.security import install_log_redaction
 from rpra_agent.service._metrics import Metrics
 from rpra_agent.service._openai import APIError, error_body, parse_request, to_langchain
@@ -100,7 +101,7 @@ def create_app(
     @app.exception_handler(APIError)
     async def _api_error(request: Request, exc: APIError) -> Any:
         if exc.status < 500:  # 5xx come from runs, already counted when they finished
-            stats.rejected(exc.status)
+            stats.rejected(exc.status, exc.code)
         logger.info("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.code or exc.type)
         return fail(exc)
 
@@ -109,6 +110,14 @@ def create_app(
         stats.rejected(exc.status_code)
         message = "Not found." if exc.status_code == 404 else str(exc.detail)
         return fail(APIError(exc.status_code, message, code="not_found" if exc.status_code == 404 else None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Any:  # never a plain-text 500
+        stats.rejected(500, "internal_error")
+        logger.error("%s %s -> 500 (%s)", request.method, request.url.path, type(exc).__name__)
+        return fail(
+            APIError(500, "The server failed to answer the request.", type="server_error", code="internal_error")
+        )
 
     def check_auth(request: Request) -> None:
         if not _authorized(request.headers.get("authorization"), api_key):
@@ -127,8 +136,8 @@ def create_app(
     async def metrics_endpoint(request: Request, format: str = "json") -> Any:
         check_auth(request)
         if format == "prometheus":
-            return PlainTextResponse(stats.prometheus(), media_type="text/plain; version=0.0.4")
-        return stats.snapshot()
+            return PlainTextResponse(scrub_secrets(stats.prometheus()), media_type="text/plain; version=0.0.4")
+        return scrub_json(stats.snapshot())
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
@@ -190,6 +199,16 @@ def create_app(
             return StreamingResponse(
                 stream, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}
             )
+        except StoreError as exc:  # the decision could not be made durable (on_loss="raise")
+            done(None, 503)
+            stats.failed("decision_log_unavailable")
+            logger.error("chat %s: the decision log failed: %s", completion_id, exc)
+            raise APIError(
+                503,
+                "The decision log is unavailable, so the answer was not recorded; try again later.",
+                type="server_error",
+                code="decision_log_unavailable",
+            ) from None
         except (ModelCallError, ExceptionGroup):
             done(None, 502)
             logger.exception("chat %s: a model failed", completion_id)

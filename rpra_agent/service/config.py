@@ -9,6 +9,9 @@ Used by the deployable graphs (``graphs/``) and by ``rpra serve``::
     RPRA_THRESHOLD     P(acceptable) threshold in [0, 1]  (default: 0.5)
     RPRA_MAX_STEPS     model steps per run                (default: 8)
     RPRA_DOCS_DIR      documents the assistant searches   (default: none)
+    RPRA_PREDICTOR     a --predictor spec                 (default: guarded; see service.predictors)
+    RPRA_DURABILITY    sync | async                       (default: sync: an HTTP 200 means the decision is durable)
+    RPRA_ON_LOSS       raise | log                        (default: raise: 503 when a decision cannot be saved)
 
 Nothing is read or loaded at import time.
 """
@@ -30,7 +33,7 @@ from rpra_agent.core.policy import DeferralPolicy, ThresholdPolicy
 from rpra_agent.core.prediction import Predictor
 from rpra_agent.core.redact import scrub_secrets
 from rpra_agent.graph import build_rpra_graph
-from rpra_agent.predictors import ZeroShotPredictor
+from rpra_agent.service.predictors import predictor_from_spec
 from rpra_agent.store import DecisionStore, open_store
 
 __all__ = ["ENV", "Components", "Settings", "build_components", "build_graph"]
@@ -45,6 +48,9 @@ ENV = {
     "threshold": "RPRA_THRESHOLD",
     "max_steps": "RPRA_MAX_STEPS",
     "docs_dir": "RPRA_DOCS_DIR",
+    "predictor": "RPRA_PREDICTOR",
+    "durability": "RPRA_DURABILITY",
+    "on_loss": "RPRA_ON_LOSS",
 }
 _EXAMPLE = "e.g. RPRA_SMALL_MODEL=gguf:/models/small.gguf RPRA_LARGE_MODEL=openai:gpt-4o-mini"
 
@@ -61,6 +67,11 @@ class Settings:
         threshold: The ``ThresholdPolicy`` threshold on P(acceptable).
         max_steps: Model steps per run.
         docs_dir: A folder of documents for the assistant's search tool.
+        predictor: A ``--predictor`` spec (:func:`~rpra_agent.service.predictors.predictor_from_spec`).
+        durability: The decision log's mode: ``sync`` (a decision is committed or
+            spooled before the step returns) or ``async`` (batched).
+        on_loss: When neither the database nor the spool takes a decision: ``raise``
+            (the request fails with 503) or ``log``.
     """
 
     small_model: str
@@ -70,8 +81,15 @@ class Settings:
     threshold: float = 0.5
     max_steps: int = 8
     docs_dir: str | None = None
+    predictor: str = "guarded"
+    durability: str = "sync"
+    on_loss: str = "raise"
 
     def __post_init__(self) -> None:
+        if self.durability not in ("sync", "async"):
+            raise ConfigError(f"{ENV['durability']} must be sync or async, not {self.durability!r}")
+        if self.on_loss not in ("raise", "log"):
+            raise ConfigError(f"{ENV['on_loss']} must be raise or log, not {self.on_loss!r}")
         if self.paradigm not in ("pa", "rpra", "verify"):
             raise ConfigError(f"{ENV['paradigm']} must be pa, rpra or verify, not {self.paradigm!r}")
         if not 0.0 <= self.threshold <= 1.0:
@@ -128,8 +146,10 @@ class Components:
 def build_components(settings: Settings) -> Components:
     """Load both models, open the store, and make the predictor and policy.
 
-    The predictor is the small model predicting its own grade zero-shot; the policy a
-    ``ThresholdPolicy(settings.threshold)``.
+    The predictor is ``settings.predictor`` (by default ``guarded``: the small model's
+    zero-shot self-prediction can only move a step toward deferral unless an
+    independent signal agrees); the policy a ``ThresholdPolicy(settings.threshold)``.
+    The store opens in ``settings.durability`` mode (``sync`` by default).
 
     Raises:
         ConfigError: on a bad model string or database URL (from the loaders).
@@ -137,15 +157,22 @@ def build_components(settings: Settings) -> Components:
     models = importlib.import_module("rpra_agent.models")
     small = models.load_chat_model(settings.small_model)
     large = models.load_chat_model(settings.large_model)
-    store = open_store(settings.database_url)
+    store = open_store(settings.database_url, durability=settings.durability, on_loss=settings.on_loss)
+    try:
+        predictor = predictor_from_spec(settings.predictor, small, store)
+    except BaseException:
+        store.close()
+        raise
     logger.info(
-        "deployment: small=%s large=%s paradigm=%s threshold=%.3f",
+        "deployment: small=%s large=%s predictor=%s paradigm=%s threshold=%.3f durability=%s",
         scrub_secrets(settings.small_model),  # a model string's base_url may carry a password
         scrub_secrets(settings.large_model),
+        predictor.name,
         settings.paradigm,
         settings.threshold,
+        settings.durability,
     )
-    return Components(small, large, ZeroShotPredictor(small), ThresholdPolicy(settings.threshold), store, settings)
+    return Components(small, large, predictor, ThresholdPolicy(settings.threshold), store, settings)
 
 
 def build_graph(components: Components, tools: Sequence[BaseTool] = (), *, name: str = "rpra") -> Any:

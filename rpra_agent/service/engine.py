@@ -15,7 +15,9 @@ Every step is predicted and routed by the graph and recorded in the store.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
@@ -26,18 +28,22 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.tools import BaseTool
 
-from rpra_agent.core.decision import Decision, Paradigm, new_id
-from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.faults import FaultPolicy
+from rpra_agent.core.decision import Decision, LegUsage, Paradigm, new_id
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.messages import last_request_text
+from rpra_agent.core.naming import model_id
 from rpra_agent.core.policy import DeferralPolicy, ThresholdPolicy
-from rpra_agent.core.prediction import Predictor
+from rpra_agent.core.prediction import Prediction, Predictor
 from rpra_agent.graph import build_rpra_graph
 from rpra_agent.service.config import Components
-from rpra_agent.store.base import DecisionStore
+from rpra_agent.store.base import DecisionFilter, DecisionStore
 
 __all__ = ["ChatEngine", "Completion", "Delta", "Done", "Routed"]
 
-_ANSWER_NODES = ("small", "large")
+logger = logging.getLogger(__name__)
+
+_ANSWER_NODES = ("small", "large", "act_to_learn")  # the nodes whose model output reaches the client
 
 
 @dataclass(frozen=True)
@@ -195,44 +201,114 @@ class ChatEngine:
         tool_choice: Any = None,
         task: str | None = None,
     ) -> AsyncIterator[Routed | Delta | Done]:
-        """Run one request, yielding :class:`Routed` once, then :class:`Delta` pieces, then :class:`Done`."""
+        """Run one request, yielding :class:`Routed` once, then :class:`Delta` pieces, then :class:`Done`.
+
+        If the consumer stops early (the client hung up), the graph run is cancelled, the
+        interrupted step's decision is recorded exactly once with the text produced so
+        far (``metadata.cancelled``), and the run closes as ``cancelled``.
+        """
         run_id = new_id()
         client_tools = bool(tools) and tool_choice != "none"
         state, config = self._inputs(messages, task, run_id)
+        step = _Step()
         routed, streamed_ids = False, set()
         final: AIMessage | None = None
         decisions: list[Decision] = []
         run = self.graph_for(tools, tool_choice).astream(state, config, stream_mode=["updates", "messages"])
-        async with aclosing(run):  # closing this stream (the client went away) cancels the graph run
-            async for mode, payload in run:
-                if mode == "updates":
-                    for node, update in (payload or {}).items():
-                        update = update or {}
-                        pending = update.get("rpra_pending")
-                        if node == "predict" and pending and not routed:
-                            routed = True
-                            yield Routed(dict(pending))
-                        for message in update.get("messages") or []:
-                            if isinstance(message, AIMessage) and node in (*_ANSWER_NODES, "record"):
-                                final = message
-                        decisions.extend(Decision.from_dict(d) for d in update.get("rpra_decisions") or [])
-                    continue
-                message, meta = payload
-                if meta.get("langgraph_node") not in _ANSWER_NODES or not isinstance(message, AIMessage):
-                    continue
-                if isinstance(message, AIMessageChunk):
-                    streamed_ids.add(message.id)
-                    chunks: list[dict[str, Any]] = [dict(c) for c in message.tool_call_chunks] if client_tools else []
-                    text = message.text if isinstance(message.text, str) else ""
-                    if text or chunks:
-                        yield Delta(text, chunks)
-                elif message.id not in streamed_ids:  # a whole message that was not streamed (e.g. a kept draft)
-                    text = message.text if isinstance(message.text, str) else ""
-                    chunks = [
-                        {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i} for i, c in enumerate(message.tool_calls)
-                    ] if client_tools else []  # fmt: skip
-                    if text or chunks:
-                        yield Delta(text, chunks)
+        try:
+            async with aclosing(run):  # closing this stream (the client went away) cancels the graph run
+                async for mode, payload in run:
+                    if mode == "updates":
+                        for node, update in (payload or {}).items():
+                            update = update or {}
+                            step.update(node, update)
+                            pending = update.get("rpra_pending")
+                            if node == "predict" and pending and not routed:
+                                routed = True
+                                yield Routed(dict(pending))
+                            for message in update.get("messages") or []:
+                                if isinstance(message, AIMessage) and node in (*_ANSWER_NODES, "record"):
+                                    final = message
+                            decisions.extend(Decision.from_dict(d) for d in update.get("rpra_decisions") or [])
+                        continue
+                    message, meta = payload
+                    if meta.get("langgraph_node") not in _ANSWER_NODES or not isinstance(message, AIMessage):
+                        continue
+                    if isinstance(message, AIMessageChunk):
+                        streamed_ids.add(message.id)
+                        chunks: list[dict[str, Any]] = (
+                            [dict(c) for c in message.tool_call_chunks] if client_tools else []
+                        )
+                        text = message.text if isinstance(message.text, str) else ""
+                        step.text += text
+                        if text or chunks:
+                            yield Delta(text, chunks)
+                    elif message.id not in streamed_ids:  # a whole message that was not streamed (e.g. a kept draft)
+                        text = message.text if isinstance(message.text, str) else ""
+                        step.text += text
+                        chunks = [
+                            {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i} for i, c in enumerate(message.tool_calls)
+                        ] if client_tools else []  # fmt: skip
+                        if text or chunks:
+                            yield Delta(text, chunks)
+        except (GeneratorExit, asyncio.CancelledError):  # the consumer went away: close the audit trail
+            await self._close_interrupted(run_id, messages, task, step)
+            raise
         if final is None:
             raise RuntimeError("the graph produced no answer")
         yield Done(Completion(final, decisions, run_id))
+
+    async def _close_interrupted(self, run_id: str, messages: list[BaseMessage], task: str | None, step: _Step) -> None:
+        """Record the interrupted step's decision (once) and mark the run ``cancelled``."""
+        if self.store is None:
+            return
+        store = self.store
+        try:
+            if step.pending is not None:
+                where = DecisionFilter(run_id=run_id)
+                recorded = await asyncio.to_thread(store.decisions, where)  # reads flush the writer first
+                if all(d.step != step.index for d in recorded):
+                    decision = step.decision(run_id, messages, task, self)
+                    await store.aadd(decision)
+                    logger.info("run %s: client disconnected; step %d recorded as cancelled", run_id, step.index)
+            store.upsert_run(run_id, thread_id=None, paradigm=self._common["paradigm"], config={}, status="cancelled")
+            await asyncio.to_thread(store.flush)
+        except Exception:  # noqa: BLE001  (the client is gone: nobody to answer; the operator must see it)
+            logger.exception("run %s: recording the cancelled step failed", run_id)
+
+
+class _Step:
+    """What the stream has seen of the current step (to record it if the client hangs up)."""
+
+    def __init__(self) -> None:
+        self.index = 0
+        self.pending: dict[str, Any] | None = None
+        self.text = ""
+
+    def update(self, node: str, update: dict[str, Any]) -> None:
+        if node == "record" and "rpra_step" in update:  # the step is recorded: start the next one
+            self.index, self.pending, self.text = int(update["rpra_step"]), None, ""
+        elif update.get("rpra_pending"):
+            self.pending = dict(update["rpra_pending"])
+
+    def decision(self, run_id: str, messages: list[BaseMessage], task: str | None, engine: ChatEngine) -> Decision:
+        pending = self.pending or {}
+        prediction = pending.get("prediction")
+        return Decision(
+            run_id=run_id,
+            step=self.index,
+            kind="answer",
+            paradigm=engine._common["paradigm"],
+            prediction=Prediction.from_dict(prediction) if prediction else None,
+            threshold=float(pending.get("threshold", 0.0)),
+            route="large" if pending.get("route") == "large" else "small",  # "tools": the small model acts to learn
+            reason=pending.get("reason", "forced"),
+            task=task,
+            small_model=model_id(engine.small),
+            large_model=model_id(engine.large),
+            legs={k: LegUsage.from_dict(v) for k, v in (pending.get("legs") or {}).items()},
+            request=last_request_text(messages),
+            response=self.text,
+            error="cancelled",
+            metadata={"cancelled": True, "cause": "client_disconnected"},
+        )

@@ -12,9 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 from rpra_agent.store.base import Artifact, DecisionFilter, DecisionStore
+from rpra_agent.store.errors import DatabaseReplacedError, DecisionNotDurableError
 from rpra_agent.store.memory import InMemoryDecisionStore
 
-__all__ = ["Artifact", "DecisionFilter", "DecisionStore", "InMemoryDecisionStore", "SQLDecisionStore", "open_store"]
+__all__ = [
+    "Artifact",
+    "DatabaseReplacedError",
+    "DecisionFilter",
+    "DecisionNotDurableError",
+    "DecisionStore",
+    "InMemoryDecisionStore",
+    "SQLDecisionStore",
+    "open_store",
+]
 
 
 def open_store(url: str | None = None, **opts: Any) -> DecisionStore:
@@ -25,9 +35,13 @@ def open_store(url: str | None = None, **opts: Any) -> DecisionStore:
             ``"memory://"`` for :class:`InMemoryDecisionStore`; ``"sqlite:///path.db"``
             (or a bare file path); ``"postgresql://user:password@host:5432/db"``
             (psycopg 3, ``pip install 'rpra-agent[postgres]'``).
-        **opts: Options of :class:`SQLDecisionStore` (``store_text``, ``on_full``,
-            ``max_queue``, ``spool_path``, ``retry_interval`` ...); ignored by the
-            in-memory store.
+        **opts: Options of :class:`SQLDecisionStore`: ``durability`` (``"sync"``: a
+            decision is committed or spooled before ``add`` returns; ``"async"``, the
+            default: batched, with a loss window on SIGKILL), ``on_loss``
+            (``"raise"``/``"log"`` when neither database nor spool can take a record),
+            ``on_replaced`` (``"raise"``/``"recreate"`` for a deleted SQLite file),
+            ``store_text``, ``on_full``, ``max_queue``, ``spool_path``, ``retry_interval``
+            ...; ignored by the in-memory store.
 
     Returns:
         A store; close it (or let interpreter exit flush it) when done.

@@ -76,15 +76,34 @@ class Spool:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     def append(self, records: Sequence[Record]) -> None:
-        """Append records durably."""
+        """Append records durably (all of them, or none: a failed write is cut off).
+
+        Raises:
+            OSError: the file cannot be written (disk full, read-only, no permission).
+        """
         if not records:
             return
-        data = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records)
-        with self._locked("a") as fh:
-            fh.write(data)
-            fh.flush()
-            if self.fsync:
-                os.fsync(fh.fileno())
+        data = "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in records).encode()
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                start = os.lseek(fd, 0, os.SEEK_END)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    if self.fsync:
+                        os.fsync(fd)
+                except OSError:
+                    # Disk full or read-only: cut the torn tail, so later appends stay parseable.
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, start)
+                    raise
+            finally:
+                os.close(fd)  # closing releases the flock
 
     def reject(self, record: Record, error: str) -> None:
         """Keep a record the database refused, with the error class, beside the spool."""

@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.redact import scrub_secrets
 
 __all__ = ["DEFAULT_SQLITE_FILE", "ENV_URL", "DatabaseURL", "mask_url", "resolve_url"]
 
@@ -40,8 +41,8 @@ class DatabaseURL:
 
     @property
     def masked(self) -> str:
-        """The URL with its password replaced by ``***`` (safe for logs and errors)."""
-        return self.url.render_as_string(hide_password=True)
+        """The URL with its password (and secret-named query parameters) masked: safe for logs and errors."""
+        return scrub_secrets(self.url.render_as_string(hide_password=True))
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -74,9 +75,9 @@ class DatabaseURL:
 def mask_url(url: str) -> str:
     """Mask the password of any URL-looking string (best effort, never raises)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return scrub_secrets(make_url(url).render_as_string(hide_password=True))
     except Exception:  # noqa: BLE001  (anything unparsable is masked wholesale)
-        return "<unparsable database URL>" if "@" in url else url
+        return "<unparsable database URL>" if "@" in url else scrub_secrets(url)
 
 
 def resolve_url(url: str | None) -> DatabaseURL | None:
@@ -102,7 +103,9 @@ def resolve_url(url: str | None) -> DatabaseURL | None:
     try:
         parsed = make_url(raw)
     except ArgumentError as exc:
-        raise ConfigError(f"cannot parse database URL {mask_url(raw)!r} ({exc}); expected {_EXAMPLES}") from None
+        raise ConfigError(
+            scrub_secrets(f"cannot parse database URL {mask_url(raw)!r} ({exc}); expected {_EXAMPLES}")
+        ) from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend in ("postgres", "postgresql"):
         if driver not in ("", "psycopg"):
@@ -111,7 +114,7 @@ def resolve_url(url: str | None) -> DatabaseURL | None:
             raise ConfigError(f"PostgreSQL needs psycopg 3: {_POSTGRES_EXTRA}")
         parsed = parsed.set(drivername="postgresql+psycopg")
         if not parsed.database:
-            raise ConfigError(f"{parsed.render_as_string(hide_password=True)} names no database; add /dbname")
+            raise ConfigError(f"{mask_url(raw)} names no database; add /dbname")
     elif backend == "sqlite":
         if driver not in ("", "pysqlite"):
             raise ConfigError(f"SQLite is used through the standard library driver, not {driver!r}: use sqlite:///path")

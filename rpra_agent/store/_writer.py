@@ -1,36 +1,48 @@
 """The background writer: batches records off the hot path, spools them during outages.
 
-The hot path only puts an object on a bounded queue (about a microsecond). A daemon
-thread drains the queue, turns objects into rows (privacy applied), and writes them in
-one transaction per batch. When the database is unreachable the batch goes to the
-spool, and a retry timer re-inserts the spool once the database is back. When the
-queue is full, ``add`` either blocks or spills the record straight to the spool.
+A daemon thread drains a bounded queue, turns objects into rows (privacy applied), and
+writes them in one transaction per batch. When the database is unreachable the batch
+goes to the spool, and a retry timer re-inserts the spool once the database is back.
+
+Durability modes (LangGraph's names):
+
+- ``"sync"``: ``put`` returns only once the record is committed or spooled (records of
+  concurrent callers share one transaction: group commit). A SIGKILL loses nothing
+  that ``put`` returned for.
+- ``"async"``: ``put`` only queues; the writer lingers ``batch_wait`` seconds to batch.
+  A SIGKILL loses what was queued and not yet committed (the loss window).
+
+When both the database and the spool fail, the records stay in an in-memory backlog
+(retried, bounded by ``max_queue``) and the loss is reported: ``flush`` raises
+:class:`~rpra_agent.store.errors.DecisionNotDurableError`, and so does ``put`` when
+``on_loss="raise"``; ``on_loss="log"`` logs an ERROR instead (``flush`` still raises).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rpra_agent.core.errors import ConfigError, StoreError
 from rpra_agent.store._rows import Record
 from rpra_agent.store._spool import Spool
+from rpra_agent.store._tickets import Flush as _Flush
+from rpra_agent.store._tickets import Ticket as _Ticket
+from rpra_agent.store._tickets import first_line as _first_line
+from rpra_agent.store.errors import DecisionNotDurableError
 
-__all__ = ["BackgroundWriter", "OnFull"]
+__all__ = ["BackgroundWriter", "Durability", "OnFull", "OnLoss"]
 
 logger = logging.getLogger(__name__)
 
 OnFull = Literal["block", "spill"]
-
-
-@dataclass
-class _Flush:
-    done: threading.Event = field(default_factory=threading.Event)
+Durability = Literal["sync", "async"]
+OnLoss = Literal["raise", "log"]
 
 
 _STOP = object()
@@ -45,12 +57,14 @@ class BackgroundWriter:
         spool: Where records wait while the database is unreachable.
         is_outage: Tells an outage (spool, retry) from bad data (reject).
         name: Thread name and log label (the masked URL).
-        max_queue: Queue capacity.
+        durability: ``"sync"`` or ``"async"`` (see the module docstring).
+        on_loss: ``"raise"`` or ``"log"`` when records are neither committed nor spooled.
+        max_queue: Queue capacity (and in-memory backlog capacity).
         max_batch: Records per transaction at most.
         on_full: ``"block"`` the caller or ``"spill"`` the record to the spool.
         retry_interval: Seconds between reconnection attempts during an outage.
         batch_wait: Seconds to wait for more records after the first of a batch
-            (a flush never waits).
+            (``async`` only; a flush never waits).
     """
 
     def __init__(
@@ -61,6 +75,8 @@ class BackgroundWriter:
         spool: Spool,
         is_outage: Callable[[BaseException], bool],
         name: str,
+        durability: Durability = "async",
+        on_loss: OnLoss = "raise",
         max_queue: int = 10_000,
         max_batch: int = 500,
         on_full: OnFull = "block",
@@ -69,44 +85,88 @@ class BackgroundWriter:
     ) -> None:
         if on_full not in ("block", "spill"):
             raise ConfigError(f"on_full must be 'block' or 'spill', not {on_full!r}")
+        if durability not in ("sync", "async"):
+            raise ConfigError(f"durability must be 'sync' or 'async', not {durability!r}")
+        if on_loss not in ("raise", "log"):
+            raise ConfigError(f"on_loss must be 'raise' or 'log', not {on_loss!r}")
         if max_queue < 1 or max_batch < 1:
             raise ConfigError("max_queue and max_batch must be at least 1")
         self._write, self._prepare, self.spool = write, prepare, spool
         self._is_outage, self.name = is_outage, name
+        self.durability, self.on_loss, self.max_queue = durability, on_loss, max_queue
         self.max_batch, self.on_full, self.retry_interval = max_batch, on_full, retry_interval
-        self.batch_wait = batch_wait
+        self.batch_wait = batch_wait if durability == "async" else 0.0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._urgent = threading.Event()
         self.offline = False
         self._last_attempt = 0.0
-        self.written = 0
-        self.spooled = 0
+        self.written = self.spooled = self.lost = 0
+        self._backlog: list[Record] = []  # neither committed nor spooled; retried
+        self._db_error: str | None = None
+        self._spool_error: str | None = None
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"rpra-writer {name}", daemon=True)
         self._thread.start()
 
     # -- producer side -------------------------------------------------------------
-    def put(self, item: Any) -> None:
-        """Queue an object for writing (blocks or spills when the queue is full)."""
-        if self._closed:
-            raise StoreError(f"the store for {self.name} is closed")
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            if self.on_full == "block":
-                self._queue.put(item)
-            else:
-                self.spill([self._prepare(item)])
+    def _loss_error(self) -> DecisionNotDurableError:
+        return DecisionNotDurableError(
+            pending=len(self._backlog), lost=self.lost, database_error=self._db_error,
+            spool_error=self._spool_error, spool_path=self.spool.path,
+        )  # fmt: skip
 
-    def try_put(self, item: Any) -> bool:
-        """Queue an object if there is room; ``False`` when the queue is full (never blocks, never spills)."""
+    def _enqueue(self, entry: Any, *, block: bool = True) -> None:
         if self._closed:
             raise StoreError(f"the store for {self.name} is closed")
+        if self.on_loss == "raise" and (self._backlog or self.lost):
+            raise self._loss_error()
         try:
-            self._queue.put_nowait(item)
+            self._queue.put_nowait(entry)
         except queue.Full:
-            return False
-        return True
+            if self.on_full == "spill" and not isinstance(entry, _Ticket):
+                self.spill([self._prepare(entry)])
+            elif not block:
+                raise
+            else:
+                self._queue.put(entry)
+        if isinstance(entry, _Ticket):
+            self._urgent.set()
+
+    def put(self, item: Any, *, wait: bool = True) -> None:
+        """Queue an object; in ``sync`` mode (and ``wait``), return once it is committed or spooled.
+
+        Raises:
+            DecisionNotDurableError: the record is neither committed nor spooled
+                (``on_loss="raise"``; in ``async`` mode, raised by the next ``put``).
+            StoreError: the store is closed.
+        """
+        if self.durability == "async" or not wait:
+            self._enqueue(item)
+            return
+        ticket = _Ticket(item)
+        self._enqueue(ticket)
+        self._settle(ticket)
+
+    async def aput(self, item: Any) -> None:
+        """Async twin of :meth:`put`: waits for the commit without blocking the event loop."""
+        entry = item if self.durability == "async" else _Ticket(item)
+        try:
+            self._enqueue(entry, block=False)
+        except queue.Full:
+            await asyncio.to_thread(self._enqueue, entry)
+        if isinstance(entry, _Ticket):
+            try:
+                await entry.await_()
+            except DecisionNotDurableError:
+                if self.on_loss == "raise":
+                    raise
+
+    def _settle(self, ticket: _Ticket) -> None:
+        try:
+            ticket.wait()
+        except DecisionNotDurableError:
+            if self.on_loss == "raise":
+                raise
 
     def spill(self, records: list[Record]) -> None:
         """Write records to the spool now; the writer re-inserts them later."""
@@ -117,32 +177,42 @@ class BackgroundWriter:
         """Block until every object queued so far is in the database or the spool.
 
         Raises:
+            DecisionNotDurableError: records are held in memory only (never a silent loss).
             StoreError: if the writer thread is gone or ``timeout`` expires.
         """
         if not self._thread.is_alive():
-            if self._queue.empty():
+            if self._queue.empty() and not self._backlog:
                 return
             raise StoreError(f"the writer thread for {self.name} is not running; records are still queued")
         marker = _Flush()
         self._queue.put(marker)
         self._urgent.set()
-        if not marker.done.wait(timeout):
+        if not marker.event.wait(timeout):
             raise StoreError(f"flush of {self.name} did not finish within {timeout} s")
+        if marker.error is not None:
+            raise marker.error
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, then stop the thread."""
+        """Flush, then stop the thread (the flush's error, if any, is raised after)."""
         if self._closed:
             return
-        self.flush(timeout)
-        self._closed = True
-        self._queue.put(_STOP)
-        self._urgent.set()
-        self._thread.join(timeout)
+        try:
+            self.flush(timeout)
+        finally:
+            self._closed = True
+            self._queue.put(_STOP)
+            self._urgent.set()
+            self._thread.join(timeout)
 
     @property
     def queued(self) -> int:
         """Objects waiting in the queue."""
         return self._queue.qsize()
+
+    @property
+    def pending(self) -> int:
+        """Records that are neither committed nor spooled (held in memory, retried)."""
+        return len(self._backlog)
 
     # -- the thread ----------------------------------------------------------------
     def _run(self) -> None:
@@ -154,74 +224,122 @@ class BackgroundWriter:
                 logger.exception("the decision writer for %s hit an unexpected error; it keeps running", self.name)
 
     def _step(self) -> bool:
-        wait = self.retry_interval if (self.offline or self.spool.pending()) else None
+        wait = self.retry_interval if (self.offline or self.spool.pending() or self._backlog) else None
         try:
             first = self._queue.get(timeout=wait)
         except queue.Empty:
             self._recover()
             return False
         lingering = self.batch_wait > 0 and self._queue.qsize() + 1 < self.max_batch
-        if lingering and first is not _STOP and not isinstance(first, _Flush):
+        if lingering and first is not _STOP and not isinstance(first, _Ticket):
             # Linger so records accumulate into one transaction. Sleeping on an event (not on
             # the queue) means puts do not wake this thread; a flush or close cuts it short.
             self._urgent.wait(self.batch_wait)
         self._urgent.clear()
-        items, markers, stop = [], [], False
-        next_item: Any = first
+        items: list[tuple[Any, _Ticket | None]] = []
+        markers: list[_Flush] = []
+        stop, entry = False, first
         while True:
-            if next_item is _STOP:
+            if entry is _STOP:
                 stop = True
-            elif isinstance(next_item, _Flush):
-                markers.append(next_item)
+            elif isinstance(entry, _Flush):
+                markers.append(entry)
+            elif isinstance(entry, _Ticket):
+                items.append((entry.item, entry))
             else:
-                items.append(next_item)
+                items.append((entry, None))
             if len(items) >= self.max_batch or stop:
                 break
             try:
-                next_item = self._queue.get_nowait()
+                entry = self._queue.get_nowait()
             except queue.Empty:
                 break
         try:
             if items:
-                self._write_batch(items)
+                self._write_items(items)
             self._recover(force=bool(markers) or stop)
         finally:
+            error = self._loss_error() if (self._backlog or self.lost) else None
             for marker in markers:
-                marker.done.set()
+                marker.resolve(error)
         return stop
 
-    def _write_batch(self, items: list[Any]) -> None:
-        records = []
-        for item in items:
+    def _write_items(self, items: list[tuple[Any, _Ticket | None]]) -> None:
+        records: list[Record] = []
+        owners: list[_Ticket | None] = []
+        for item, ticket in items:
             try:
                 records.append(self._prepare(item))
+                owners.append(ticket)
             except Exception as exc:  # noqa: BLE001
-                logger.error("could not prepare a record for %s (%s); it is dropped", self.name, type(exc).__name__)
-        if self.offline:
-            self.spill(records)
-            return
-        try:
-            self._write(records)
-            self.written += len(records)
-        except Exception as exc:  # noqa: BLE001
-            if self._is_outage(exc):
-                self._go_offline(exc)
-                self.spill(records)
-            else:
-                self._isolate(records)
+                logger.error("could not prepare a record for %s (%s); it is not stored", self.name, type(exc).__name__)
+                if ticket is not None:
+                    ticket.resolve(StoreError(f"could not prepare a record for {self.name}: {type(exc).__name__}"))
+        unsaved = {id(r) for r in self._persist(records)}
+        error = self._loss_error() if unsaved else None
+        for record, ticket in zip(records, owners, strict=True):
+            if ticket is not None:
+                ticket.resolve(error if id(record) in unsaved else None)
 
-    def _isolate(self, records: list[Record]) -> None:
+    def _persist(self, records: list[Record]) -> list[Record]:
+        """Commit, else spool, else keep in the backlog; returns the records only in memory."""
+        if not records:
+            return []
+        if not self.offline:
+            try:
+                self._write(records)
+                self.written += len(records)
+                return []
+            except Exception as exc:  # noqa: BLE001
+                if not self._is_outage(exc):
+                    return self._isolate(records)
+                self._go_offline(exc)
+        return self._spool_or_keep(records)
+
+    def _spool_or_keep(self, records: list[Record]) -> list[Record]:
+        try:
+            self.spill(records)
+        except OSError as exc:
+            self._keep(records, exc)
+            return records
+        if self._spool_error is not None:
+            logger.warning("the spool %s is writable again", self.spool.path)
+            self._spool_error = None
+        return []
+
+    def _keep(self, records: list[Record], exc: OSError) -> None:
+        first = self._spool_error is None
+        self._spool_error = _first_line(exc)
+        self._backlog.extend(records)
+        overflow = len(self._backlog) - self.max_queue
+        if overflow > 0:
+            del self._backlog[:overflow]
+            self.lost += overflow
+            logger.error("the decision backlog of %s is full: %d records dropped", self.name, overflow)
+        if first or self.on_loss == "log":
+            logger.error("%s", self._loss_error())
+
+    def _isolate(self, records: list[Record]) -> list[Record]:
         """Write one by one, so one bad record does not take its batch down with it."""
-        for record in records:
+        unsaved: list[Record] = []
+        for i, record in enumerate(records):
+            if self.offline:
+                unsaved += self._spool_or_keep(records[i:])
+                break
             try:
                 self._write([record])
                 self.written += 1
             except Exception as exc:  # noqa: BLE001
                 if self._is_outage(exc):
                     self._go_offline(exc)
-                    self.spill([record])
+                    unsaved += self._spool_or_keep([record])
                 else:
-                    self.spool.reject(record, type(exc).__name__)
+                    try:
+                        self.spool.reject(record, type(exc).__name__)
+                    except OSError as spool_exc:
+                        self._keep([record], spool_exc)
+                        unsaved.append(record)
+        return unsaved
 
     def replay_batch(self, records: list[Record]) -> None:
         """Write a spooled batch; records the database refuses go to the rejected file.
@@ -243,11 +361,12 @@ class BackgroundWriter:
                     self.spool.reject(record, type(one).__name__)
 
     def _go_offline(self, exc: BaseException) -> None:
+        self._db_error = _first_line(exc)
         if not self.offline:
             logger.warning(
-                "the database %s is unreachable (%s); spooling records to %s and retrying every %.0f s",
+                "the database %s is unavailable (%s); spooling records to %s and retrying every %.0f s",
                 self.name,
-                type(exc).__name__,
+                self._db_error,
                 self.spool.path,
                 self.retry_interval,
             )
@@ -255,12 +374,20 @@ class BackgroundWriter:
         self._last_attempt = time.monotonic()
 
     def _recover(self, force: bool = False) -> None:
-        """Replay the spool when the database is reachable again (or was never down)."""
-        if not self.spool.pending() and not self.offline:
-            return
+        """Retry the backlog, then replay the spool when the database is reachable again."""
         if self.offline and not force and time.monotonic() - self._last_attempt < self.retry_interval:
             return
         if self.offline and force and time.monotonic() - self._last_attempt < min(self.retry_interval, 1.0):
+            if self._backlog:  # the database is still down, but the spool may take them now
+                backlog, self._backlog = self._backlog, []
+                self._spool_or_keep(backlog)  # failing, it puts them back in the backlog
+            return
+        if self._backlog:
+            backlog, self._backlog = self._backlog, []
+            self.offline = False
+            if self._persist(backlog):  # still failing: _persist put them back in the backlog
+                return
+        if not self.spool.pending() and not self.offline:
             return
         try:
             replayed = self.spool.drain(self.replay_batch)
@@ -271,5 +398,5 @@ class BackgroundWriter:
             raise
         if self.offline:
             logger.warning("the database %s is reachable again; %d spooled records replayed", self.name, replayed)
-        self.offline = False
+        self.offline, self._db_error = False, None
         self.written += replayed

@@ -8,7 +8,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, func, select
 
@@ -20,29 +20,44 @@ from rpra_agent.store._privacy import TextMode, TextPolicy, scrub_json, scrub_se
 from rpra_agent.store._queries import insert_artifact, latest_artifact, read_runs, read_verdicts
 from rpra_agent.store._rows import Record, decision_record, run_record, verdict_record
 from rpra_agent.store._spool import Spool
+from rpra_agent.store._sqlfile import FileIdentity
 from rpra_agent.store._sqlio import _with_legs, decision_query, insert_records, is_outage, iter_decisions, make_engine
 from rpra_agent.store._url import DatabaseURL, resolve_url
-from rpra_agent.store._writer import BackgroundWriter, OnFull
+from rpra_agent.store._writer import BackgroundWriter, Durability, OnFull, OnLoss
 from rpra_agent.store.base import Artifact, DecisionFilter
+from rpra_agent.store.errors import DatabaseReplacedError
 
 __all__ = ["SQLDecisionStore"]
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
+OnReplaced = Literal["raise", "recreate"]
 
 
 class SQLDecisionStore:
     """A :class:`~rpra_agent.store.DecisionStore` on SQLAlchemy: SQLite or PostgreSQL (psycopg 3).
 
-    ``add``/``aadd`` only queue the decision; a background thread writes batches. If the
+    A background thread writes batches. With ``durability="sync"``, ``add``/``aadd``
+    return once the decision is committed or spooled (concurrent steps share one
+    transaction); with ``"async"`` they only queue it, and a SIGKILL loses what was
+    queued and not yet committed (see docs/STORAGE.md for the measured window). If the
     database is unreachable, records go to a local JSONL spool and are re-inserted when
-    it is back (automatically, or with :meth:`replay` / ``rpra log replay``). Reads flush
-    the queue first, so a process always reads its own writes.
+    it is back (automatically, or with :meth:`replay` / ``rpra log replay``). If the spool
+    fails too, nothing is dropped silently: see ``on_loss``. Reads flush the queue first,
+    so a process always reads its own writes.
 
     Args:
         url: A database URL (see :func:`rpra_agent.store.open_store`).
         store_text: ``"full"`` (secrets scrubbed), ``"hash"`` (sha256 only) or a
             callable that redacts request/response text.
+        durability: ``"sync"`` (durable before ``add`` returns) or ``"async"`` (batched).
+        on_loss: When neither the database nor the spool takes a record (disk full,
+            read-only, deleted directory): ``"raise"``
+            :class:`~rpra_agent.store.errors.DecisionNotDurableError` from ``add`` (the
+            step fails), or ``"log"`` an ERROR and go on. ``flush`` raises either way.
+        on_replaced: When the SQLite file is deleted or replaced under the store:
+            ``"raise"`` :class:`~rpra_agent.store.errors.DatabaseReplacedError` on reads
+            (writes go to the spool), or ``"recreate"`` the file (logged as an ERROR).
         on_full: When the queue is full, ``"block"`` the caller or ``"spill"`` to the spool.
         max_queue: Queue capacity.
         max_batch: Records per transaction at most.
@@ -64,6 +79,9 @@ class SQLDecisionStore:
         url: str | DatabaseURL,
         *,
         store_text: TextMode | Callable[[str], str] = "full",
+        durability: Durability = "async",
+        on_loss: OnLoss = "raise",
+        on_replaced: OnReplaced = "raise",
         on_full: OnFull = "block",
         max_queue: int = 10_000,
         max_batch: int = 500,
@@ -81,7 +99,12 @@ class SQLDecisionStore:
         self.url = db.masked
         self.text_policy = TextPolicy(store_text)
         self.auto_upgrade = auto_upgrade
+        if on_replaced not in ("raise", "recreate"):
+            raise ConfigError(f"on_replaced must be 'raise' or 'recreate', not {on_replaced!r}")
+        self.on_replaced = on_replaced
         self.engine = make_engine(db, busy_timeout_ms=busy_timeout_ms, connect_timeout_s=connect_timeout_s)
+        path = db.sqlite_path if db.dialect == "sqlite" else None
+        self._file = FileIdentity(path) if path is not None else None
         self._write_engine = self.engine.execution_options(rpra_write=True)
         self._schema_ready = False
         self._schema_lock = threading.Lock()
@@ -90,8 +113,10 @@ class SQLDecisionStore:
             write=self._write_records,
             prepare=self._prepare,
             spool=self.spool,
-            is_outage=is_outage,
+            is_outage=lambda exc: isinstance(exc, DatabaseReplacedError) or is_outage(exc),
             name=self.url,
+            durability=durability,
+            on_loss=on_loss,
             max_queue=max_queue,
             max_batch=max_batch,
             on_full=on_full,
@@ -100,7 +125,8 @@ class SQLDecisionStore:
         )
         self._closed = False
         atexit.register(_close_at_exit, weakref.ref(self))
-        logger.debug("decision store %s (text=%s, on_full=%s)", self.url, self.text_policy.name, on_full)
+        self.durability = durability
+        logger.debug("decision store %s (durability=%s, text=%s)", self.url, durability, self.text_policy.name)
 
     @classmethod
     def from_url(cls, url: str, **opts: Any) -> SQLDecisionStore:
@@ -112,12 +138,30 @@ class SQLDecisionStore:
 
     # -- schema --------------------------------------------------------------------
     def _ensure_schema(self) -> None:
+        self._check_file()
         if self._schema_ready or not self.auto_upgrade:
             return
         with self._schema_lock:
             if not self._schema_ready:
                 _migrate.upgrade(self.engine)
                 self._schema_ready = True
+                if self._file is not None:
+                    self._file.capture()
+
+    def _check_file(self) -> None:
+        """Detect a deleted or replaced SQLite file (its device and inode changed)."""
+        if self._file is None:
+            return
+        with self._schema_lock:
+            error = self._file.changed()
+            if error is None:
+                return
+            if self.on_replaced == "raise":
+                raise error
+            logger.error("%s; re-creating it (on_replaced='recreate')", error)
+            self.engine.dispose()  # drop connections to the old file
+            self._file.forget()
+            self._schema_ready = False
 
     def upgrade(self, revision: str = "head") -> tuple[str | None, str]:
         """Upgrade the schema (what ``rpra db upgrade`` runs); returns ``(before, after)`` revisions."""
@@ -148,19 +192,34 @@ class SQLDecisionStore:
             insert_records(conn, records)
 
     def add(self, decision: Decision) -> None:
-        """Queue a decision for writing (idempotent on its id; returns at once unless the queue is full)."""
+        """Record a decision (idempotent on its id).
+
+        In ``sync`` mode this returns once the decision is committed or spooled; in
+        ``async`` mode it only queues it.
+
+        Raises:
+            DecisionNotDurableError: neither the database nor the spool took it
+                (``on_loss="raise"``; in ``async`` mode, from a later call).
+        """
         self._writer.put(decision)
 
     async def aadd(self, decision: Decision) -> None:
-        """Async twin of :meth:`add`; when the queue is full, blocking or spilling happens off the event loop."""
-        if not self._writer.try_put(decision):
-            await asyncio.to_thread(self._writer.put, decision)
+        """Async twin of :meth:`add`; waiting (sync mode, a full queue) happens off the event loop."""
+        await self._writer.aput(decision)
 
     def upsert_run(
         self, run_id: str, *, thread_id: str | None, paradigm: str, config: Mapping[str, Any], status: str
     ) -> None:
-        """Queue a run's create-or-update (an empty ``config`` keeps the stored snapshot)."""
-        self._writer.put(run_record(run_id, thread_id=thread_id, paradigm=paradigm, config=config, status=status))
+        """Queue a run's create-or-update (an empty ``config`` keeps the stored snapshot).
+
+        Never waits for the commit, in either mode: the queue is first in, first out, so a
+        run's row is committed no later than the next decision added after it (which
+        ``sync`` mode waits for); only a status set after a run's last decision can be
+        lost to a SIGKILL.
+        """
+        self._writer.put(
+            run_record(run_id, thread_id=thread_id, paradigm=paradigm, config=config, status=status), wait=False
+        )
 
     def add_verdicts(self, verdicts: Sequence[Verdict]) -> None:
         """Write verdicts now (idempotent on their ids); spooled if the database is unreachable."""
@@ -238,6 +297,11 @@ class SQLDecisionStore:
 
     # -- durability ----------------------------------------------------------------
     @property
+    def pending(self) -> int:
+        """Records neither committed nor spooled (held in memory and retried; see ``on_loss``)."""
+        return self._writer.pending
+
+    @property
     def offline(self) -> bool:
         """Whether the writer is currently spooling because the database is unreachable."""
         return self._writer.offline
@@ -263,8 +327,10 @@ class SQLDecisionStore:
         if self._closed:
             return
         self._closed = True
-        self._writer.close()
-        self.engine.dispose()
+        try:
+            self._writer.close()  # raises DecisionNotDurableError if records could not be saved
+        finally:
+            self.engine.dispose()
 
     # -- async twins ---------------------------------------------------------------
     async def aflush(self) -> None:

@@ -56,6 +56,7 @@ def test_rpra_serve_command_end_to_end(scripted_gguf, tmp_path):
         "--small", f"gguf:{scripted_gguf(reply='Paris.', grade='great')}",
         "--large", f"gguf:{scripted_gguf(reply='Paris, France.', grade='great')}",
         "--database-url", f"sqlite:///{db}", "--log-level", "warning",
+        "--predictor", "zero-shot",  # trust self-prediction (the default, guarded, defers without evidence)
     ]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -80,6 +81,6 @@ def test_rpra_serve_command_end_to_end(scripted_gguf, tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=30)
-    assert "serving local at" in output and "sk-serve" not in output
+    assert "serving local at" in output and "sk-serve" not in output and "predictor=zero_shot" in output
     with sqlite3.connect(db) as conn:
         assert conn.execute("select route, reason from rpra_decisions").fetchall() == [("small", "predicted_ok")]

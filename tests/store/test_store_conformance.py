@@ -69,7 +69,7 @@ def test_filters_and_order(store):
 
 
 def test_verdicts_and_unjudged(store):
-    ds = [make_decision(run_id="v") for _ in range(3)]
+    ds = [make_decision(run_id="v", step=i) for i in range(3)]  # explicit steps: the order must not depend on other tests
     for d in ds:
         store.add(d)
     good = Verdict(ds[0].id, "great", 1.0, "paper3", "judge-m", "v1", rationale="fine")

@@ -1,0 +1,114 @@
+"""``--predictor`` specs and the guarded predictor (issue 14, item 7)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from langchain_core.messages import HumanMessage
+
+from rpra_agent.core.errors import ConfigError, PredictorError
+from rpra_agent.core.prediction import PredictionRequest
+from rpra_agent.predictors import FineTunedPredictor, ReportCardPredictor, ZeroShotPredictor
+from rpra_agent.predictors.guarded import GuardedPredictor, PriorPredictor
+from rpra_agent.service.predictors import predictor_from_spec
+from rpra_agent.store import InMemoryDecisionStore
+from rpra_agent.testing.adversarial import ObedientChatModel
+
+REQUEST = PredictionRequest(messages=(HumanMessage("hi"),), task="math")
+
+
+class Boom:
+    name, version = "boom", "1"
+    scale = PriorPredictor({"great": 1.0}).scale
+
+    def predict(self, request):
+        raise RuntimeError("secret internals")
+
+    async def apredict(self, request):
+        raise RuntimeError("secret internals")
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "name"),
+    [
+        ("zero-shot", ZeroShotPredictor, "zero_shot"),
+        ("fine-tuned", FineTunedPredictor, "fine_tuned"),
+        ("report-card", ReportCardPredictor, "report_card"),
+        ("prior:0.7", PriorPredictor, "prior_0.7"),
+        ("no-evidence", PriorPredictor, "prior_no_evidence"),
+        ("guarded", GuardedPredictor, "guarded(zero_shot,prior_no_evidence)"),
+        ("guarded:fine-tuned+prior:0.9", GuardedPredictor, "guarded(fine_tuned,prior_0.9)"),
+    ],
+)
+def test_every_spec_builds_its_predictor(spec, kind, name):
+    predictor = predictor_from_spec(spec, ObedientChatModel(), InMemoryDecisionStore())
+    assert isinstance(predictor, kind) and predictor.name == name
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("zero_shot", "unknown --predictor 'zero_shot'"),
+        ("prior:2", r"probability P in \[0, 1\]"),
+        ("guarded:prior:0.5+zero-shot", "guarded:SELF\\+INDEPENDENT"),
+        ("card-stats", "no report card"),
+        ("learned-store", "no learned_predictor artifact"),
+        ("learned:/nonexistent/dir", "not a saved learned predictor"),
+    ],
+)
+def test_bad_specs_say_what_to_do(spec, match):
+    with pytest.raises(ConfigError, match=match):
+        predictor_from_spec(spec, ObedientChatModel(), InMemoryDecisionStore())
+
+
+def test_guarded_keeps_the_lower_p_acceptable_sync_and_async():
+    low = PriorPredictor({"great": 0.2, "bad": 0.8}, name="low")
+    high = PriorPredictor({"great": 0.9, "bad": 0.1}, name="high")
+    for own, other, expect in ((high, low, 0.2), (low, high, 0.2), (high, high, 0.9)):
+        guarded = GuardedPredictor(own, other)
+        p = guarded.predict(REQUEST)
+        q = asyncio.run(guarded.apredict(REQUEST))
+        assert p.p_acceptable == pytest.approx(expect) == q.p_acceptable
+        assert p.predictor == f"guarded({own.name},{other.name})"
+
+
+def test_a_failing_independent_signal_is_a_predictor_error_not_a_crash():
+    guarded = GuardedPredictor(PriorPredictor({"great": 1.0}), Boom())
+    with pytest.raises(PredictorError, match="boom failed: RuntimeError"):
+        guarded.predict(REQUEST)
+    with pytest.raises(PredictorError):
+        asyncio.run(guarded.apredict(REQUEST))
+
+
+def test_scales_must_match_and_priors_must_be_distributions():
+    from rpra_agent.core.grades import GradeScale
+
+    with pytest.raises(ConfigError, match="one grade scale"):
+        GuardedPredictor(PriorPredictor({"great": 1.0}), PriorPredictor({"7": 1.0}, scale=GradeScale.ten_point()))
+    with pytest.raises(ConfigError, match="non-negative weights"):
+        PriorPredictor({"excellent": 1.0})
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RPRA_")}, "PYTHONPATH": str(root)}
+    env["OPENAI_API_KEY"] = "sk-test-" + "0" * 20
+    proc = subprocess.run(
+        [sys.executable, "-c", "from rpra_agent.cli import main; main()", *args],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("command", ["ask", "serve"])
+def test_the_cli_rejects_an_unknown_predictor_naming_the_specs(command, tmp_path):
+    db = f"sqlite:///{tmp_path / 'log.db'}"
+    args = ["ask", "hi", "--db", db] if command == "ask" else ["serve", "--database-url", db, "--port", "0"]
+    code, out = _cli(*args, "--small", "openai:x", "--large", "openai:y", "--predictor", "bogus")
+    assert code == 2 and "unknown --predictor 'bogus'" in out and "learned:PATH" in out
