@@ -69,7 +69,8 @@ def test_filters_and_order(store):
 
 
 def test_verdicts_and_unjudged(store):
-    ds = [make_decision(run_id="v", step=i) for i in range(3)]  # explicit steps: the order must not depend on other tests
+    # explicit times: the stores order by created_at, which must not depend on how many decisions other tests made
+    ds = [make_decision(run_id="v", step=i, created_at=f"2026-11-25T10:00:0{i}+00:00") for i in range(3)]
     for d in ds:
         store.add(d)
     good = Verdict(ds[0].id, "great", 1.0, "paper3", "judge-m", "v1", rationale="fine")
