@@ -121,24 +121,3 @@ def test_missing_sqlite_file_is_reported_not_created(tmp_path):
     with pytest.raises(ToolException, match="does not exist"):
         tool.query("select 1")
     assert not (tmp_path / "none.db").exists()
-
-
-@pytest.mark.postgres
-def test_postgres_read_only_transaction_and_table_guard(postgres_url, tmp_path):
-    import psycopg
-
-    fill(postgres_url, tmp_path)
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("create table secrets (v text)")
-        conn.execute("insert into secrets values ('hunter2')")
-    sql = DecisionLogSQL(postgres_url)
-    assert (
-        sql.query("select route, count(*) as n from rpra_decisions group by route order by route").splitlines()[1]
-        == "large\t3"
-    )
-    with pytest.raises(SQLRefused, match="secrets"):
-        sql.query("select * from secrets")
-    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-        sql._postgres("delete from rpra_decisions", 10)  # bypassing validation: the transaction still says no
-    with psycopg.connect(postgres_url) as conn:
-        assert conn.execute("select count(*) from rpra_decisions").fetchone() == (5,)
