@@ -36,7 +36,9 @@ def _authorizer(action: int, arg1: str | None, arg2: str | None, dbname: str | N
     if action in (sqlite3.SQLITE_SELECT, _RECURSIVE):
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_READ:
-        return sqlite3.SQLITE_OK if (arg1 or "").startswith("rpra_") or not arg1 else sqlite3.SQLITE_DENY
+        if dbname is None:  # a common table expression or subquery, not a stored table
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_OK if dbname == "main" and (arg1 or "").startswith("rpra_") else sqlite3.SQLITE_DENY
     if action == sqlite3.SQLITE_FUNCTION:
         name = (arg2 or "").lower()
         return sqlite3.SQLITE_OK if name in SQLITE_FUNCTIONS or name.startswith("json") else sqlite3.SQLITE_DENY
