@@ -19,6 +19,7 @@ The database, not the tool's parser, keeps the tool read-only:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -186,7 +187,8 @@ def create_reader_role(admin_url: str, role: str = "rpra_reader", password: str 
     if db is None or db.dialect != "postgresql":
         raise ConfigError("create_reader_role needs a postgresql:// URL of the decision log's owner")
     with psycopg.connect(db.libpq, autocommit=True) as conn:
-        database, schema = conn.execute("SELECT current_database(), current_schema()").fetchone()
+        row = conn.execute("SELECT current_database(), current_schema()").fetchone()
+        database, schema = (str(row[0]), str(row[1])) if row else ("", "public")
         existing = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
         tables = [t.name for t in metadata.sorted_tables if t.name in existing]
         if not tables:
@@ -214,6 +216,7 @@ def run_postgres(libpq: str, sql_text: str, limit: int, *, timeout_s: float, cel
         ValueError: when the query has more than ``max_columns`` columns.
     """
     body = sql_text.replace("%", "%%")  # the query is sent with one bound parameter, the LIMIT
+    deadline = time.monotonic() + timeout_s
     with _connect(libpq, timeout_s) as conn:
         conn.read_only = True
         try:
@@ -226,6 +229,8 @@ def run_postgres(libpq: str, sql_text: str, limit: int, *, timeout_s: float, cel
                 cells = ", ".join(f"left(rpra_q.c{i}::text, {int(cell_chars) + 1})" for i in range(len(names)))
                 aliases = ", ".join(f"c{i}" for i in range(len(names)))
                 alias = f"rpra_q({aliases})" if names else "rpra_q"
+                left_ms = max(1, int((deadline - time.monotonic()) * 1000))  # one time limit for both statements
+                cur.execute("SELECT set_config('statement_timeout', %s, true)", (str(left_ms),))
                 cur.execute(f"SELECT {cells} FROM ({body}\n) AS {alias} LIMIT %s", (limit + 1,))  # type: ignore[arg-type]
                 return names, cur.fetchmany(limit + 1)
         finally:

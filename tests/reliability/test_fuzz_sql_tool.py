@@ -48,7 +48,7 @@ EXPENSIVE = [
     "length(replace(hex(zeroblob(400000)),'0','00'))",
 ]
 TIMEOUT_S = 1.0
-MARGIN_S = 2.0  # one step SQLite cannot interrupt, process start-up, a loaded machine
+MARGIN_S = 3.0  # one step SQLite cannot interrupt, process start-up, a loaded machine
 
 
 def statements():
