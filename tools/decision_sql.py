@@ -1,50 +1,60 @@
 """A read-only SQL tool over the decision log (SQLite or PostgreSQL).
 
-Three independent guards, so one mistake cannot turn into a write:
+Read-only is enforced by the database, not by parsing the query:
 
-1. the statement is validated: exactly one ``SELECT``/``WITH`` statement, with no
-   data-changing or file/server-touching keyword or function outside string literals;
-2. the connection is read-only: SQLite is opened with ``mode=ro`` and an authorizer
-   that allows only reads of the ``rpra_*`` tables and a whitelist of functions;
-   PostgreSQL runs in a ``READ ONLY`` transaction that is always rolled back, and the
-   query's plan (``EXPLAIN``) may only touch ``rpra_*`` relations;
-3. resources are bounded: a row limit, truncated cells and a time limit.
+- PostgreSQL: the tool connects as a reader role that may only ``SELECT`` the
+  ``rpra_*`` tables, and refuses to start on a role that can do more
+  (:func:`check_reader_role`; :func:`create_reader_role` makes such a role). Each query
+  is a subquery, sent as one statement with the extended protocol, in a ``READ ONLY``
+  transaction that is always rolled back, with a server-side ``statement_timeout``, a
+  server-side ``LIMIT`` and cells cut by the server (``tools/_sql_postgres.py``).
+- SQLite: a ``mode=ro`` + ``query_only`` connection with an authorizer, SQLite's limit
+  API on value sizes, a progress-handler time limit and row-by-row fetching
+  (``tools/_sql_sqlite.py``).
+
+:func:`check_query` (one ``SELECT``/``WITH`` statement, no writing keyword outside
+literals) stays as a first guard that gives the model a clear message early; nothing
+relies on it.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sqlite3
-import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.redact import scrub_secrets
 from rpra_agent.store._url import resolve_url
 from tools._common import validation_message
+from tools._sql_postgres import check_reader_role, create_reader_role, reader_role_sql, run_postgres
+from tools._sql_sqlite import run_sqlite
 
-__all__ = ["DecisionLogSQL", "SQLRefused", "check_query"]
+__all__ = ["DecisionLogSQL", "SQLRefused", "check_query", "check_reader_role", "create_reader_role", "reader_role_sql"]
 
 MAX_QUERY_CHARS = 5000
+#: The tool schema's ``maxLength``: llama.cpp's JSON-schema grammar fails on 5000.
+MAX_TOOL_QUERY_CHARS = 1000
 _FORBIDDEN = frozenset(
     "insert update delete drop alter create attach detach pragma truncate grant revoke vacuum copy call do lock "
     "set reset listen notify unlisten execute prepare deallocate into merge upsert reindex analyze comment "
-    "security refresh cluster discard load import begin commit rollback savepoint release checkpoint "
+    "security refresh cluster discard load import begin commit rollback savepoint release checkpoint end abort "
     "load_extension readfile writefile edit fts3_tokenizer pg_read_file pg_read_binary_file pg_ls_dir pg_stat_file "
-    "lo_import lo_export lo_get lo_put lo_from_bytea dblink dblink_exec pg_sleep pg_sleep_for pg_sleep_until "
-    "set_config pg_terminate_backend pg_cancel_backend pg_reload_conf pg_promote pg_rotate_logfile "
-    "pg_switch_wal pg_create_restore_point nextval setval currval query_to_xml".split()
+    "lo_import lo_export lo_get lo_put lo_from_bytea lo_create lo_unlink dblink dblink_exec pg_sleep pg_sleep_for "
+    "pg_sleep_until set_config pg_terminate_backend pg_cancel_backend pg_reload_conf pg_promote pg_rotate_logfile "
+    "pg_switch_wal pg_create_restore_point nextval setval currval query_to_xml table_to_xml database_to_xml "
+    "schema_to_xml cursor_to_xml query_to_xml_and_xmlschema table_to_xml_and_xmlschema".split()
 )
-_SQLITE_FUNCTIONS = frozenset(
-    "abs avg count coalesce group_concat string_agg ifnull iif instr length like glob lower upper ltrim rtrim trim "
-    "max min nullif printf format quote round substr substring sum total typeof date time datetime julianday "
-    "strftime unixepoch replace hex unicode char sign ceil ceiling floor".split()
+# Comments; E'...' strings (backslash escapes); '...' strings; "identifiers"; $tag$...$tag$ not glued to a word.
+_LEX = re.compile(
+    r"--[^\n]*|/\*.*?(\*/|$)|(?<![\w$])[eE]'(?:[^'\\]|\\.|'')*('|$)|'(?:[^']|'')*('|$)"
+    r"|\"(?:[^\"]|\"\")*(\"|$)|(?<![\w$])\$([A-Za-z_]\w*|)\$.*?(\$\5\$|$)",
+    re.S,
 )
-_LEX = re.compile(r"--[^\n]*|/\*.*?(\*/|$)|'(?:[^']|'')*('|$)|\"(?:[^\"]|\"\")*(\"|$)|\$(\w*)\$.*?(\$\4\$|$)", re.S)
 
 
 class SQLRefused(ValueError):
@@ -91,71 +101,61 @@ def check_query(sql: str) -> str:
     return text.rstrip().rstrip(";").rstrip()
 
 
-def _cell(value: Any, width: int = 200) -> str:
+def _cell(value: Any, width: int) -> str:
     text = json.dumps(value, default=str) if isinstance(value, dict | list) else "NULL" if value is None else str(value)
     text = text.replace("\t", " ").replace("\n", " ")
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _format(columns: Sequence[str], rows: Sequence[Sequence[Any]], limit: int) -> str:
+def _format(columns: Sequence[str], rows: Sequence[Sequence[Any]], limit: int, width: int) -> str:
     shown = rows[:limit]
-    lines = ["\t".join(columns), *("\t".join(_cell(v) for v in row) for row in shown)]
+    lines = ["\t".join(columns), *("\t".join(_cell(v, width) for v in row) for row in shown)]
     note = f"({len(shown)} row{'s' if len(shown) != 1 else ''}"
     note += f"; stopped at the limit of {limit}, refine the query)" if len(rows) > limit else ")"
     return "\n".join(lines + [note])
 
 
 class DecisionLogSQL:
-    """Runs validated read-only queries on the decision log.
+    """Runs read-only queries on the decision log, with least privilege the database enforces.
+
+    On PostgreSQL, ``url`` must name a reader role (see :func:`create_reader_role`): the
+    constructor checks the role's privileges and refuses one that can write, create
+    objects or read a table outside the decision log. On SQLite the file is opened
+    read-only. :func:`check_query` runs first, but only as a first guard.
 
     Args:
-        url: The decision log's database URL (``sqlite:///...`` or ``postgresql://...``).
+        url: The decision log's database URL (``sqlite:///...`` or ``postgresql://reader@...``).
         max_rows: The largest row limit a query may ask for.
-        timeout_s: Time limit per query.
+        timeout_s: Time limit per query (a progress handler on SQLite, ``statement_timeout`` on PostgreSQL).
+        cell_chars: Longer cells are cut (server-side on PostgreSQL).
+        max_value_bytes: SQLite's limit on any string or blob a query makes or reads.
+        max_columns: The most columns a result may have.
 
     Raises:
-        ValueError: when the URL is not an SQL database (e.g. ``memory://``).
+        ConfigError: when the URL is not an SQL database (e.g. ``memory://``), or the
+            PostgreSQL role may do more than read the decision log.
     """
 
-    def __init__(self, url: str, *, max_rows: int = 200, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, max_rows: int = 200, timeout_s: float = 5.0, cell_chars: int = 200,
+                 max_value_bytes: int = 1_000_000, max_columns: int = 64) -> None:  # fmt: skip
         db = resolve_url(url)
         if db is None or (db.dialect == "sqlite" and db.sqlite_path is None):
-            raise ValueError(f"the SQL tool needs an SQLite file or PostgreSQL database, not {url!r}")
+            raise ConfigError(f"the SQL tool needs an SQLite file or PostgreSQL database, not {scrub_secrets(url)!r}")
         self.db, self.max_rows, self.timeout_s = db, max_rows, timeout_s
+        self.cell_chars, self.max_value_bytes, self.max_columns = cell_chars, max_value_bytes, max_columns
+        if db.dialect == "postgresql":
+            check_reader_role(db.libpq, timeout_s=timeout_s)
 
-    # -- SQLite ------------------------------------------------------------------
     def _sqlite(self, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]]]:
         path = self.db.sqlite_path
         if path is None or not path.exists():
             raise ToolException(f"Error: the decision log {path} does not exist yet")
-        conn = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=self.timeout_s)
-        try:
-            deadline = time.monotonic() + self.timeout_s
-            conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-            conn.set_authorizer(_sqlite_authorizer)
-            cursor = conn.execute(sql)
-            return [d[0] for d in cursor.description or ()], cursor.fetchmany(limit + 1)
-        finally:
-            conn.close()
+        return run_sqlite(path, sql, limit, timeout_s=self.timeout_s, cell_chars=self.cell_chars,
+                          max_value_bytes=self.max_value_bytes, max_columns=self.max_columns)  # fmt: skip
 
-    # -- PostgreSQL --------------------------------------------------------------
     def _postgres(self, sql: str, limit: int) -> tuple[list[str], list[tuple[Any, ...]]]:
-        import psycopg
-
-        with psycopg.connect(self.db.libpq, connect_timeout=max(1, int(self.timeout_s))) as conn:
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SET TRANSACTION READ ONLY")
-                    cur.execute(f"SET LOCAL statement_timeout = {int(self.timeout_s * 1000)}")
-                    cur.execute("EXPLAIN (FORMAT JSON) " + sql)  # type: ignore[arg-type]
-                    plan = cur.fetchone()
-                    outside = sorted(r for r in _relations(plan[0] if plan else []) if not r.startswith("rpra_"))
-                    if outside:
-                        raise SQLRefused(f"only the decision log's rpra_* tables may be read, not {', '.join(outside)}")
-                    cur.execute(sql)  # type: ignore[arg-type]
-                    return [d.name for d in cur.description or ()], cur.fetchmany(limit + 1)
-            finally:
-                conn.rollback()
+        return run_postgres(self.db.libpq, sql, limit, timeout_s=self.timeout_s, cell_chars=self.cell_chars,
+                            max_columns=self.max_columns)  # fmt: skip
 
     def query(self, sql: str, limit: int = 50) -> str:
         """Run one read-only query and format at most ``limit`` rows as tab-separated text.
@@ -175,8 +175,10 @@ class DecisionLogSQL:
             raise
         except Exception as exc:  # the database's own refusal or error, reported to the model
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "interrupted" in message or "statement timeout" in message:
+                message += f" (the time limit is {self.timeout_s:g} s: narrow the query)"
             raise ToolException(f"Error: the database refused the query: {message}") from None
-        return _format(columns, rows, limit)
+        return _format(columns, rows, limit, self.cell_chars)
 
     def tool(self) -> BaseTool:
         """The ``query_decision_log`` tool."""
@@ -197,30 +199,6 @@ class DecisionLogSQL:
         )
 
 
-def _relations(plan: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(plan, dict):
-        if "Relation Name" in plan:
-            found.add(str(plan["Relation Name"]))
-        for value in plan.values():
-            found |= _relations(value)
-    elif isinstance(plan, list):
-        for item in plan:
-            found |= _relations(item)
-    return found
-
-
-def _sqlite_authorizer(action: int, arg1: str | None, arg2: str | None, dbname: str | None, source: str | None) -> int:
-    if action == sqlite3.SQLITE_SELECT or action == getattr(sqlite3, "SQLITE_RECURSIVE", 33):
-        return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_READ:
-        return sqlite3.SQLITE_OK if (arg1 or "").startswith("rpra_") or not arg1 else sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_FUNCTION:
-        name = (arg2 or "").lower()
-        return sqlite3.SQLITE_OK if name in _SQLITE_FUNCTIONS or name.startswith("json") else sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_DENY
-
-
 def _describe() -> str:
     try:
         from rpra_agent.store._schema import metadata
@@ -236,6 +214,6 @@ def _describe() -> str:
 
 class _QueryInput(BaseModel):
     sql: str = Field(
-        description="A single SELECT statement over the rpra_* tables.", min_length=1, max_length=MAX_QUERY_CHARS
+        description="A single SELECT statement over the rpra_* tables.", min_length=1, max_length=MAX_TOOL_QUERY_CHARS
     )
     limit: int = Field(default=50, ge=1, le=200, description="Maximum number of rows to return.")

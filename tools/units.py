@@ -91,10 +91,11 @@ def convert(value: float, from_unit: str, to_unit: str) -> float:
         The converted value.
 
     Raises:
-        UnitError: on an unknown unit, incompatible dimensions, a non-finite value
-            or a temperature below absolute zero.
+        UnitError: on an unknown unit, incompatible dimensions, a non-finite value,
+            a result beyond the float range (never ``inf``) or a temperature below
+            absolute zero.
     """
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(_float(value)):
         raise UnitError(f"the value must be a finite number, not {value!r}")
     src, dst = _canonical(from_unit), _canonical(to_unit)
     if src in _TEMPERATURE or dst in _TEMPERATURE:
@@ -102,14 +103,28 @@ def convert(value: float, from_unit: str, to_unit: str) -> float:
             raise UnitError(
                 f"cannot convert between {from_unit!r} and {to_unit!r}: only temperatures convert to temperatures"
             )
-        kelvin = _to_kelvin(float(value), src)
+        kelvin = _to_kelvin(_float(value), src)
         if kelvin < 0:
             raise UnitError(f"{value} {from_unit} is below absolute zero")
-        return _from_kelvin(kelvin, dst)
+        return _finite(_from_kelvin(kelvin, dst), value, from_unit, to_unit)
     (src_dim, src_factor), (dst_dim, dst_factor) = _UNITS[src], _UNITS[dst]
     if src_dim != dst_dim:
         raise UnitError(f"cannot convert {src_dim} ({from_unit!r}) to {dst_dim} ({to_unit!r})")
-    return float(value) * src_factor / dst_factor
+    return _finite(_float(value) * src_factor / dst_factor, value, from_unit, to_unit)
+
+
+def _float(value: float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond the float range
+        raise UnitError("the value is too large (floats reach about 1.8e308)") from None
+
+
+def _finite(result: float, value: float, from_unit: str, to_unit: str) -> float:
+    """``result``, unless the conversion overflowed (an error, never ``inf``)."""
+    if not math.isfinite(result):
+        raise UnitError(f"overflow: {value:g} {from_unit} is beyond the float range in {to_unit} (about 1.8e308)")
+    return result
 
 
 class _ConvertInput(BaseModel):

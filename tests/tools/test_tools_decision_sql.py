@@ -1,10 +1,12 @@
 import sqlite3
+import time
 
 import pytest
 from langchain_core.tools import ToolException
 
 from rpra_agent.core.decision import Decision
 from rpra_agent.store import open_store
+from tests.tools._graph import tool_results_through_graph
 from tools.decision_sql import DecisionLogSQL, SQLRefused, check_query
 
 
@@ -123,22 +125,89 @@ def test_missing_sqlite_file_is_reported_not_created(tmp_path):
     assert not (tmp_path / "none.db").exists()
 
 
-@pytest.mark.postgres
-def test_postgres_read_only_transaction_and_table_guard(postgres_url, tmp_path):
-    import psycopg
+def _big_db(tmp_path, n=200):
+    path = tmp_path / "log.db"
+    store = open_store(f"sqlite:///{path}", spool_path=str(tmp_path / "spool.jsonl"))
+    for i in range(n):
+        store.add(decision(step=i))
+    store.close()
+    return path
 
-    fill(postgres_url, tmp_path)
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute("create table secrets (v text)")
-        conn.execute("insert into secrets values ('hunter2')")
-    sql = DecisionLogSQL(postgres_url)
-    assert (
-        sql.query("select route, count(*) as n from rpra_decisions group by route order by route").splitlines()[1]
-        == "large\t3"
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        # issue 14: 48 s and 5 GB of RSS. printf's time grows with its precision, which no
+        # progress handler interrupts, so the authorizer does not allow it.
+        ("SELECT printf('%.*c',100000000,'x') FROM rpra_decisions", "not authorized"),
+        ("SELECT format('%.*c',100000000,'x') FROM rpra_decisions", "not authorized"),
+        # every string is bounded by SQLite's limit API (SQLITE_LIMIT_LENGTH)
+        ("WITH RECURSIVE r(s) AS (SELECT 'xx' UNION ALL SELECT s || s FROM r) SELECT length(s) FROM r", "too big"),
+        ("SELECT length(group_concat(hex(a.reason) || b.run_id)) FROM "
+         "rpra_decisions AS a, rpra_decisions AS b, rpra_decisions AS c", "too big|interrupted"),
+        # the time limit holds inside one statement (progress handler)
+        ("WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r", "interrupted"),
+        ("SELECT zeroblob(1000000000)", "not authorized"),
+    ],
+)  # fmt: skip
+def test_sqlite_time_and_size_are_bounded(tmp_path, sql, message):
+    sql_tool = DecisionLogSQL(f"sqlite:///{_big_db(tmp_path)}", timeout_s=1.0, max_value_bytes=100_000)
+    started = time.monotonic()
+    with pytest.raises(ToolException, match=message):
+        sql_tool.query(sql, limit=200)
+    assert time.monotonic() - started < 3.0
+
+
+def test_sqlite_string_functions_are_linear(tmp_path):
+    sql_tool = DecisionLogSQL(f"sqlite:///{_big_db(tmp_path, 3)}", timeout_s=5.0)
+    a_million = "(WITH RECURSIVE r(s) AS (SELECT 'aaaa' UNION ALL SELECT s || s FROM r WHERE length(s) < 500000) SELECT max(s) FROM r)"
+    half = "(WITH RECURSIVE r(s) AS (SELECT 'aaaa' UNION ALL SELECT s || s FROM r WHERE length(s) < 250000) SELECT max(s) || 'b' FROM r)"
+    started = time.monotonic()
+    out = sql_tool.query(
+        f"SELECT instr({a_million}, {half}), length(replace({a_million}, {half}, 'x')), length(trim({a_million}, {half}))"
     )
-    with pytest.raises(SQLRefused, match="secrets"):
-        sql.query("select * from secrets")
-    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-        sql._postgres("delete from rpra_decisions", 10)  # bypassing validation: the transaction still says no
-    with psycopg.connect(postgres_url) as conn:
-        assert conn.execute("select count(*) from rpra_decisions").fetchone() == (5,)
+    assert out.splitlines()[1] == "0\t524288\t0" and time.monotonic() - started < 2.0  # SQLite's own: O(n*m), seconds
+    assert (
+        sql_tool.query(
+            "SELECT instr('abc', 'c'), replace('abc', 'b', 'x'), trim('  a '), ltrim('xxa', 'x')"
+        ).splitlines()[1]
+        == "3\taxc\ta\ta"
+    )
+
+
+def test_sqlite_rows_are_cut_as_they_are_fetched(tmp_path):
+    path = _big_db(tmp_path, 3)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE rpra_decisions SET reason = ?", ("y" * 900_000,))
+    sql_tool = DecisionLogSQL(f"sqlite:///{path}")
+    names, rows = sql_tool._sqlite("SELECT reason, step FROM rpra_decisions", 10)
+    assert names == ["reason", "step"] and [len(r[0]) for r in rows] == [201] * 3
+    with pytest.raises(ToolException, match="too big"):
+        DecisionLogSQL(f"sqlite:///{path}", max_value_bytes=100_000).query("SELECT reason FROM rpra_decisions")
+
+
+def test_sqlite_attacks_as_a_model_s_tool_calls_through_the_graph(tmp_path):
+    path = _big_db(tmp_path, 30)
+    tool = DecisionLogSQL(f"sqlite:///{path}", timeout_s=1.0).tool()
+    calls = [
+        ("query_decision_log", {"sql": "SELECT printf('%.*c',100000000,'x') FROM rpra_decisions"}),
+        ("query_decision_log", {"sql": "SELECT E'\\''; COMMIT; DELETE FROM rpra_decisions; --'"}),
+        ("query_decision_log", {"sql": "SELECT 1 AS a$b$; COMMIT; CREATE TABLE pwned(x int); --"}),
+        ("query_decision_log", {"sql": "SELECT count(*) AS n FROM rpra_decisions"}),
+    ]
+    started = time.monotonic()
+    results, _ = tool_results_through_graph([tool], calls)
+    assert time.monotonic() - started < 10
+    assert [r.status for r in results] == ["error"] * 3 + ["success"]
+    assert results[-1].content.splitlines()[:2] == ["n", "30"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM rpra_decisions").fetchone() == (30,)
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'pwned'").fetchone() == (0,)
+
+
+def test_tool_schema_has_no_long_max_length():
+    import json
+
+    schema = json.dumps(DecisionLogSQL("sqlite:///x.db").tool().tool_call_schema.model_json_schema())
+    lengths = [int(x) for x in __import__("re").findall(r'"maxLength": (\d+)', schema)]
+    assert lengths and max(lengths) <= 1000

@@ -44,3 +44,27 @@ def test_tool_reports_errors_as_messages():
     assert unit_converter.invoke({"value": 5, "from_unit": "km", "to_unit": "m"}) == "5 km = 5000 m"
     assert unit_converter.invoke({"value": 1, "from_unit": "kg", "to_unit": "s"}).startswith("Error: cannot convert")
     assert "value" in unit_converter.invoke({"value": "lots", "from_unit": "kg", "to_unit": "g"})
+
+
+@pytest.mark.parametrize(
+    ("value", "src", "dst"),
+    [
+        (1e308, "tb", "b"),  # issue 14: came back as "inf b"
+        (-1e308, "tb", "b"),
+        (1e308, "mi2", "cm2"),
+        (1.7e308, "F", "C"),
+        (1e308, "C", "F"),
+        (10**400, "m", "km"),
+    ],
+)
+def test_overflow_is_an_error_never_inf(value, src, dst):
+    with pytest.raises(UnitError, match="overflow|too large"):
+        convert(value, src, dst)
+    out = unit_converter.invoke({"type": "tool_call", "id": "1", "name": "convert_units",
+                                 "args": {"value": value, "from_unit": src, "to_unit": dst}})  # fmt: skip
+    assert out.status == "error" and "inf" not in out.content.replace("finite", "")
+
+
+def test_the_largest_finite_conversions_still_work():
+    assert convert(1e308, "b", "tb") == pytest.approx(1e296)
+    assert convert(1e296, "tb", "b") == pytest.approx(1e308)
