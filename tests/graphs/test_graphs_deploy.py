@@ -20,6 +20,8 @@ def env(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     url = f"sqlite:///{tmp_path / 'log.db'}"
     monkeypatch.setenv("RPRA_DATABASE_URL", url)
+    # these tests model a trusted small model; the default (guarded) defers until the log holds evidence
+    monkeypatch.setenv("RPRA_PREDICTOR", "zero-shot")
     return monkeypatch, url
 
 
@@ -149,3 +151,14 @@ def test_qa_graph_on_synthesized_gguf_models(env, scripted_gguf):
     (d,) = decisions_from_state(out)
     assert d.route == "small" and d.prediction is not None and d.prediction.grade == "great"
     module.components.store.close()
+
+
+@pytest.mark.llama
+def test_the_default_predictor_defers_until_the_log_holds_evidence(env, scripted_gguf):
+    monkeypatch, _ = env
+    monkeypatch.delenv("RPRA_PREDICTOR")
+    monkeypatch.setenv("RPRA_SMALL_MODEL", f"gguf:{scripted_gguf(reply='Paris.', grade='great')}")
+    monkeypatch.setenv("RPRA_LARGE_MODEL", f"gguf:{scripted_gguf(reply='Paris, France.', grade='great')}")
+    module, graph = load(GRAPHS["rpra_qa"])
+    out = graph.invoke({"messages": [HumanMessage("Capital of France?")]})
+    assert out["messages"][-1].content == "Paris, France."  # the self-report alone cannot keep the step small
