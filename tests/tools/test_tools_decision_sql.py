@@ -211,3 +211,17 @@ def test_tool_schema_has_no_long_max_length():
     schema = json.dumps(DecisionLogSQL("sqlite:///x.db").tool().tool_call_schema.model_json_schema())
     lengths = [int(x) for x in __import__("re").findall(r'"maxLength": (\d+)', schema)]
     assert lengths and max(lengths) <= 1000
+
+
+def test_the_documented_reader_role_sql_is_the_helper_s():
+    import re
+    from pathlib import Path
+
+    from rpra_agent.store._schema import metadata
+    from tools.decision_sql import reader_role_sql
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "RELIABILITY.md").read_text()
+    block = re.search(r"```sql\n(.*?)```", docs[docs.index("## Tools") :], re.S).group(1)
+    expected = ["CREATE ROLE \"rpra_reader\" LOGIN PASSWORD 'reader-password';"]
+    expected += [s + ";" for s in reader_role_sql("rpra_reader", "rpra", [t.name for t in metadata.sorted_tables])]
+    assert block.strip().splitlines() == expected
