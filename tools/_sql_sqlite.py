@@ -58,19 +58,20 @@ def _instr(haystack: Any, needle: Any) -> int | None:
     return h.find(n) + 1  # type: ignore[arg-type]
 
 
-def _replace(text: Any, old: Any, new: Any) -> Any:
-    t, o, n = _text(text), _text(old), _text(new)
-    if t is None or o is None or n is None:
-        return None
-    if not o:
-        return t
-    if isinstance(t, bytes) or isinstance(o, bytes) or isinstance(n, bytes):
+def _replacer(max_bytes: int) -> Any:
+    def replace(text: Any, old: Any, new: Any) -> Any:
+        t, o, n = _text(text), _text(old), _text(new)
+        if t is None or o is None or n is None:
+            return None
+        if not o:
+            return t
+        if isinstance(t, bytes) or isinstance(o, bytes) or isinstance(n, bytes):
+            t, o, n = (v if isinstance(v, bytes) else v.encode() for v in (t, o, n))
+        if len(t) + t.count(o) * (len(n) - len(o)) > max_bytes:  # type: ignore[arg-type]
+            raise ValueError("string or blob too big")  # checked before anything is allocated
+        return t.replace(o, n)  # type: ignore[arg-type]
 
-        def raw(v: str | bytes) -> bytes:
-            return v if isinstance(v, bytes) else v.encode()
-
-        return raw(t).replace(raw(o), raw(n))
-    return t.replace(o, n)  # type: ignore[arg-type]
+    return replace
 
 
 def _trimmer(method: str) -> Any:
@@ -115,7 +116,7 @@ def run_sqlite(path: Path, sql: str, limit: int, *, timeout_s: float, cell_chars
         ):
             conn.setlimit(getattr(sqlite3, name), value)
         conn.create_function("instr", 2, _instr, deterministic=True)
-        conn.create_function("replace", 3, _replace, deterministic=True)
+        conn.create_function("replace", 3, _replacer(max_value_bytes), deterministic=True)
         for name in ("trim", "ltrim", "rtrim"):
             method = {"trim": "strip", "ltrim": "lstrip", "rtrim": "rstrip"}[name]
             conn.create_function(name, 1, _trimmer(method), deterministic=True)

@@ -225,3 +225,24 @@ def test_the_documented_reader_role_sql_is_the_helper_s():
     expected = ["CREATE ROLE \"rpra_reader\" LOGIN PASSWORD 'reader-password';"]
     expected += [s + ";" for s in reader_role_sql("rpra_reader", "rpra", [t.name for t in metadata.sorted_tables])]
     assert block.strip().splitlines() == expected
+
+
+def test_sqlite_replace_checks_its_result_size_before_allocating(tmp_path):
+    import tracemalloc
+
+    sql_tool = DecisionLogSQL(f"sqlite:///{_big_db(tmp_path, 3)}", max_value_bytes=1_000_000)
+
+    def doubled(limit):
+        return f"(WITH RECURSIVE r(s) AS (SELECT 'aaaa' UNION ALL SELECT s || s FROM r WHERE length(s) < {limit}) SELECT max(s) FROM r)"
+
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(ToolException, match="raised exception|too big"):  # 524,288 * 2,048: a 1 GB string
+            sql_tool.query(f"SELECT length(replace({doubled(500_000)}, 'a', {doubled(2000)}))")
+        elapsed = time.monotonic() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 2.0 and peak < 50_000_000
+    assert sql_tool.query("SELECT replace(x'616161', x'61', x'62') = x'626262'").splitlines()[1] == "1"
