@@ -40,6 +40,8 @@ def fill(url, tmp_path):
         "WITH d AS (SELECT * FROM rpra_decisions) SELECT count(*) FROM d",
         "select ';' as semicolon, 'drop table x' as words -- a comment; delete",
         'select "route" from rpra_decisions /* update */',
+        "select case when route = 'small' then 1 else 0 end as small from rpra_decisions",
+        "select E'it''s', E'a\\'b', $$x; y$$, $t$z$t$ from rpra_decisions",
     ],
 )
 def test_validation_accepts_single_selects(sql):
@@ -57,6 +59,9 @@ def test_validation_accepts_single_selects(sql):
         ("ATTACH DATABASE 'x.db' AS x", "only read-only SELECT"),
         ("select 1; delete from rpra_decisions", "only one statement"),
         ("select 1; select 2", "only one statement"),
+        ("SELECT E'\\''; COMMIT; DELETE FROM rpra_decisions; --'", "only one statement"),
+        ("SELECT 1 AS a$b$; COMMIT; CREATE TABLE pwned(x int); --", "only one statement"),
+        ("select table_to_xml('customer_secrets', true, false, '')", "table_to_xml"),
         ("with x as (delete from rpra_decisions returning *) select * from x", "delete"),
         ("select * into backup from rpra_decisions", "into"),
         ("select * from rpra_decisions for update", "update"),
