@@ -178,6 +178,11 @@ def test_sqlite_string_functions_are_linear(tmp_path):
         ).splitlines()[1]
         == "3\taxc\ta\ta"
     )
+    assert sql_tool.query("SELECT rtrim('axx', 'x'), hex(trim(x'0061', x'00')), trim(5)").splitlines()[1] == "a\t61\t5"
+    b_then_a = "(WITH RECURSIVE r(s) AS (SELECT 'bbbb' UNION ALL SELECT s || s FROM r WHERE length(s) < 250000) SELECT max(s) || 'a' FROM r)"
+    started = time.monotonic()  # every character of the text is in the set, found last: str.strip is O(n*m) here
+    assert sql_tool.query(f"SELECT length(trim({a_million}, {b_then_a}))").splitlines()[1] == "0"
+    assert time.monotonic() - started < 2.0
 
 
 def test_sqlite_rows_are_cut_as_they_are_fetched(tmp_path):
