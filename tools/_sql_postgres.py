@@ -58,7 +58,9 @@ _ROLE = """
 SELECT rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls,
        has_database_privilege(current_database(), 'CREATE'),
        ARRAY(SELECT r.rolname::text FROM pg_roles r
-             WHERE r.rolname = ANY(%s) AND pg_has_role(current_user, r.oid, 'USAGE') ORDER BY 1)
+             WHERE r.rolname = ANY(%s) AND pg_has_role(current_user, r.oid, 'USAGE') ORDER BY 1),
+       ARRAY(SELECT r.rolname::text FROM pg_roles r
+             WHERE r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER') ORDER BY 1 LIMIT 10)
 FROM pg_roles WHERE rolname = current_user"""
 _HOW = "create a reader role with tools.decision_sql.create_reader_role() (SQL in docs/RELIABILITY.md, ## Tools)"
 
@@ -110,6 +112,9 @@ def check_reader_role(libpq: str, *, timeout_s: float = 5.0) -> None:
         problems.append("may create schemas in this database (REVOKE CREATE ON DATABASE ...)")
     if role[6]:
         problems.append(f"is a member of {', '.join(role[6])}")
+    others = [r for r in role[7] if r not in role[6]]
+    if others:
+        problems.append(f"is a member of {', '.join(others)} (it could SET ROLE to them)")
     if writable:
         problems.append(f"may write to or owns {', '.join(writable)}")
     if schemas:

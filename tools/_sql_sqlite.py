@@ -58,29 +58,38 @@ def _instr(haystack: Any, needle: Any) -> int | None:
     return h.find(n) + 1  # type: ignore[arg-type]
 
 
-def _replace(text: Any, old: Any, new: Any) -> Any:
-    t, o, n = _text(text), _text(old), _text(new)
-    if t is None or o is None or n is None:
-        return None
-    if not o:
-        return t
-    if isinstance(t, bytes) or isinstance(o, bytes) or isinstance(n, bytes):
+def _replacer(max_bytes: int) -> Any:
+    def replace(text: Any, old: Any, new: Any) -> Any:
+        t, o, n = _text(text), _text(old), _text(new)
+        if t is None or o is None or n is None:
+            return None
+        if not o:
+            return t
+        if isinstance(t, bytes) or isinstance(o, bytes) or isinstance(n, bytes):
+            t, o, n = (v if isinstance(v, bytes) else v.encode() for v in (t, o, n))
+        if len(t) + t.count(o) * (len(n) - len(o)) > max_bytes:  # type: ignore[arg-type]
+            raise ValueError("string or blob too big")  # checked before anything is allocated
+        return t.replace(o, n)  # type: ignore[arg-type]
 
-        def raw(v: str | bytes) -> bytes:
-            return v if isinstance(v, bytes) else v.encode()
-
-        return raw(t).replace(raw(o), raw(n))
-    return t.replace(o, n)  # type: ignore[arg-type]
+    return replace
 
 
-def _trimmer(method: str) -> Any:
+def _trimmer(left: bool, right: bool) -> Any:
+    """SQLite's trim/ltrim/rtrim in linear time (a set lookup per character; str.strip is O(n*m) too)."""
+
     def trim(text: Any, chars: Any = " ") -> Any:
         t, c = _text(text), _text(chars)
         if t is None or c is None:
             return None
-        if isinstance(t, bytes):
-            return getattr(t, method)(c if isinstance(c, bytes) else c.encode())
-        return getattr(t, method)(c.decode(errors="replace") if isinstance(c, bytes) else c)
+        if isinstance(t, bytes) != isinstance(c, bytes):
+            c = c.encode() if isinstance(c, str) else c.decode(errors="replace")
+        strip = set(c)
+        start, end = 0, len(t)
+        while left and start < end and t[start] in strip:
+            start += 1
+        while right and end > start and t[end - 1] in strip:
+            end -= 1
+        return t[start:end]
 
     return trim
 
@@ -115,11 +124,10 @@ def run_sqlite(path: Path, sql: str, limit: int, *, timeout_s: float, cell_chars
         ):
             conn.setlimit(getattr(sqlite3, name), value)
         conn.create_function("instr", 2, _instr, deterministic=True)
-        conn.create_function("replace", 3, _replace, deterministic=True)
-        for name in ("trim", "ltrim", "rtrim"):
-            method = {"trim": "strip", "ltrim": "lstrip", "rtrim": "rstrip"}[name]
-            conn.create_function(name, 1, _trimmer(method), deterministic=True)
-            conn.create_function(name, 2, _trimmer(method), deterministic=True)
+        conn.create_function("replace", 3, _replacer(max_value_bytes), deterministic=True)
+        for name, left, right in (("trim", True, True), ("ltrim", True, False), ("rtrim", False, True)):
+            conn.create_function(name, 1, _trimmer(left, right), deterministic=True)
+            conn.create_function(name, 2, _trimmer(left, right), deterministic=True)
         deadline = time.monotonic() + timeout_s
         conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
         conn.set_authorizer(_authorizer)

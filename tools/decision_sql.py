@@ -42,7 +42,7 @@ MAX_TOOL_QUERY_CHARS = 1000
 _FORBIDDEN = frozenset(
     "insert update delete drop alter create attach detach pragma truncate grant revoke vacuum copy call do lock "
     "set reset listen notify unlisten execute prepare deallocate into merge upsert reindex analyze comment "
-    "security refresh cluster discard load import begin commit rollback savepoint release checkpoint end abort "
+    "security refresh cluster discard load import begin commit rollback savepoint release checkpoint abort "
     "load_extension readfile writefile edit fts3_tokenizer pg_read_file pg_read_binary_file pg_ls_dir pg_stat_file "
     "lo_import lo_export lo_get lo_put lo_from_bytea lo_create lo_unlink dblink dblink_exec pg_sleep pg_sleep_for "
     "pg_sleep_until set_config pg_terminate_backend pg_cancel_backend pg_reload_conf pg_promote pg_rotate_logfile "

@@ -46,6 +46,7 @@ EXPENSIVE = [
     "(SELECT string_agg(a.reason||b.reason, ',') FROM rpra_decisions a, rpra_decisions b, rpra_decisions c)",
     "instr(hex(zeroblob(400000)),hex(zeroblob(200000))||'1')",
     "length(replace(hex(zeroblob(400000)),'0','00'))",
+    "length(replace(hex(zeroblob(250000)),'0',hex(zeroblob(1000))))",  # a 1 GB result: refused before allocating
 ]
 TIMEOUT_S = 1.0
 MARGIN_S = 3.0  # one step SQLite cannot interrupt, process start-up, a loaded machine

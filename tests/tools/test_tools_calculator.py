@@ -161,3 +161,12 @@ def test_hostile_expressions_as_a_model_s_tool_calls_through_the_graph():
     assert time.monotonic() - started < 10
     assert [r.status for r in results] == ["error"] * 3 + ["success"]
     assert results[-1].content == "42" and all("inf" not in r.content for r in results)
+
+
+if __name__ == "__main__":  # figures for docs/RELIABILITY.md: python -m tests.tools.test_tools_calculator
+    for expression in ("round(7, -10**999)", "1e999", "10**1000", "factorial(10**9)"):
+        started = time.perf_counter()
+        try:
+            evaluate(expression)
+        except CalculatorError as exc:
+            print(f"{expression}: refused in {(time.perf_counter() - started) * 1e3:.2f} ms ({exc})")

@@ -40,6 +40,8 @@ def fill(url, tmp_path):
         "WITH d AS (SELECT * FROM rpra_decisions) SELECT count(*) FROM d",
         "select ';' as semicolon, 'drop table x' as words -- a comment; delete",
         'select "route" from rpra_decisions /* update */',
+        "select case when route = 'small' then 1 else 0 end as small from rpra_decisions",
+        "select E'it''s', E'a\\'b', $$x; y$$, $t$z$t$ from rpra_decisions",
     ],
 )
 def test_validation_accepts_single_selects(sql):
@@ -57,6 +59,9 @@ def test_validation_accepts_single_selects(sql):
         ("ATTACH DATABASE 'x.db' AS x", "only read-only SELECT"),
         ("select 1; delete from rpra_decisions", "only one statement"),
         ("select 1; select 2", "only one statement"),
+        ("SELECT E'\\''; COMMIT; DELETE FROM rpra_decisions; --'", "only one statement"),
+        ("SELECT 1 AS a$b$; COMMIT; CREATE TABLE pwned(x int); --", "only one statement"),
+        ("select table_to_xml('customer_secrets', true, false, '')", "table_to_xml"),
         ("with x as (delete from rpra_decisions returning *) select * from x", "delete"),
         ("select * into backup from rpra_decisions", "into"),
         ("select * from rpra_decisions for update", "update"),
@@ -173,6 +178,11 @@ def test_sqlite_string_functions_are_linear(tmp_path):
         ).splitlines()[1]
         == "3\taxc\ta\ta"
     )
+    assert sql_tool.query("SELECT rtrim('axx', 'x'), hex(trim(x'0061', x'00')), trim(5)").splitlines()[1] == "a\t61\t5"
+    b_then_a = "(WITH RECURSIVE r(s) AS (SELECT 'bbbb' UNION ALL SELECT s || s FROM r WHERE length(s) < 250000) SELECT max(s) || 'a' FROM r)"
+    started = time.monotonic()  # every character of the text is in the set, found last: str.strip is O(n*m) here
+    assert sql_tool.query(f"SELECT length(trim({a_million}, {b_then_a}))").splitlines()[1] == "0"
+    assert time.monotonic() - started < 2.0
 
 
 def test_sqlite_rows_are_cut_as_they_are_fetched(tmp_path):
@@ -211,3 +221,38 @@ def test_tool_schema_has_no_long_max_length():
     schema = json.dumps(DecisionLogSQL("sqlite:///x.db").tool().tool_call_schema.model_json_schema())
     lengths = [int(x) for x in __import__("re").findall(r'"maxLength": (\d+)', schema)]
     assert lengths and max(lengths) <= 1000
+
+
+def test_the_documented_reader_role_sql_is_the_helper_s():
+    import re
+    from pathlib import Path
+
+    from rpra_agent.store._schema import metadata
+    from tools.decision_sql import reader_role_sql
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "RELIABILITY.md").read_text()
+    block = re.search(r"```sql\n(.*?)```", docs[docs.index("## Tools") :], re.S).group(1)
+    expected = ["CREATE ROLE \"rpra_reader\" LOGIN PASSWORD 'reader-password';"]
+    expected += [s + ";" for s in reader_role_sql("rpra_reader", "rpra", [t.name for t in metadata.sorted_tables])]
+    assert block.strip().splitlines() == expected
+
+
+def test_sqlite_replace_checks_its_result_size_before_allocating(tmp_path):
+    import tracemalloc
+
+    sql_tool = DecisionLogSQL(f"sqlite:///{_big_db(tmp_path, 3)}", max_value_bytes=1_000_000)
+
+    def doubled(limit):
+        return f"(WITH RECURSIVE r(s) AS (SELECT 'aaaa' UNION ALL SELECT s || s FROM r WHERE length(s) < {limit}) SELECT max(s) FROM r)"
+
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(ToolException, match="raised exception|too big"):  # 524,288 * 2,048: a 1 GB string
+            sql_tool.query(f"SELECT length(replace({doubled(500_000)}, 'a', {doubled(2000)}))")
+        elapsed = time.monotonic() - started
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert elapsed < 2.0 and peak < 50_000_000
+    assert sql_tool.query("SELECT replace(x'616161', x'61', x'62') = x'626262'").splitlines()[1] == "1"

@@ -147,6 +147,16 @@ def test_a_role_that_can_write_or_read_other_tables_is_refused_at_start(db):
         DecisionLogSQL(reader)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'REVOKE CREATE ON SCHEMA public FROM "{role}"')
+    writer = f"{role}_w"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{writer}" NOLOGIN')
+        conn.execute(f'GRANT "{writer}" TO "{role}"')
+    try:
+        with pytest.raises(ConfigError, match="could SET ROLE"):
+            DecisionLogSQL(reader)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE "{writer}"')
     DecisionLogSQL(reader)  # back to read-only: it starts
     wrong = make_url(reader).set(password="x", port=1).render_as_string(hide_password=False)
     with pytest.raises(ConfigError, match="cannot check its PostgreSQL role"):

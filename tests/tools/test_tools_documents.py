@@ -1,5 +1,6 @@
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -220,3 +221,35 @@ def test_read_document_refuses_hidden_files_as_a_tool_message(mixed):
     _, read = mixed.tools()
     out = read.invoke({"type": "tool_call", "id": "1", "name": "read_document", "args": {"path": ".secrets/creds.txt"}})
     assert out.status == "error" and "hunter2" not in out.content and "hidden" in out.content
+
+
+if __name__ == "__main__":  # figures for docs/RELIABILITY.md: python -m tests.tools.test_tools_documents [files]
+    import sys
+    import tempfile
+
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+    if len(sys.argv) > 2:  # another implementation's file, e.g. an older tools/documents.py
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("other_documents", sys.argv[2])
+        other = importlib.util.module_from_spec(spec)
+        sys.modules["other_documents"] = other
+        spec.loader.exec_module(other)
+        DocumentFolder = other.DocumentFolder  # noqa: F811
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "docs"
+        for i in range(n):
+            sub = root / f"d{i // 100:04}"
+            if i % 100 == 0:
+                sub.mkdir(parents=True)
+            (sub / f"f{i % 100:02}.md").write_text(f"document {i} about topic{i % 977} and more words")
+        _past(root)
+        folder = DocumentFolder(root, max_files=n + 1)
+        for label in ("first search (indexes everything)", "second search, nothing changed", "third search"):
+            started = time.perf_counter()
+            folder.search("topic42")
+            print(f"{n} files, {label}: {time.perf_counter() - started:.3f} s")
+        (root / "d0007" / "new.md").write_text("platypus")
+        started = time.perf_counter()
+        folder.search("platypus")
+        print(f"{n} files, after adding one file: {time.perf_counter() - started:.3f} s")
