@@ -3,8 +3,8 @@ over its own decision log. Each step (answer or tool action) is predicted and ma
 deferred to the large model; tools run server-side inside the graph.
 
 Environment: RPRA_SMALL_MODEL, RPRA_LARGE_MODEL (required), RPRA_DATABASE_URL,
-RPRA_PARADIGM, RPRA_THRESHOLD, RPRA_MAX_STEPS, RPRA_DOCS_DIR (see
-rpra_agent.service.config).
+RPRA_PARADIGM, RPRA_THRESHOLD, RPRA_MAX_STEPS, RPRA_DOCS_DIR, RPRA_SQL_URL (on PostgreSQL,
+a reader role's URL for the SQL tool; see rpra_agent.service.config).
 """
 
 import sys
@@ -20,7 +20,9 @@ from tools import assistant_tools  # noqa: E402
 
 settings = Settings.from_env()
 tools = assistant_tools(
-    docs_dir=settings.docs_dir, database_url=settings.database_url or f"sqlite:///{DEFAULT_SQLITE_FILE}"
+    docs_dir=settings.docs_dir,
+    database_url=settings.database_url or f"sqlite:///{DEFAULT_SQLITE_FILE}",
+    sql_url=settings.sql_url,
 )
 components = build_components(settings)
 graph = build_graph(components, tools, name="rpra_assistant")

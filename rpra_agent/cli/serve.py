@@ -22,12 +22,12 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _server_tools(docs_dir: str | None, database_url: str | None) -> list[Any]:
+def _server_tools(docs_dir: str | None, database_url: str | None, sql_url: str | None) -> list[Any]:
     try:
         from tools import assistant_tools
     except ImportError:
         _fail("--tools needs the repository's tools/ package: run `rpra serve` from the repository root")
-    return assistant_tools(docs_dir=docs_dir, database_url=database_url or "sqlite:///rpra.db")
+    return assistant_tools(docs_dir=docs_dir, database_url=database_url or "sqlite:///rpra.db", sql_url=sql_url)
 
 
 @app.command("serve")
@@ -79,6 +79,12 @@ def serve(
     docs_dir: Annotated[
         str | None, typer.Option("--docs-dir", help="Documents for the search tool (with --tools).")
     ] = None,
+    sql_url: Annotated[
+        str | None,
+        typer.Option(
+            "--sql-url", help="URL the SQL tool reads with (with --tools; on PostgreSQL a reader role's, see docs)."
+        ),
+    ] = None,
     max_body_bytes: Annotated[int, typer.Option("--max-body-bytes", help="Largest accepted request body.")] = 1_000_000,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
 ) -> None:
@@ -92,14 +98,14 @@ def serve(
     try:
         settings = Settings.from_env(
             small_model=small, large_model=large, database_url=database_url, paradigm=paradigm,
-            threshold=threshold, max_steps=max_steps, docs_dir=docs_dir, predictor=predictor,
+            threshold=threshold, max_steps=max_steps, docs_dir=docs_dir, sql_url=sql_url, predictor=predictor,
             durability=durability, on_loss=on_loss,
         )  # fmt: skip
         components = build_components(settings)
     except RPRAError as exc:
         _fail(f"{exc} (or pass --small/--large)" if "RPRA_SMALL_MODEL" in str(exc) else str(exc))
     try:
-        server_tools = _server_tools(settings.docs_dir, settings.database_url) if tools else []
+        server_tools = _server_tools(settings.docs_dir, settings.database_url, settings.sql_url) if tools else []
         engine = ChatEngine.from_components(components, server_tools, model_name=model_name)
         application = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes)
         banner = (

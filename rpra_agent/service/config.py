@@ -9,6 +9,8 @@ Used by the deployable graphs (``graphs/``) and by ``rpra serve``::
     RPRA_THRESHOLD     P(acceptable) threshold in [0, 1]  (default: 0.5)
     RPRA_MAX_STEPS     model steps per run                (default: 8)
     RPRA_DOCS_DIR      documents the assistant searches   (default: none)
+    RPRA_SQL_URL       URL the assistant's SQL tool reads with (default: RPRA_DATABASE_URL;
+                       on PostgreSQL a reader role's URL: the tool refuses a role that can write)
     RPRA_PREDICTOR     a --predictor spec                 (default: guarded; see service.predictors)
     RPRA_DURABILITY    sync | async                       (default: sync: an HTTP 200 means the decision is durable)
     RPRA_ON_LOSS       raise | log                        (default: raise: 503 when a decision cannot be saved)
@@ -48,6 +50,7 @@ ENV = {
     "threshold": "RPRA_THRESHOLD",
     "max_steps": "RPRA_MAX_STEPS",
     "docs_dir": "RPRA_DOCS_DIR",
+    "sql_url": "RPRA_SQL_URL",
     "predictor": "RPRA_PREDICTOR",
     "durability": "RPRA_DURABILITY",
     "on_loss": "RPRA_ON_LOSS",
@@ -67,6 +70,9 @@ class Settings:
         threshold: The ``ThresholdPolicy`` threshold on P(acceptable).
         max_steps: Model steps per run.
         docs_dir: A folder of documents for the assistant's search tool.
+        sql_url: The URL the assistant's SQL tool reads the decision log with
+            (``None``: ``database_url``). On PostgreSQL it must be a reader role's
+            (``tools.decision_sql.create_reader_role``).
         predictor: A ``--predictor`` spec (:func:`~rpra_agent.service.predictors.predictor_from_spec`).
         durability: The decision log's mode: ``sync`` (a decision is committed or
             spooled before the step returns) or ``async`` (batched).
@@ -81,6 +87,7 @@ class Settings:
     threshold: float = 0.5
     max_steps: int = 8
     docs_dir: str | None = None
+    sql_url: str | None = None
     predictor: str = "guarded"
     durability: str = "sync"
     on_loss: str = "raise"

@@ -1,6 +1,7 @@
 """The graphs langgraph.json points at import and run, configured from the environment."""
 
 import json
+import uuid
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -162,3 +163,33 @@ def test_the_default_predictor_defers_until_the_log_holds_evidence(env, scripted
     module, graph = load(GRAPHS["rpra_qa"])
     out = graph.invoke({"messages": [HumanMessage("Capital of France?")]})
     assert out["messages"][-1].content == "Paris, France."  # the self-report alone cannot keep the step small
+
+
+@pytest.mark.postgres
+def test_assistant_on_postgres_reads_the_log_through_a_reader_role(env, scripted_models, postgres_url):
+    from rpra_agent.core.errors import ConfigError
+    from rpra_agent.store import open_store
+    from tools.decision_sql import create_reader_role
+
+    monkeypatch, _ = env
+    store = open_store(postgres_url)  # the store creates the rpra_* tables on first use
+    store.upsert_run("r0", thread_id=None, paradigm="pa", config={}, status="completed")
+    store.close()
+    monkeypatch.setenv("RPRA_DATABASE_URL", postgres_url)
+    query = {"sql": "select count(*) from rpra_runs"}
+    script = iter([AIMessage("", tool_calls=[{"name": "query_decision_log", "args": query, "id": "q"}]), "counted"])
+
+    def respond(messages):  # the zero-shot predictor asks the same model: answer its prompts with a grade
+        last = messages[-1].content
+        return "great" if isinstance(last, str) and last.endswith("Predicted grade:") else next(script)
+
+    small = ScriptedChatModel(responses=[respond], logprobs=grade_logprobs({"great": 1.0}), rpra_name="small")
+    monkeypatch.setenv("RPRA_SMALL_MODEL", scripted_models.register("small", small))
+    monkeypatch.setenv("RPRA_LARGE_MODEL", "scripted:large")
+    with pytest.raises(ConfigError, match="write|privilege"):  # the store's writer role is refused
+        load(GRAPHS["rpra_assistant"])
+    monkeypatch.setenv("RPRA_SQL_URL", create_reader_role(postgres_url, f"reader_{uuid.uuid4().hex[:8]}", "pw-1234"))
+    module, graph = load(GRAPHS["rpra_assistant"])
+    out = graph.invoke({"messages": [HumanMessage("How many runs?")]})
+    tool_message = next(m for m in out["messages"] if m.type == "tool")
+    assert "error" not in tool_message.content.lower() and out["messages"][-1].content == "counted"
