@@ -114,6 +114,12 @@ def ask(
     """Answer QUESTION with the small model, or defer to the large one when its predicted grade is low."""
     if paradigm not in _PARADIGMS:
         _fail(f"--paradigm must be one of {', '.join(_PARADIGMS)}, not {paradigm!r}")
+    from rpra_agent.service.predictors import check_spec
+
+    try:
+        check_spec(predictor)  # before any model is loaded
+    except ConfigError as exc:
+        _fail(str(exc))
     if not small:
         _fail("no small model: pass --small gguf:/path/small.gguf (or openai:MODEL) or set RPRA_SMALL_MODEL")
     if not large:

@@ -70,7 +70,7 @@ def _card_stats(small: Any, store: DecisionStore | None, *, required: bool) -> P
         if required:
             raise ConfigError(
                 f"--predictor card-stats: the decision log has no report card of {model_id(small)}; "
-                "build one with `rpra feedback card` first"
+                "build one with `rpra report-card build` first"
             )
         return None
     return CardStatPredictor(card, name="card_stats")
@@ -131,11 +131,40 @@ def _best_independent(small: Any, store: DecisionStore | None) -> Predictor:
             return found
     logger.warning(
         "no learned predictor or report card of %s in the decision log: every step defers to the large model "
-        "until one exists (build a card with `rpra feedback card`, or pass --predictor zero-shot to trust "
+        "until one exists (build a card with `rpra report-card build`, or pass --predictor zero-shot to trust "
         "self-prediction, which prompt injection can steer)",
         model_id(small),
     )
     return PriorPredictor.never_trusted()
+
+
+def check_spec(spec: str) -> None:
+    """Check a ``--predictor`` spec's form before anything is loaded.
+
+    Raises:
+        ConfigError: naming the accepted forms.
+    """
+    spec = spec.strip()
+    if spec.startswith("guarded:"):
+        own, sep, other = spec.split(":", 1)[1].partition("+")
+        if own not in _SELF or not sep:
+            raise ConfigError(
+                f"--predictor {spec}: write guarded:SELF+INDEPENDENT with SELF one of {', '.join(_SELF)}, "
+                "e.g. guarded:zero-shot+learned:/models/learned"
+            )
+        return check_spec(other)
+    if spec.startswith("prior:"):
+        try:
+            ok = 0.0 <= float(spec.split(":", 1)[1]) <= 1.0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"--predictor {spec}: prior:P needs a probability P in [0, 1], e.g. prior:0.7")
+        return
+    plain = ("guarded", "card-stats", "no-evidence", "learned-store", *_SELF)
+    if spec in plain or (spec.startswith(("learned:", "learned-store:")) and spec.split(":", 1)[1]):
+        return
+    raise ConfigError(f"unknown --predictor {spec!r}: use one of {', '.join(PREDICTOR_SPECS)}")
 
 
 def predictor_from_spec(spec: str, small: Any, store: DecisionStore | None = None) -> Predictor:

@@ -64,7 +64,10 @@ def test_ask_defers_to_the_server_with_env_defaults(llama_server, scripted_gguf,
         (["--small", "gguf:/does/not/exist.gguf", "--large", "openai:x"], "GGUF model file not found"),
         (["--small", "gguf:/x", "--large", "openai:x", "--threshold", "1.5"], "outside [0, 1]"),
         (["--small", "gguf:/x", "--large", "openai:x", "--paradigm", "fast"], "--paradigm must be one of"),
-        (["--small", "gguf:/x", "--large", "openai:x", "--predictor", "oracle"], "unknown --predictor .oracle.: use one of"),
+        (
+            ["--small", "gguf:/x", "--large", "openai:x", "--predictor", "oracle"],
+            "unknown --predictor 'oracle': use one of",
+        ),
     ],
 )
 def test_missing_or_invalid_configuration_exits_2_with_what_to_set(args, message, monkeypatch):
