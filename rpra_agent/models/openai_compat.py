@@ -11,6 +11,19 @@ Measured gotchas of local servers (see ``STACK.md``), handled when ``compat`` is
   tool's name (a forced call), with several ``auto``.
 - ``logprobs=True`` alone returns nothing: ``top_logprobs`` defaults to 1.
 
+- An assistant message that carries tool calls is sent with ``content: ""``, not
+  ``null``, which llama.cpp's server rejects (HTTP 500).
+- Streams ask for usage (``stream_options.include_usage``). A server that still sends
+  none (llama-cpp-python's server ignores the option) gets an estimated usage chunk at
+  the end: output tokens = the streamed deltas (one per token on that server), input
+  tokens = the offline estimate below; ``response_metadata["usage_estimated"]`` is true.
+
+Always, on any server: the OpenAI SDK's own retries are off (``max_retries=0``): the
+caller retries, only transient failures (see :mod:`rpra_agent.models.retry`). SDK
+errors are raised as :class:`~rpra_agent.models.retry.ModelHTTPError` whose message is
+the server's own, without the SDK's chained traceback (the SDK error stays on
+``sdk_error``).
+
 Token counting never downloads a tokenizer: :meth:`ChatOpenAICompatible.get_num_tokens`
 estimates from the UTF-8 length (about 4 bytes per token).
 """
@@ -19,21 +32,29 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
-from typing import Any
+import re
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, NoReturn
 from urllib.parse import urlparse
 
+import openai
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
+
+from rpra_agent.models.retry import ModelContextOverflowError, ModelHTTPError, ModelUnreachableError
 
 __all__ = ["ChatOpenAICompatible", "is_openai_url"]
 
 logger = logging.getLogger(__name__)
 
 _BYTES_PER_TOKEN = 4.0
+_MAX_MESSAGE_CHARS = 2000
+# llama-cpp-python's server answers a request its pydantic models reject with HTTP 500.
+_VALIDATION_500 = re.compile(r"^\d+ validation errors?:")
 
 
 def is_openai_url(base_url: str | None) -> bool:
@@ -56,6 +77,8 @@ class ChatOpenAICompatible(ChatOpenAI):
 
     compat: bool | None = None
     rpra_name: str = ""
+    max_retries: int | None = 0
+    """The SDK's own retries; 0 so that only the caller retries (transient errors only)."""
 
     @property
     def compat_mode(self) -> bool:
@@ -74,7 +97,76 @@ class ChatOpenAICompatible(ChatOpenAI):
             payload["extra_body"] = {**(payload.get("extra_body") or {}), "max_tokens": limit}
         if payload.get("logprobs") and payload.get("top_logprobs") is None:
             payload["top_logprobs"] = 1
+        for message in payload.get("messages") or ():
+            if isinstance(message, dict) and message.get("role") == "assistant" and message.get("content") is None:
+                message["content"] = ""
         return payload
+
+    def _should_stream_usage(self, stream_usage: bool | None = None, **kwargs: Any) -> bool:
+        explicit = (
+            stream_usage,
+            (kwargs.get("stream_options") or {}).get("include_usage"),
+            (self.model_kwargs.get("stream_options") or {}).get("include_usage"),
+            self.stream_usage,
+        )
+        if self.compat_mode and not any(isinstance(x, bool) for x in explicit):
+            return True
+        return bool(super()._should_stream_usage(stream_usage, **kwargs))
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        try:
+            return super()._generate(messages, *args, **kwargs)
+        except openai.OpenAIError as exc:
+            self._raise_clean(exc)
+
+    async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        try:
+            return await super()._agenerate(messages, *args, **kwargs)
+        except openai.OpenAIError as exc:
+            self._raise_clean(exc)
+
+    def _stream(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        counter = _UsageCounter()
+        try:
+            for chunk in super()._stream(messages, *args, **kwargs):
+                yield counter.see(chunk)
+        except openai.OpenAIError as exc:
+            self._raise_clean(exc)
+        if self.compat_mode and (last := self._end_of_stream(counter, messages)) is not None:
+            yield last
+
+    async def _astream(
+        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        counter = _UsageCounter()
+        try:
+            async for chunk in super()._astream(messages, *args, **kwargs):
+                yield counter.see(chunk)
+        except openai.OpenAIError as exc:
+            self._raise_clean(exc)
+        if self.compat_mode and (last := self._end_of_stream(counter, messages)) is not None:
+            yield last
+
+    def _end_of_stream(self, counter: _UsageCounter, messages: list[BaseMessage]) -> ChatGenerationChunk | None:
+        """The usage chunk a server did not send (if any); an error if the stream never finished."""
+        if not counter.finished:
+            raise ModelHTTPError(
+                "the server ended the stream without a finish_reason (it failed after answering 200: "
+                "llama.cpp's server does so when the prompt exceeds its context; its log says why)",
+                status_code=200,
+                model=self.model_name,
+                base_url=_public_url(self.openai_api_base),
+                transient=False,
+            )
+        return counter.estimate(self.get_num_tokens_from_messages(messages)) if counter.missing else None
+
+    def _raise_clean(self, exc: openai.OpenAIError) -> NoReturn:
+        """Re-raise an SDK error as a :class:`ModelHTTPError` carrying the server's message."""
+        clean = _clean_error(exc, model=self.model_name, base_url=_public_url(self.openai_api_base))
+        if clean is None:
+            raise exc
+        clean.sdk_error = exc
+        raise clean from None
 
     def bind_tools(
         self,
@@ -116,3 +208,77 @@ class ChatOpenAICompatible(ChatOpenAI):
         if tools:
             total += self.get_num_tokens(str([convert_to_openai_tool(t) for t in tools]))
         return total
+
+
+class _UsageCounter:
+    """Counts a stream's deltas and notices whether the server sent usage."""
+
+    def __init__(self) -> None:
+        self.deltas = 0
+        self.missing = True
+        self.finished = False
+
+    def see(self, chunk: ChatGenerationChunk) -> ChatGenerationChunk:
+        message = chunk.message
+        if (chunk.generation_info or {}).get("finish_reason") or message.response_metadata.get("finish_reason"):
+            self.finished = True
+        if isinstance(message, AIMessageChunk):
+            if message.usage_metadata:
+                self.missing = False
+            if message.content or message.tool_call_chunks:
+                self.deltas += 1
+        return chunk
+
+    def estimate(self, input_tokens: int) -> ChatGenerationChunk:
+        usage = {"input_tokens": input_tokens, "output_tokens": self.deltas, "total_tokens": input_tokens + self.deltas}
+        logger.debug("the server sent no streamed usage; estimated %s", usage)
+        message = AIMessageChunk(content="", usage_metadata=usage, response_metadata={"usage_estimated": True})  # type: ignore[arg-type]
+        return ChatGenerationChunk(message=message)
+
+
+def _public_url(base_url: str | None) -> str:
+    """``base_url`` without credentials or query (it goes into error messages)."""
+    if not base_url:
+        return "https://api.openai.com/v1"
+    parts = urlparse(base_url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    """The server's own error message, out of OpenAI's, FastAPI's or a plain-text body."""
+    body: Any = exc.body
+    if isinstance(body, dict):
+        found: Any = body.get("message") or body.get("detail") or body.get("error")
+        if isinstance(found, dict):
+            found = found.get("message") or found
+        if isinstance(found, list):  # FastAPI's validation details
+            found = "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in found)
+        body = found
+    text = str(body).strip() if body else ""
+    if not text:
+        try:
+            text = exc.response.text.strip()
+        except Exception:  # noqa: BLE001 - a streamed body may be unreadable
+            text = ""
+    text = text or exc.message
+    return text if len(text) <= _MAX_MESSAGE_CHARS else text[:_MAX_MESSAGE_CHARS] + " [...]"
+
+
+def _clean_error(exc: openai.OpenAIError, *, model: str, base_url: str) -> ModelHTTPError | None:
+    if isinstance(exc, openai.APITimeoutError):
+        return ModelUnreachableError("the request timed out", model=model, base_url=base_url)
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        reason = f"{type(cause).__name__}: {cause}" if cause else exc.message
+        return ModelUnreachableError(f"cannot connect ({reason})", model=model, base_url=base_url)
+    if not isinstance(exc, openai.APIStatusError):
+        return None
+    message = _server_message(exc)
+    transient = False if exc.status_code == 500 and _VALIDATION_500.match(message) else None
+    overflow = exc.code == "context_length_exceeded" or "context length" in message or "context window" in message
+    kind = ModelContextOverflowError if overflow and exc.status_code == 400 else ModelHTTPError
+    return kind(
+        message, status_code=exc.status_code, model=model, base_url=base_url, body=exc.body, transient=transient
+    )
