@@ -18,6 +18,7 @@ __all__ = ["GGUFInfo", "check_gguf", "load_llama"]
 logger = logging.getLogger(__name__)
 
 _MAGIC = b"GGUF"
+_CONTROL, _USER = 3, 4  # tokenizer.ggml.token_type values
 _FIX = "Pass the path of a llama.cpp GGUF model, e.g. gguf:/models/qwen2.5-0.5b-instruct-q4_k_m.gguf."
 
 
@@ -33,6 +34,8 @@ class GGUFInfo:
         chat_template: ``tokenizer.chat_template``, if any.
         context_length: The trained context (``<arch>.context_length``), 0 if absent.
         kv_bytes_per_token: KV-cache bytes one token takes at f16 (0 if unknown).
+        special_texts: Texts of the CONTROL and USER_DEFINED tokens (llama.cpp
+            matches USER_DEFINED ones in text even with special tokens disabled).
     """
 
     path: Path
@@ -42,6 +45,7 @@ class GGUFInfo:
     chat_template: str | None
     context_length: int = 0
     kv_bytes_per_token: int = 0
+    special_texts: tuple[str, ...] = ()
 
 
 def _int(fields: dict[str, Any], key: str) -> int:
@@ -60,6 +64,14 @@ def _kv_bytes(fields: dict[str, Any], arch: str) -> int:
     k_len = _int(fields, f"{arch}.attention.key_length") or n_embd // n_head
     v_len = _int(fields, f"{arch}.attention.value_length") or n_embd // n_head
     return 2 * n_layer * n_head_kv * (k_len + v_len)  # f16 K and V
+
+
+def _special_texts(fields: dict[str, Any], tokens: list[bytes]) -> tuple[str, ...]:
+    types = fields.get("tokenizer.ggml.token_type")
+    if not isinstance(types, np.ndarray) or types.shape[0] != len(tokens):
+        return ()
+    texts = (tokens[i].decode("utf-8", "replace") for i in np.nonzero((types == _CONTROL) | (types == _USER))[0])
+    return tuple(sorted({t for t in texts if len(t) > 1 and t.strip()}, key=lambda t: (-len(t), t)))
 
 
 def _tensor_bytes(tensor: TensorInfo, path: Path) -> int:
@@ -132,6 +144,7 @@ def check_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
         chat_template=template if isinstance(template, str) and template else None,
         context_length=_int(fields, f"{arch}.context_length"),
         kv_bytes_per_token=_kv_bytes(fields, arch),
+        special_texts=_special_texts(fields, tokens),
     )
 
 

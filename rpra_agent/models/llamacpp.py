@@ -25,13 +25,35 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.models._gguf_check import GGUFInfo, chat_formatter, check_gguf, load_llama
-from rpra_agent.models._llama_grades import grade_token_map, renormalise
+from rpra_agent.models._gguf_check import GGUFInfo, check_gguf, load_llama
+from rpra_agent.models._llama_grades import LabelSequences, label_sequences, read_grades
+from rpra_agent.models._llama_grammar import tool_grammar
 from rpra_agent.models._llama_messages import build_message, collect, outcome_stats, stream_chunks
-from rpra_agent.models._llama_prompt import fenced_tokens, normalize_tool_choice, to_chat_dicts, tool_grammar
-from rpra_agent.models._llama_run import Delta, Outcome, Sampling, last_logits, stream_tokens
+from rpra_agent.models._llama_prompt import normalize_tool_choice, to_chat_dicts
+from rpra_agent.models._llama_run import (
+    ContextOverflowError,
+    Delta,
+    Outcome,
+    Sampling,
+    check_fits,
+    last_logits,
+    stream_tokens,
+)
+from rpra_agent.models._llama_template import ChatTemplate
 
-__all__ = ["ChatLlamaCpp"]
+__all__ = ["ChatLlamaCpp", "ContextOverflowError", "check_gguf", "default_n_ctx", "load_llama"]
+
+_FALLBACK_CTX = 4096
+
+
+def default_n_ctx(info: GGUFInfo, kv_cache_mb: float) -> int:
+    """The model's trained context, capped so the f16 KV cache fits ``kv_cache_mb`` (at least 512 tokens)."""
+    trained = info.context_length or _FALLBACK_CTX
+    if info.kv_bytes_per_token <= 0:
+        return min(trained, _FALLBACK_CTX)
+    budget = int(kv_cache_mb * 2**20) // info.kv_bytes_per_token
+    return max(512, min(trained, budget))
+
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +70,9 @@ class ChatLlamaCpp(BaseChatModel):
 
     Args:
         model_path: Path of the ``.gguf`` file.
-        n_ctx: Context size in tokens.
+        n_ctx: Context size in tokens (``None``: the model's trained context,
+            capped so the KV cache fits ``kv_cache_mb``).
+        kv_cache_mb: Memory budget of the KV cache when ``n_ctx`` is not given.
         n_threads: CPU threads for generation (``None``: llama.cpp's default).
         n_threads_batch: CPU threads for prompt evaluation (``None``: ``n_threads``
             if set, else llama.cpp's default, all cores).
@@ -65,17 +89,19 @@ class ChatLlamaCpp(BaseChatModel):
         stop: Stop strings.
         logprobs: Return OpenAI-format logprobs in ``response_metadata["logprobs"]``.
         top_logprobs: Alternatives per token in the logprobs.
-        chat_template: A Jinja chat template overriding the file's (ChatML if the
-            file has none).
+        chat_template: A Jinja chat template overriding the file's (ChatML, with
+            stop strings and the vocabulary's BOS, if the file has none).
         model_kwargs: Extra keyword arguments for ``llama_cpp.Llama``.
         verbose: Let llama.cpp log to stderr.
 
     Raises:
         ConfigError: On a missing, unreadable or corrupt file, or a missing backend.
+        ContextOverflowError: At call time, when a prompt does not fit ``n_ctx``.
     """
 
     model_path: str
-    n_ctx: int = 2048
+    n_ctx: int | None = None
+    kv_cache_mb: float = 1024.0
     n_threads: int | None = None
     n_threads_batch: int | None = None
     n_batch: int = 512
@@ -102,9 +128,9 @@ class ChatLlamaCpp(BaseChatModel):
 
     _llama: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
-    _formatter: Any = PrivateAttr(default=None)
+    _template: ChatTemplate | None = PrivateAttr(default=None)
     _info: GGUFInfo | None = PrivateAttr(default=None)
-    _grade_tokens: dict[tuple[str, ...], dict[int, str]] = PrivateAttr(default_factory=dict)
+    _grade_seqs: dict[tuple[tuple[str, ...], str], LabelSequences] = PrivateAttr(default_factory=dict)
     _stats: dict[str, Any] = PrivateAttr(default_factory=dict)
     _prefills: dict[str, list[int]] = PrivateAttr(default_factory=dict)
     _last_prompt: tuple[Any, list[int]] | None = PrivateAttr(default=None)
@@ -114,9 +140,13 @@ class ChatLlamaCpp(BaseChatModel):
         self._load()  # outside pydantic's validation so ConfigError is not wrapped
 
     def _load(self) -> None:
-        if self.n_ctx < 16:
+        if self.n_ctx is not None and self.n_ctx < 16:
             raise ConfigError(f"n_ctx must be at least 16, got {self.n_ctx}")
+        if not self.kv_cache_mb > 0:
+            raise ConfigError(f"kv_cache_mb must be positive, got {self.kv_cache_mb}")
         info = check_gguf(self.model_path)
+        if self.n_ctx is None:
+            self.n_ctx = default_n_ctx(info, self.kv_cache_mb)
         params: dict[str, Any] = {
             "n_ctx": self.n_ctx, "n_batch": self.n_batch, "n_gpu_layers": self.n_gpu_layers,
             "logits_all": self.logits_all, "verbose": self.verbose, **self.model_kwargs,
@@ -129,7 +159,7 @@ class ChatLlamaCpp(BaseChatModel):
             params["seed"] = self.seed
         self._llama = load_llama(info, params)
         self._info = info
-        self._formatter = chat_formatter(self._llama, self.chat_template or info.chat_template, info.path.name)
+        self._template = ChatTemplate(self._llama, info, self.chat_template)
         if not self.rpra_name:
             self.rpra_name = f"gguf:{info.path.name}"
 
@@ -183,11 +213,14 @@ class ChatLlamaCpp(BaseChatModel):
         """
         if isinstance(messages, str) or not all(isinstance(m, BaseMessage) for m in messages):
             messages = self._convert_input(messages).to_messages()  # type: ignore[arg-type]
-        dicts = to_chat_dicts(messages, tools)
+        template = self._template
+        if template is None:  # pragma: no cover - set by __init__
+            raise ConfigError("the model is not loaded")
+        dicts = template.prepare(to_chat_dicts(messages, tools, defang=template.defang))
         key = (tuple((d["role"], d["content"]) for d in dicts), self.chat_template)
         last = self._last_prompt  # predict then answer: tokenize the shared prompt once
         if last is None or last[0] != key:
-            last = self._last_prompt = (key, fenced_tokens(self._llama, self._formatter, dicts))
+            last = self._last_prompt = (key, template.tokens(dicts))
         return list(last[1])
 
     def get_num_tokens(self, text: str) -> int:
@@ -211,6 +244,8 @@ class ChatLlamaCpp(BaseChatModel):
             k: kwargs.get(k, getattr(self, k)) for k in (*_SAMPLING, "max_tokens", "seed", "logprobs", "top_logprobs")
         }
         opts["stop"] = list(stop if stop is not None else self.stop or [])
+        if self._template is not None:
+            opts["stop"] += [s for s in self._template.stop if s not in opts["stop"]]
         opts["tools"] = kwargs.get("tools") or None
         opts["tool_choice"] = kwargs.get("tool_choice") or ("auto" if opts["tools"] else "none")
         opts["grammar"] = kwargs.get("grammar")
@@ -261,7 +296,7 @@ class ChatLlamaCpp(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         opts = self._options(stop, kwargs)
-        mode = {"auto": "decide", "none": "text"}.get(opts["tool_choice"], "buffer") if opts["tools"] else "text"
+        mode = {"auto": "tools", "none": "text"}.get(opts["tool_choice"], "buffer") if opts["tools"] else "text"
         for chunk in stream_chunks(
             self._run(messages, opts),
             mode=mode,
@@ -276,28 +311,35 @@ class ChatLlamaCpp(BaseChatModel):
     def grade_distribution(
         self, messages: Sequence[BaseMessage], labels: Sequence[str], *, prefill: str = ""
     ) -> dict[str, float]:
-        """The next-token distribution after ``messages``, renormalised over the grades' first tokens.
+        """The exact distribution over ``labels`` of what the assistant writes next after ``messages``.
 
-        One forward pass over the chat prompt (reusing the KV cache's common prefix);
-        each grade's mass sums its word's first token with and without a leading
-        space or capital. The result holds plain floats summing to 1.
+        The prompt is evaluated once (reusing the KV cache's common prefix); then every
+        label's whole token sequence is scored (its forms as written, with a leading
+        space, capitalised), one single-token step per shared inner node, so labels of
+        several tokens (``10`` vs ``1``, ``gre`` + ``at``) are read exactly. The cache
+        ends holding the prompt, so an answer call that shares it re-evaluates nothing.
 
         Args:
             messages: The conversation; the prompt ends with the assistant header.
-            labels: The grade words.
+            labels: The grade labels.
             prefill: Text the assistant turn starts with, tokenized on its own, so
                 the answer prompt for ``messages`` is an exact token prefix of this
                 prompt and the answer call re-evaluates a single token.
 
+        Returns:
+            Plain floats summing to 1, keyed by label.
+
         Raises:
-            PredictorError: When two grade words start with the same token.
+            PredictorError: When two labels tokenize identically.
+            ContextOverflowError: When the prompt does not fit the context.
         """
         start = time.perf_counter()
         with self._lock:
-            key = tuple(labels)
-            if key not in self._grade_tokens:
-                self._grade_tokens[key] = grade_token_map(self._llama, key)
-            mapping = self._grade_tokens[key]
+            anchor = prefill[-1:] or "\n"
+            key = (tuple(labels), anchor)
+            if key not in self._grade_seqs:
+                self._grade_seqs[key] = label_sequences(self._llama, labels, anchor)
+            seqs = self._grade_seqs[key]
             tokens = self.prompt_tokens(messages)
             if prefill:
                 if prefill not in self._prefills:
@@ -307,15 +349,18 @@ class ChatLlamaCpp(BaseChatModel):
                         prefill.encode("utf-8"), add_bos=False, special=False
                     )
                 tokens += self._prefills[prefill]
+            check_fits(self._llama, len(tokens) + max(len(s) for s in seqs) - 1)
             logits, cached = last_logits(self._llama, tokens)
+            dist, steps = read_grades(self._llama, len(tokens), logits, seqs, labels)
             self._stats = {
                 "kind": "grade",
                 "prompt_tokens": len(tokens),
                 "cached_tokens": cached,
                 "evaluated_tokens": len(tokens) - cached,
+                "label_steps": steps,
                 "latency_ms": (time.perf_counter() - start) * 1000.0,
             }
-        return renormalise(logits, mapping, labels)
+        return dist
 
     async def agrade_distribution(
         self, messages: Sequence[BaseMessage], labels: Sequence[str], *, prefill: str = ""

@@ -245,23 +245,28 @@ def write_scripted_gguf(
         raise ValueError(f"grade {grade!r} is not one of {grades}")
     pieces = scripted_pieces(reply, grade=grade, grades=grades)
     tokens, types = base_vocab()
-    extra = [escape(p) for p in pieces] + [escape(g[0]) for g in grades]
+    # Each grade word is one token (with its prefixes, so the tokenizer reaches it), so
+    # the grade reader, which scores whole label sequences, sees one step per grade.
+    grade_words = [escape(p) for g in grades for p in (g[:i] for i in range(2, len(g) + 1))]
+    extra = [escape(p) for p in pieces] + [escape(g[0]) for g in grades] + grade_words
     index = _extend(tokens, types, extra + word_tokens(words, reserved=[*grades, _HEADER]))
     vocab = len(tokens)
     # Only the tokens that precede a generated token need a direction of their own; the
     # rest embed to zero (RMSNorm keeps zero at zero, so their logits are flat).
     chain = [index["<0x0A>"], *(index[escape(p)] for p in pieces), _IM_END]
-    n_embd = max(64, -(-(len(chain) - 1) // 64) * 64)
+    grade_tok = index[escape(grade)] if grade is not None else None
+    sources = chain[:-1] + ([grade_tok] if grade_tok is not None else [])
+    n_embd = max(64, -(-len(sources) // 64) * 64)
     embd = np.zeros((vocab, n_embd), dtype=np.float32)
-    embd[chain[:-1], np.arange(len(chain) - 1)] = 1.0
+    embd[sources, np.arange(len(sources))] = 1.0
     # RMSNorm turns the one-hot residual into sqrt(n_embd) * e_i; scale so logits hit the margin.
     unit = 1.0 / float(np.sqrt(n_embd))
     output = np.zeros((vocab, n_embd), dtype=np.float32)
     for dim, nxt in enumerate(chain[1:]):
         output[nxt, dim] = _MARGIN * unit
-    if grade is not None:
-        first = index[escape(grade[0])]
-        output[first, 0] = max(output[first, 0], _GRADE_MARGIN * unit)
+    if grade_tok is not None:
+        output[grade_tok, 0] = max(output[grade_tok, 0], _GRADE_MARGIN * unit)
+        output[_IM_END, len(sources) - 1] = _MARGIN * unit
     blocks = _llama_tensors(vocab=vocab, n_embd=n_embd, n_ff=64, n_layers=n_layers, rng=None)
     return _write(
         path, tokens=tokens, types=types, token_embd=embd, output=output, blocks=blocks,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessageChunk, HumanMessage
 
+from rpra_agent.core.policy import ThresholdPolicy
 from rpra_agent.graph import build_rpra_graph, decisions_from_state
 from rpra_agent.models import load_chat_model
-from rpra_agent.predictors.prefix import PrefixSharingPredictor
-from rpra_agent.core.policy import ThresholdPolicy
 from rpra_agent.predictors import ZeroShotPredictor
+from rpra_agent.predictors.prefix import PrefixSharingPredictor
 from rpra_agent.store import InMemoryDecisionStore
 from rpra_agent.testing.gguf import scripted_pieces
 
