@@ -25,6 +25,7 @@ __all__ = [
     "Outcome",
     "Sampling",
     "check_fits",
+    "context_size",
     "holdback",
     "last_logits",
     "last_position_logits",
@@ -50,10 +51,15 @@ class ContextOverflowError(RPRAError, ValueError):
         self.n_ctx = n_ctx
 
 
+def context_size(llama: Any) -> int:
+    """The usable context: llama.cpp pads small contexts (to 256), llama-cpp-python's buffers do not."""
+    return min(int(llama.n_ctx()), int(llama.input_ids.shape[0]))
+
+
 def check_fits(llama: Any, n_tokens: int) -> None:
     """Raise :class:`ContextOverflowError` unless ``n_tokens`` leave room for one more token."""
-    if n_tokens >= llama.n_ctx():
-        raise ContextOverflowError(n_tokens, int(llama.n_ctx()))
+    if n_tokens >= context_size(llama):
+        raise ContextOverflowError(n_tokens, context_size(llama))
 
 
 @dataclass(frozen=True)
@@ -188,7 +194,7 @@ def stream_tokens(
     import llama_cpp
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    n_ctx = llama.n_ctx()
+    n_ctx = context_size(llama)
     check_fits(llama, len(prompt))
     limit = n_ctx - len(prompt) if max_tokens is None or max_tokens <= 0 else min(max_tokens, n_ctx - len(prompt))
     cached = reusable_prefix(llama, prompt)

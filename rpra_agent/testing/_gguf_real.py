@@ -186,6 +186,7 @@ def write_scripted_like(
     reply: str,
     grade: str | None = None,
     grades: Sequence[str] = GRADE_WORDS,
+    grade_text: str | None = None,
     n_layers: int = 2,
     n_ctx: int = 8192,
     chat_template: str | None = None,
@@ -199,6 +200,21 @@ def write_scripted_like(
     all its mass on ``grade``. It works as :func:`~rpra_agent.testing.gguf.write_scripted_gguf`
     does (a bigram table), so the reply's tokens, as the tokenizer cuts them after a
     newline, must be distinct, and distinct from the grade's tokens.
+
+    Args:
+        path: Where to write.
+        like: The GGUF whose tokenizer (and chat template) to copy.
+        reply: What the model answers.
+        grade: The grade it predicts (one of ``grades``), or ``None``.
+        grades: The grade labels.
+        grade_text: How the model spells the grade (default ``grade``; e.g. ``" 10"``
+            or ``"Great"``, to test that every spelling is read as its label).
+        n_layers: Transformer blocks (inert).
+        n_ctx: Trained context recorded in the file.
+        chat_template: Replace (or add) the chat template.
+
+    Returns:
+        The path written.
 
     Raises:
         ValueError: When the reply or grade cannot be scripted on this tokenizer.
@@ -215,7 +231,7 @@ def write_scripted_like(
     decoded = b"".join(vocab.piece(t) for t in reply_toks).decode("utf-8", "replace")
     if decoded != reply:
         raise ValueError(f"reply {reply!r} does not round-trip through this tokenizer (got {decoded!r})")
-    grade_toks = _in_context(vocab, "\n", grade) if grade is not None else []
+    grade_toks = _in_context(vocab, "\n", grade_text or grade) if grade is not None else []
     chain = reply_toks + grade_toks
     if len(set(chain)) != len(chain) or anchors & set(chain) or end in chain:
         raise ValueError(f"reply {reply!r} and grade {grade!r} need distinct tokens here; vary the reply's text")

@@ -1,6 +1,14 @@
 """Synthesize tiny, real llama-architecture GGUF models for tests (no downloads).
 
-Both writers produce a file that llama.cpp loads in milliseconds: a llama model
+With the tokenizer of the model you deploy (any GGUF, or llama.cpp's
+``ggml-vocab-*.gguf`` files, see :data:`FAMILIES` and :func:`family_vocab`):
+
+- :func:`write_tokenizer_gguf`: random weights, the file's complete tokenizer
+  (every ``tokenizer.*`` key copied byte for byte).
+- :func:`write_scripted_like`: "a scripted model with the tokenizer of the model you
+  deploy": it replies ``reply`` to any chat prompt and predicts ``grade``.
+
+With a toy vocabulary, the two writers below produce a file that llama.cpp loads in milliseconds: a llama model
 (2 blocks, 4 heads, 2 KV heads), a SentencePiece-style vocabulary (special tokens
 ``<unk> <s> </s> <|im_start|> <|im_end|>``, the 256 ``<0xNN>`` byte tokens, printable
 ASCII with the space as ``▁``) and a ChatML chat template. ``<|im_end|>`` is the
@@ -44,6 +52,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rpra_agent.testing._gguf_real import (
+    FAMILIES,
+    LLAMA3_TEMPLATE,
+    VOCAB_ENV,
+    family_vocab,
+    write_scripted_like,
+    write_tokenizer_gguf,
+)
 from rpra_agent.testing._gguf_vocab import (
     _BOS,
     _GRADE_MARGIN,
@@ -60,7 +76,19 @@ from rpra_agent.testing._gguf_vocab import (
     word_tokens,
 )
 
-__all__ = ["CHATML_TEMPLATE", "GRADE_WORDS", "scripted_pieces", "write_random_gguf", "write_scripted_gguf"]
+__all__ = [
+    "CHATML_TEMPLATE",
+    "FAMILIES",
+    "GRADE_WORDS",
+    "LLAMA3_TEMPLATE",
+    "VOCAB_ENV",
+    "family_vocab",
+    "scripted_pieces",
+    "write_random_gguf",
+    "write_scripted_gguf",
+    "write_scripted_like",
+    "write_tokenizer_gguf",
+]
 
 
 def _llama_tensors(
