@@ -90,7 +90,8 @@ def test_each_graph_loads_the_way_the_server_loads_it_and_answers(tmp_path, name
         [sys.executable, "-P", "-c", LOAD_LIKE_THE_SERVER, GRAPHS[name], "What is the capital of France?"],
         cwd=ROOT, env=_env(tmp_path, family), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    died = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+    assert proc.returncode == 0, f"{died}; stderr ends: {proc.stderr[-1500:]}"
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["answer"] == SMALL_REPLY
     if name == "rpra_assistant":  # every shipped tool is bound, query_decision_log's schema included
@@ -142,7 +143,10 @@ def test_langgraph_dev_serves_both_graphs(langgraph_dev):
         assert sorted(a["graph_id"] for a in found) == sorted(GRAPHS)
         for name in sorted(GRAPHS):
             body = {"assistant_id": name, "input": {"messages": [{"role": "user", "content": "Capital of France?"}]}}
-            out = client.post("/runs/wait", json=body)
+            try:
+                out = client.post("/runs/wait", json=body)
+            except httpx.TransportError as exc:
+                pytest.fail(f"{name}: the server died ({exc}); its log ends: {log.read_text()[-1500:]}")
             assert out.status_code == 200, out.text
             state = out.json()
             assert "__error__" not in state, (state, log.read_text()[-3000:])
