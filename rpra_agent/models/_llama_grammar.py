@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["MAX_REPEAT", "check_gbnf", "sanitize_schema", "tool_grammar"]
+__all__ = ["MAX_REPEAT", "check_gbnf", "llama_accepts", "sanitize_schema", "tool_grammar"]
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ MAX_REPEAT = 1000
 """Largest repetition bound a grammar may carry (llama.cpp's parser refuses 2000 and more)."""
 _MAX_GRAMMAR_CHARS = 200_000
 _MAX_DEPTH = 40
+_MAX_NESTING = 100  # llama-cpp-python spells a regex bound {1,n} as n nested groups
+_MAX_PATTERN_REPEAT = 64
 _BOUNDS = ("minLength", "maxLength", "minItems", "maxItems", "minProperties", "maxProperties")
 _REPEAT_RE = re.compile(r"\{\s*(\d+)\s*(?:,\s*(\d*)\s*)?\}")
 
@@ -48,26 +50,54 @@ def sanitize_schema(schema: Any, depth: int = 0) -> Any:
             continue
         if key == "$ref" and not (isinstance(value, str) and value.startswith("#")):
             continue
-        if key == "pattern" and not isinstance(value, str):
+        if key == "pattern" and (not isinstance(value, str) or _big_repeat(value, _MAX_PATTERN_REPEAT)):
             continue
         out[key] = sanitize_schema(value, depth + 1)
     return out
 
 
+def _big_repeat(text: str, limit: int) -> bool:
+    return any(int(low) > limit or (high and int(high) > limit) for low, high in _REPEAT_RE.findall(text))
+
+
 def check_gbnf(grammar: str) -> str | None:
     """Why llama.cpp would refuse ``grammar`` (``None`` if it looks acceptable).
 
-    Looks for repetition bounds above :data:`MAX_REPEAT` outside string literals and
-    character classes, and for grammars too large to be a tool call.
+    Looks, outside string literals and character classes, for repetition bounds
+    above :data:`MAX_REPEAT` and groups nested more than 100 deep; and for grammars
+    too large to be a tool call.
     """
     if len(grammar) > _MAX_GRAMMAR_CHARS:
         return f"the grammar has {len(grammar)} characters"
     for line in grammar.splitlines():
         bare = re.sub(r'"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*\]', '""', line)
-        for low, high in _REPEAT_RE.findall(bare):
-            if int(low) > MAX_REPEAT or (high and int(high) > MAX_REPEAT):
-                return f"a repetition {{{low},{high}}} exceeds {MAX_REPEAT}"
+        if _big_repeat(bare, MAX_REPEAT):
+            return f"a repetition bound exceeds {MAX_REPEAT}"
+        depth = deepest = 0
+        for ch in bare:
+            depth += (ch == "(") - (ch == ")")
+            deepest = max(deepest, depth)
+        if deepest > _MAX_NESTING:
+            return f"groups nest {deepest} deep"
     return None
+
+
+def llama_accepts(llama: Any, grammar: str) -> bool:
+    """Whether llama.cpp's own parser accepts ``grammar`` (its sampler is built, checked and freed).
+
+    llama-cpp-python would use the NULL sampler a failed parse returns and crash;
+    here the failure is only reported. :func:`check_gbnf` runs first, so grammars that
+    could overflow the parser's recursion never reach it.
+    """
+    import llama_cpp
+
+    if check_gbnf(grammar) is not None:
+        return False
+    sampler = llama_cpp.llama_sampler_init_grammar(llama._model.vocab, grammar.encode("utf-8"), b"root")
+    if not sampler:
+        return False
+    llama_cpp.llama_sampler_free(sampler)
+    return True
 
 
 def _call_schema(tool: dict[str, Any], *, free: bool) -> dict[str, Any]:
@@ -94,22 +124,31 @@ def _body(chosen: Sequence[dict[str, Any]], *, free: bool) -> str:
     return re.sub(r"^root ::=", "rpra-call-json ::=", body, count=1, flags=re.MULTILINE)
 
 
-def tool_grammar(tools: Sequence[dict[str, Any]], choice: str) -> str | None:
+def tool_grammar(
+    tools: Sequence[dict[str, Any]], choice: str, accepts: Callable[[str], bool] | None = None
+) -> str | None:
     """A GBNF grammar for ``choice`` over ``tools`` (``None`` when unconstrained).
 
     ``auto`` allows one or more calls or plain text that does not start with ``<``;
     ``required`` allows only calls; a tool name allows exactly one call of it. A
-    schema that cannot be converted safely constrains only the call's shape.
+    schema that cannot be converted safely, or whose grammar ``accepts`` (llama.cpp's
+    parser, see :func:`llama_accepts`) refuses, constrains only the call's shape.
     """
     if choice == "none" or not tools:
         return None
     chosen = [t for t in tools if t["function"]["name"] == choice] or list(tools)
+    names = [t["function"]["name"] for t in chosen]
     try:
-        body = _body(chosen, free=False)
+        grammar = _wrap(_body(chosen, free=False), choice)
+        if accepts is not None and not accepts(grammar):
+            raise ValueError("llama.cpp's grammar parser refuses it")
     except Exception as exc:  # untrusted schema: any conversion failure falls back
-        names = [t["function"]["name"] for t in chosen]
         logger.warning("tool schemas of %s cannot become a grammar (%s); constraining only the call shape", names, exc)
-        body = _body(chosen, free=True)
+        grammar = _wrap(_body(chosen, free=True), choice)
+    return grammar
+
+
+def _wrap(body: str, choice: str) -> str:
     call = 'rpra-call ::= "<tool_call>" "\\n"? rpra-call-json "\\n"? "</tool_call>"\n'
     if choice not in ("auto", "required"):
         return f"root ::= rpra-call\n{call}{body}"

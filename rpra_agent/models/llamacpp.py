@@ -27,7 +27,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.models._gguf_check import GGUFInfo, check_gguf, load_llama
 from rpra_agent.models._llama_grades import LabelSequences, label_sequences, read_grades
-from rpra_agent.models._llama_grammar import tool_grammar
+from rpra_agent.models._llama_grammar import llama_accepts, tool_grammar
 from rpra_agent.models._llama_messages import build_message, collect, outcome_stats, stream_chunks
 from rpra_agent.models._llama_prompt import normalize_tool_choice, to_chat_dicts
 from rpra_agent.models._llama_run import (
@@ -133,6 +133,7 @@ class ChatLlamaCpp(BaseChatModel):
     _grade_seqs: dict[tuple[tuple[str, ...], str], LabelSequences] = PrivateAttr(default_factory=dict)
     _stats: dict[str, Any] = PrivateAttr(default_factory=dict)
     _prefills: dict[str, list[int]] = PrivateAttr(default_factory=dict)
+    _grammars: dict[str, bool] = PrivateAttr(default_factory=dict)
     _last_prompt: tuple[Any, list[int]] | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
@@ -253,9 +254,11 @@ class ChatLlamaCpp(BaseChatModel):
 
     def _run(self, messages: list[BaseMessage], opts: dict[str, Any]) -> Generator[Delta, None, Outcome]:
         tools, choice = opts["tools"], opts["tool_choice"]
-        grammar = opts["grammar"] or (tool_grammar(tools, choice) if tools else None)
         k = opts["top_logprobs"] if opts["top_logprobs"] is not None else 0
         with self._lock:
+            grammar = opts["grammar"] or (tool_grammar(tools, choice, self._accepts) if tools else None)
+            if opts["grammar"] and not self._accepts(opts["grammar"]):
+                raise ConfigError("llama.cpp's grammar parser refuses the grammar passed in grammar=; check its GBNF")
             prompt = self.prompt_tokens(messages, tools)
             outcome = yield from stream_tokens(
                 self._llama,
@@ -271,6 +274,13 @@ class ChatLlamaCpp(BaseChatModel):
             self._stats = {"kind": "generate", **outcome_stats(outcome)}
         logger.debug("llama.cpp generate %s", self._stats)
         return outcome
+
+    def _accepts(self, grammar: str) -> bool:
+        if grammar not in self._grammars:
+            if len(self._grammars) > 64:
+                self._grammars.clear()
+            self._grammars[grammar] = llama_accepts(self._llama, grammar)
+        return self._grammars[grammar]
 
     def _finish(self, text: str, entries: list[dict[str, Any]], outcome: Outcome, opts: dict[str, Any]) -> AIMessage:
         return build_message(
