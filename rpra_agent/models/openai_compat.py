@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlparse
 
+import httpx
 import openai
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -116,13 +117,13 @@ class ChatOpenAICompatible(ChatOpenAI):
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
         try:
             return super()._generate(messages, *args, **kwargs)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, httpx.TransportError) as exc:
             self._raise_clean(exc)
 
     async def _agenerate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
         try:
             return await super()._agenerate(messages, *args, **kwargs)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, httpx.TransportError) as exc:
             self._raise_clean(exc)
 
     def _stream(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
@@ -130,7 +131,7 @@ class ChatOpenAICompatible(ChatOpenAI):
         try:
             for chunk in super()._stream(messages, *args, **kwargs):
                 yield counter.see(chunk)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, httpx.TransportError) as exc:
             self._raise_clean(exc)
         if self.compat_mode and (last := self._end_of_stream(counter, messages)) is not None:
             yield last
@@ -142,7 +143,7 @@ class ChatOpenAICompatible(ChatOpenAI):
         try:
             async for chunk in super()._astream(messages, *args, **kwargs):
                 yield counter.see(chunk)
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, httpx.TransportError) as exc:
             self._raise_clean(exc)
         if self.compat_mode and (last := self._end_of_stream(counter, messages)) is not None:
             yield last
@@ -160,7 +161,7 @@ class ChatOpenAICompatible(ChatOpenAI):
             )
         return counter.estimate(self.get_num_tokens_from_messages(messages)) if counter.missing else None
 
-    def _raise_clean(self, exc: openai.OpenAIError) -> NoReturn:
+    def _raise_clean(self, exc: openai.OpenAIError | httpx.TransportError) -> NoReturn:
         """Re-raise an SDK error as a :class:`ModelHTTPError` carrying the server's message."""
         clean = _clean_error(exc, model=self.model_name, base_url=_public_url(self.openai_api_base))
         if clean is None:
@@ -266,13 +267,19 @@ def _server_message(exc: openai.APIStatusError) -> str:
     return text if len(text) <= _MAX_MESSAGE_CHARS else text[:_MAX_MESSAGE_CHARS] + " [...]"
 
 
-def _clean_error(exc: openai.OpenAIError, *, model: str, base_url: str) -> ModelHTTPError | None:
+def _clean_error(exc: openai.OpenAIError | httpx.TransportError, *, model: str, base_url: str) -> ModelHTTPError | None:
+    if isinstance(exc, httpx.TransportError):  # raised while reading a stream: the SDK does not wrap those
+        return ModelUnreachableError(
+            f"the connection broke ({type(exc).__name__}: {exc})", model=model, base_url=base_url
+        )
     if isinstance(exc, openai.APITimeoutError):
         return ModelUnreachableError("the request timed out", model=model, base_url=base_url)
     if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
+        cause: BaseException | None = exc
+        while isinstance(cause, openai.OpenAIError):  # langchain-openai and the SDK each wrap the transport error
+            cause = cause.__cause__ or cause.__context__
         reason = f"{type(cause).__name__}: {cause}" if cause else exc.message
-        return ModelUnreachableError(f"cannot connect ({reason})", model=model, base_url=base_url)
+        return ModelUnreachableError(f"the connection failed ({reason})", model=model, base_url=base_url)
     if not isinstance(exc, openai.APIStatusError):
         return None
     message = _server_message(exc)

@@ -97,6 +97,21 @@ class ModelHTTPError(RPRAError, ModelError):
         self.transient = _status_is_transient(status_code) if transient is None else transient
         self.is_retryable = self.transient
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (and deepcopy) with every attribute; the SDK error is dropped."""
+        fields = (self.message, self.status_code, self.model, self.base_url, self.body, self.transient)
+        return (_rebuild, (type(self), *fields))
+
+
+def _rebuild(
+    cls: type[ModelHTTPError], message: str, status: int | None, model: str, url: str, body: Any, transient: bool
+) -> ModelHTTPError:
+    error = cls.__new__(cls)
+    ModelHTTPError.__init__(
+        error, message, status_code=status, model=model, base_url=url, body=body, transient=transient
+    )
+    return error
+
 
 class ModelContextOverflowError(ModelHTTPError, ContextOverflowError):
     """The prompt (plus the requested completion) does not fit the model's context (never transient)."""

@@ -107,11 +107,16 @@ def langgraph_dev(tmp_path) -> Iterator[tuple[str, Path]]:
         pytest.skip("the langgraph CLI is not installed: pip install 'rpra-agent[langgraph]'")
     port = _free_port()
     log = tmp_path / "langgraph_dev.log"
+    # The server keeps its state in ./.langgraph_api: run it in a folder that links to the repository's files.
+    workdir = tmp_path / "deploy"
+    workdir.mkdir()
+    for entry in ("langgraph.json", "graphs"):
+        (workdir / entry).symlink_to(ROOT / entry)
     with log.open("wb") as out:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv
             [str(cli), "dev", "--host", "127.0.0.1", "--port", str(port), "--no-browser", "--no-reload",
-             "--config", str(ROOT / "langgraph.json")],
-            cwd=ROOT, env=_env(tmp_path, "toy"), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+             "--config", "langgraph.json"],
+            cwd=workdir, env=_env(tmp_path, "toy"), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         try:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import copy as copy_module
+import pickle
+import socket
+import threading
+
 import httpx
 import openai
 import pytest
@@ -101,6 +106,26 @@ def test_our_errors_agree_with_langchains_retry_flag():
 
 
 @pytest.mark.parametrize(
+    "exc",
+    [
+        ModelHTTPError("busy", status_code=503, model="m", base_url="http://h/v1", body={"message": "busy"}),
+        ModelHTTPError("1 validation error", status_code=500, transient=False),
+        ModelContextOverflowError("too long", status_code=400, model="m"),
+        ModelUnreachableError("cannot connect", model="m", base_url="http://h/v1"),
+    ],
+)
+def test_our_errors_survive_pickle_and_deepcopy(exc):
+    for copy in (pickle.loads(pickle.dumps(exc)), copy_module.deepcopy(exc)):
+        assert type(copy) is type(exc) and str(copy) == str(exc)
+        assert (copy.status_code, copy.message, copy.body, copy.transient) == (
+            exc.status_code,
+            exc.message,
+            exc.body,
+            exc.transient,
+        )
+
+
+@pytest.mark.parametrize(
     ("attempts", "backoff", "cap", "expected"),
     [
         (1, 0.5, 30.0, []),
@@ -155,3 +180,33 @@ def test_a_local_server_gets_empty_content_top_level_max_tokens_and_streamed_usa
 def test_sdk_retries_can_still_be_chosen_explicitly():
     model = load_chat_model("openai:m?base_url=http://127.0.0.1:8080/v1&max_retries=2")
     assert model.max_retries == 2 and model.root_client.max_retries == 2
+
+
+def test_a_connection_cut_mid_stream_is_a_clean_transient_error():
+    """A server that starts an SSE stream and drops the connection (a tiny raw server on 127.0.0.1)."""
+    chunk = (
+        b'data: {"id":"x","object":"chat.completion.chunk","created":0,"model":"m",'
+        b'"choices":[{"index":0,"delta":{"content":"Par"},"finish_reason":null}]}\n\n'
+    )
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def serve_once() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+            conn.sendall(head + f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")  # then hang up mid-body
+
+    thread = threading.Thread(target=serve_once, daemon=True)
+    thread.start()
+    model = load_chat_model(f"openai:m?base_url=http://127.0.0.1:{port}/v1")
+    try:
+        with pytest.raises(ModelUnreachableError, match="the connection failed .RemoteProtocolError") as info:
+            list(model.stream("hi"))
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+    assert is_transient(info.value) and isinstance(info.value.sdk_error, openai.APIConnectionError)
