@@ -13,7 +13,7 @@ import numpy as np
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.models.gguf_file import GGUFFormatError, TensorInfo, read_gguf_header
 
-__all__ = ["GGUFInfo", "check_gguf", "load_llama"]
+__all__ = ["GGUFInfo", "check_gguf", "default_n_ctx", "load_llama"]
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +146,21 @@ def check_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
         kv_bytes_per_token=_kv_bytes(fields, arch),
         special_texts=_special_texts(fields, tokens),
     )
+
+
+_FALLBACK_CTX = 4096
+
+
+_FALLBACK_CTX = 4096
+
+
+def default_n_ctx(info: GGUFInfo, kv_cache_mb: float) -> int:
+    """The model's trained context, capped so the f16 KV cache fits ``kv_cache_mb`` (at least 512 tokens)."""
+    trained = info.context_length or _FALLBACK_CTX
+    if info.kv_bytes_per_token <= 0:
+        return min(trained, _FALLBACK_CTX)
+    budget = int(kv_cache_mb * 2**20) // info.kv_bytes_per_token
+    return max(512, min(trained, budget))
 
 
 def load_llama(info: GGUFInfo, params: dict[str, Any]) -> Any:

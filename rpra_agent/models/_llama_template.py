@@ -71,7 +71,7 @@ class ChatTemplate:
                 info.path.name,
                 " as plain text with stop strings" if self.stop else "",
             )
-        self.formatter = Jinja2ChatFormatter(
+        self.formatter: Any = Jinja2ChatFormatter(
             template=template, eos_token=eos_text, bos_token=self.bos_text, add_generation_prompt=True
         )
         texts = info.special_texts

@@ -9,10 +9,8 @@ forward pass. A lock serialises every use of the (not thread-safe) ``Llama`` obj
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
@@ -25,8 +23,9 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.models._gguf_check import GGUFInfo, check_gguf, load_llama
-from rpra_agent.models._llama_grades import LabelSequences, label_sequences, read_grades
+from rpra_agent.models._gguf_check import GGUFInfo, check_gguf, default_n_ctx, load_llama
+from rpra_agent.models._llama_grades import LabelSequences
+from rpra_agent.models._llama_grading import GradeReaderMixin
 from rpra_agent.models._llama_grammar import llama_accepts, tool_grammar
 from rpra_agent.models._llama_messages import build_message, collect, outcome_stats, stream_chunks
 from rpra_agent.models._llama_prompt import normalize_tool_choice, to_chat_dicts
@@ -35,24 +34,11 @@ from rpra_agent.models._llama_run import (
     Delta,
     Outcome,
     Sampling,
-    check_fits,
-    last_logits,
     stream_tokens,
 )
 from rpra_agent.models._llama_template import ChatTemplate
 
 __all__ = ["ChatLlamaCpp", "ContextOverflowError", "check_gguf", "default_n_ctx", "load_llama"]
-
-_FALLBACK_CTX = 4096
-
-
-def default_n_ctx(info: GGUFInfo, kv_cache_mb: float) -> int:
-    """The model's trained context, capped so the f16 KV cache fits ``kv_cache_mb`` (at least 512 tokens)."""
-    trained = info.context_length or _FALLBACK_CTX
-    if info.kv_bytes_per_token <= 0:
-        return min(trained, _FALLBACK_CTX)
-    budget = int(kv_cache_mb * 2**20) // info.kv_bytes_per_token
-    return max(512, min(trained, budget))
 
 
 logger = logging.getLogger(__name__)
@@ -62,7 +48,7 @@ _IGNORED = {"ls_structured_output_format", "parallel_tool_calls", "strict"}
 _CALL_KWARGS = {"tools", "tool_choice", "logprobs", "top_logprobs", "max_tokens", "seed", "grammar", *_SAMPLING}
 
 
-class ChatLlamaCpp(BaseChatModel):
+class ChatLlamaCpp(GradeReaderMixin, BaseChatModel):
     """A chat model running a GGUF file in-process with llama.cpp.
 
     The file is validated (exists, GGUF magic, readable header, unique token
@@ -316,64 +302,3 @@ class ChatLlamaCpp(BaseChatModel):
             if run_manager and chunk.text:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
-
-    # -- grade prediction in one forward pass ------------------------------------
-    def grade_distribution(
-        self, messages: Sequence[BaseMessage], labels: Sequence[str], *, prefill: str = ""
-    ) -> dict[str, float]:
-        """The exact distribution over ``labels`` of what the assistant writes next after ``messages``.
-
-        The prompt is evaluated once (reusing the KV cache's common prefix); then every
-        label's whole token sequence is scored (its forms as written, with a leading
-        space, capitalised), one single-token step per shared inner node, so labels of
-        several tokens (``10`` vs ``1``, ``gre`` + ``at``) are read exactly. The cache
-        ends holding the prompt, so an answer call that shares it re-evaluates nothing.
-
-        Args:
-            messages: The conversation; the prompt ends with the assistant header.
-            labels: The grade labels.
-            prefill: Text the assistant turn starts with, tokenized on its own, so
-                the answer prompt for ``messages`` is an exact token prefix of this
-                prompt and the answer call re-evaluates a single token.
-
-        Returns:
-            Plain floats summing to 1, keyed by label.
-
-        Raises:
-            PredictorError: When two labels tokenize identically.
-            ContextOverflowError: When the prompt does not fit the context.
-        """
-        start = time.perf_counter()
-        with self._lock:
-            anchor = prefill[-1:] or "\n"
-            key = (tuple(labels), anchor)
-            if key not in self._grade_seqs:
-                self._grade_seqs[key] = label_sequences(self._llama, labels, anchor)
-            seqs = self._grade_seqs[key]
-            tokens = self.prompt_tokens(messages)
-            if prefill:
-                if prefill not in self._prefills:
-                    if len(self._prefills) > 64:
-                        self._prefills.clear()
-                    self._prefills[prefill] = self._llama.tokenize(
-                        prefill.encode("utf-8"), add_bos=False, special=False
-                    )
-                tokens += self._prefills[prefill]
-            check_fits(self._llama, len(tokens) + max(len(s) for s in seqs) - 1)
-            logits, cached = last_logits(self._llama, tokens)
-            dist, steps = read_grades(self._llama, len(tokens), logits, seqs, labels)
-            self._stats = {
-                "kind": "grade",
-                "prompt_tokens": len(tokens),
-                "cached_tokens": cached,
-                "evaluated_tokens": len(tokens) - cached,
-                "label_steps": steps,
-                "latency_ms": (time.perf_counter() - start) * 1000.0,
-            }
-        return dist
-
-    async def agrade_distribution(
-        self, messages: Sequence[BaseMessage], labels: Sequence[str], *, prefill: str = ""
-    ) -> dict[str, float]:
-        """Async :meth:`grade_distribution`, run off the event loop."""
-        return await asyncio.to_thread(self.grade_distribution, messages, labels, prefill=prefill)
