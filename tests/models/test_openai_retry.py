@@ -170,6 +170,8 @@ def test_a_local_server_gets_empty_content_top_level_max_tokens_and_streamed_usa
     assert payload["messages"][1]["content"] == ""
     assert payload["extra_body"] == {"max_tokens": 3} and "max_completion_tokens" not in payload
     assert payload["temperature"] == 0.25
+    merged = model._get_request_payload(TOOL_TURN, max_tokens=3, extra_body={"top_k": 5})
+    assert merged["extra_body"] == {"top_k": 5, "max_tokens": 3}
     assert model._should_stream_usage() is True
     assert model._should_stream_usage(stream_usage=False) is False
     assert (

@@ -81,14 +81,21 @@ def test_forced_tool_and_structured_output_work_despite_the_servers_gaps(llama_s
     assert isinstance(verdict, Verdict)
 
 
-def test_graph_defers_to_the_server(llama_server, scripted_gguf):
+@pytest.mark.parametrize("how", ["invoke", "stream"])
+def test_graph_defers_to_the_server(llama_server, scripted_gguf, how):
     small = load_chat_model(f"gguf:{scripted_gguf(reply='Small: no idea.', grade='bad')}?n_ctx=2048")
     store = InMemoryDecisionStore()
     graph = build_rpra_graph(
         small=small, large=_large(llama_server), predictor=ZeroShotPredictor(small),
         policy=ThresholdPolicy(threshold=0.5), store=store,
     )  # fmt: skip
-    state = graph.invoke({"messages": [HumanMessage("What is the capital of France?")]})
+    question = {"messages": [HumanMessage("What is the capital of France?")]}
+    if how == "invoke":
+        state = graph.invoke(question)
+    else:  # token streaming makes the large leg stream too: its usage must still be recorded
+        streamed = list(graph.stream(question, stream_mode=["messages", "values"]))
+        assert any(mode == "messages" for mode, _ in streamed)
+        state = [chunk for mode, chunk in streamed if mode == "values"][-1]
     assert state["messages"][-1].content == SERVER_REPLY
     [decision] = decisions_from_state(state)
     assert (decision.route, decision.reason, decision.large_model) == ("large", "predicted_low", "openai:large")
