@@ -10,19 +10,25 @@ Measured gotchas of local servers (see ``STACK.md``), handled when ``compat`` is
 - ``tool_choice="any"``/``"required"`` fails (HTTP 500): with one tool it becomes that
   tool's name (a forced call), with several ``auto``.
 - ``logprobs=True`` alone returns nothing: ``top_logprobs`` defaults to 1.
-
 - An assistant message that carries tool calls is sent with ``content: ""``, not
   ``null``, which llama.cpp's server rejects (HTTP 500).
-- Streams ask for usage (``stream_options.include_usage``). A server that still sends
-  none (llama-cpp-python's server ignores the option) gets an estimated usage chunk at
-  the end: output tokens = the streamed deltas (one per token on that server), input
-  tokens = the offline estimate below; ``response_metadata["usage_estimated"]`` is true.
+- A stream the server ends without a ``finish_reason`` raises a deterministic
+  :class:`~rpra_agent.models.retry.ModelHTTPError` instead of passing as an empty
+  answer (llama.cpp's server answers 200 and then aborts when the prompt overflows).
+- A stream that carries no usage (llama-cpp-python's server ignores
+  ``stream_options.include_usage``) gets an estimated usage chunk at the end: output
+  tokens = the streamed deltas (one per token on that server), input tokens = the
+  offline estimate below; ``response_metadata["usage_estimated"]`` is true.
 
-Always, on any server: the OpenAI SDK's own retries are off (``max_retries=0``): the
-caller retries, only transient failures (see :mod:`rpra_agent.models.retry`). SDK
-errors are raised as :class:`~rpra_agent.models.retry.ModelHTTPError` whose message is
-the server's own, without the SDK's chained traceback (the SDK error stays on
-``sdk_error``).
+Always, on any server:
+
+- Streams ask for usage (``stream_options.include_usage``) unless ``stream_usage=False``
+  (upstream asks only when no base URL is set).
+- The OpenAI SDK's own retries are off (``max_retries=0``): the caller retries, and only
+  transient failures (see :mod:`rpra_agent.models.retry`).
+- SDK errors are raised as :class:`~rpra_agent.models.retry.ModelHTTPError` whose
+  message is the server's own, without the SDK's chained traceback (the SDK error stays
+  on ``sdk_error``).
 
 Token counting never downloads a tokenizer: :meth:`ChatOpenAICompatible.get_num_tokens`
 estimates from the UTF-8 length (about 4 bytes per token).
@@ -110,7 +116,7 @@ class ChatOpenAICompatible(ChatOpenAI):
             (self.model_kwargs.get("stream_options") or {}).get("include_usage"),
             self.stream_usage,
         )
-        if self.compat_mode and not any(isinstance(x, bool) for x in explicit):
+        if not any(isinstance(x, bool) for x in explicit):  # OpenAI and the servers that copy it accept it
             return True
         return bool(super()._should_stream_usage(stream_usage, **kwargs))
 

@@ -160,6 +160,9 @@ def test_openai_itself_gets_its_own_wire_format():
     payload = model._get_request_payload(TOOL_TURN)
     assert payload["messages"][1]["content"] is None  # OpenAI's own shape after a tool call
     assert payload["max_completion_tokens"] == 7 and "extra_body" not in payload
+    assert model._should_stream_usage() is True
+    custom = load_chat_model("openai:gpt-4o-mini", api_key="sk-test", base_url="https://api.openai.com/v1")
+    assert custom._should_stream_usage() is True  # upstream asks only when no base URL is given
     assert model._should_stream_usage(stream_usage=False) is False
 
 
