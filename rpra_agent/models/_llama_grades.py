@@ -6,8 +6,9 @@ reading the first token's probability is wrong. Here each label has surface form
 written, with a leading space, capitalised; tokenized as the model would write them
 right after the prompt's last character), their token sequences form a trie, and the
 probability of each sequence is the product of next-token probabilities along it,
-evaluated with llama.cpp's KV cache: the prompt once, then one single-token step per
-inner trie node, rewinding the cache between branches and back to the prompt at the end.
+evaluated with llama.cpp's KV cache: the prompt once, then one decode per deepest inner
+trie node (its whole path at once, logits at every position), rewinding the cache
+between branches and back to the prompt at the end.
 
 A sequence that is a proper prefix of another label's (``1`` of ``10``) keeps only the
 mass that does not continue into it: ``P(1) - P(10)``. The label masses are
@@ -17,6 +18,7 @@ renormalised over the label set.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,29 +69,41 @@ def label_sequences(llama: Any, labels: Sequence[str], anchor: str = "\n") -> La
     return {seq: next(iter(ls)) for seq, ls in owner.items() if len(ls) == 1}
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    top = float(z.max())
-    return z - (top + math.log(float(np.exp(z - top).sum())))
+class _Step:
+    """One position's logits and their log-normaliser (a log-softmax computed only where read)."""
+
+    def __init__(self, logits: np.ndarray) -> None:
+        self.logits = logits
+        top = float(logits.max())
+        self.lse = top + math.log(float(np.exp(logits - np.float32(top)).sum(dtype=np.float64)))
+
+    def __getitem__(self, token: int) -> float:
+        return float(self.logits[token]) - self.lse
 
 
 def _sequence_logprobs(llama: Any, n_prompt: int, root: np.ndarray, seqs: Sequence[tuple[int, ...]]) -> dict:
-    """Log P(seq | prompt) for each sequence; the cache holds exactly the prompt before and after."""
-    from rpra_agent.models._llama_run import last_position_logits
+    """Log P(seq | prompt) for each sequence; the cache holds exactly the prompt before and after.
 
-    inner = sorted({s[:i] for s in seqs for i in range(1, len(s))})
-    step: dict[tuple[int, ...], np.ndarray] = {(): _log_softmax(root)}
+    The inner trie nodes are evaluated path by path: each deepest inner node's path is
+    one decode with logits at every position (so ``▁``, ``▁1`` of `` 10`` cost one call).
+    """
+    from rpra_agent.models._llama_run import eval_all_positions
+
+    inner = {s[:i] for s in seqs for i in range(1, len(s))}
+    paths = sorted(p for p in inner if not any(len(q) > len(p) and q[: len(p)] == p for q in inner))
+    step: dict[tuple[int, ...], _Step] = {(): _Step(root)}
     current: tuple[int, ...] = ()
     try:
-        for node in inner:
+        for path in paths:
             common = 0
-            while common < min(len(current), len(node)) and current[common] == node[common]:
+            while common < min(len(current), len(path)) and current[common] == path[common]:
                 common += 1
-            if common < len(current):
+            if common < len(current) or llama.n_tokens != n_prompt + common:
                 _rewind(llama, n_prompt + common)
-            llama.eval(list(node[common:]))
-            step[node] = _log_softmax(last_position_logits(llama))
-            current = node
+            rows = eval_all_positions(llama, path[common:])
+            for i, row in enumerate(rows):
+                step[path[: common + i + 1]] = _Step(row)
+            current = path
     finally:
         if current:
             _rewind(llama, n_prompt)
@@ -104,13 +118,15 @@ def _rewind(llama: Any, n: int) -> None:
 
 def read_grades(
     llama: Any, n_prompt: int, root: np.ndarray, seqs: LabelSequences, labels: Sequence[str]
-) -> tuple[dict[str, float], int]:
+) -> tuple[dict[str, float], int, float]:
     """The distribution over ``labels`` after a prompt of ``n_prompt`` tokens whose last logits are ``root``.
 
     Returns:
-        Plain floats summing to 1, and how many extra single-token steps it took.
+        Plain floats summing to 1, how many extra decode calls it took, and their milliseconds.
     """
+    start = time.perf_counter()
     logp = _sequence_logprobs(llama, n_prompt, root, list(seqs))
+    label_ms = (time.perf_counter() - start) * 1000.0
     top = max(logp.values())
     prob = {s: math.exp(lp - top) for s, lp in logp.items()}
     mass = dict.fromkeys(labels, 0.0)
@@ -121,5 +137,6 @@ def read_grades(
     total = sum(mass.values())
     if not total > 0.0:
         raise PredictorError("the grade labels have no probability mass after this prompt", predictor="forward_pass")
-    steps = len({s[:i] for s in seqs for i in range(1, len(s))})
-    return {label: float(m / total) for label, m in mass.items()}, steps
+    inner = {s[:i] for s in seqs for i in range(1, len(s))}
+    steps = sum(1 for p in inner if not any(len(q) > len(p) and q[: len(p)] == p for q in inner))
+    return {label: float(m / total) for label, m in mass.items()}, steps, label_ms

@@ -70,13 +70,14 @@ class GradeReaderMixin:
                 tokens += self._prefills[prefill]
             check_fits(self._llama, len(tokens) + max(len(s) for s in seqs) - 1)
             logits, cached = last_logits(self._llama, tokens)
-            dist, steps = read_grades(self._llama, len(tokens), logits, seqs, labels)
+            dist, steps, label_ms = read_grades(self._llama, len(tokens), logits, seqs, labels)
             self._stats = {
                 "kind": "grade",
                 "prompt_tokens": len(tokens),
                 "cached_tokens": cached,
                 "evaluated_tokens": len(tokens) - cached,
                 "label_steps": steps,
+                "label_ms": label_ms,
                 "latency_ms": (time.perf_counter() - start) * 1000.0,
             }
         return dist

@@ -25,6 +25,7 @@ __all__ = [
     "Outcome",
     "Sampling",
     "check_fits",
+    "eval_all_positions",
     "context_size",
     "holdback",
     "last_logits",
@@ -121,6 +122,25 @@ def _reset_perf(llama: Any) -> None:
     import llama_cpp
 
     llama_cpp.llama_perf_context_reset(llama.ctx)
+
+
+def eval_all_positions(llama: Any, tokens: Sequence[int]) -> np.ndarray:
+    """Evaluate ``tokens`` after the cached ones in one decode; a copy of the logits at every new position."""
+    import llama_cpp
+
+    n_past = int(llama.n_tokens)
+    llama._ctx.kv_cache_seq_rm(-1, n_past, -1)
+    llama._batch.set_batch(batch=list(tokens), n_past=n_past, logits_all=True)
+    llama._ctx.decode(llama._batch)
+    llama.input_ids[n_past : n_past + len(tokens)] = tokens
+    llama.n_tokens = n_past + len(tokens)
+    llama._requires_eval = False
+    n_vocab = llama.n_vocab()
+    rows = [
+        np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, i), shape=(n_vocab,))
+        for i in range(len(tokens))
+    ]
+    return np.stack(rows).copy()
 
 
 def last_position_logits(llama: Any) -> np.ndarray:
