@@ -15,6 +15,8 @@ Measured gotchas of local servers (see ``STACK.md``), handled when ``compat`` is
 - A stream the server ends without a ``finish_reason`` raises a deterministic
   :class:`~rpra_agent.models.retry.ModelHTTPError` instead of passing as an empty
   answer (llama.cpp's server answers 200 and then aborts when the prompt overflows).
+- A streamed tool call repeats its name in every delta, which LangChain concatenates
+  (``"addaddadd"``): the repeats are dropped.
 - A stream that carries no usage (llama-cpp-python's server ignores
   ``stream_options.include_usage``) gets an estimated usage chunk at the end: output
   tokens = the streamed deltas (one per token on that server), input tokens = the
@@ -46,12 +48,13 @@ from urllib.parse import urlparse
 import httpx
 import openai
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai import ChatOpenAI
 
+from rpra_agent.models._openai_stream import StreamState
 from rpra_agent.models.retry import ModelContextOverflowError, ModelHTTPError, ModelUnreachableError
 
 __all__ = ["ChatOpenAICompatible", "is_openai_url"]
@@ -133,28 +136,30 @@ class ChatOpenAICompatible(ChatOpenAI):
             self._raise_clean(exc)
 
     def _stream(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        counter = _UsageCounter()
+        counter = StreamState(dedupe=self.compat_mode)
         try:
             for chunk in super()._stream(messages, *args, **kwargs):
                 yield counter.see(chunk)
         except (openai.OpenAIError, httpx.TransportError) as exc:
             self._raise_clean(exc)
-        if self.compat_mode and (last := self._end_of_stream(counter, messages)) is not None:
+        if self.compat_mode and (last := self._end_of_stream(counter, messages, kwargs.get("tools"))) is not None:
             yield last
 
     async def _astream(
         self, messages: list[BaseMessage], *args: Any, **kwargs: Any
     ) -> AsyncIterator[ChatGenerationChunk]:
-        counter = _UsageCounter()
+        counter = StreamState(dedupe=self.compat_mode)
         try:
             async for chunk in super()._astream(messages, *args, **kwargs):
                 yield counter.see(chunk)
         except (openai.OpenAIError, httpx.TransportError) as exc:
             self._raise_clean(exc)
-        if self.compat_mode and (last := self._end_of_stream(counter, messages)) is not None:
+        if self.compat_mode and (last := self._end_of_stream(counter, messages, kwargs.get("tools"))) is not None:
             yield last
 
-    def _end_of_stream(self, counter: _UsageCounter, messages: list[BaseMessage]) -> ChatGenerationChunk | None:
+    def _end_of_stream(
+        self, counter: StreamState, messages: list[BaseMessage], tools: Any = None
+    ) -> ChatGenerationChunk | None:
         """The usage chunk a server did not send (if any); an error if the stream never finished."""
         if not counter.finished:
             raise ModelHTTPError(
@@ -165,7 +170,7 @@ class ChatOpenAICompatible(ChatOpenAI):
                 base_url=_public_url(self.openai_api_base),
                 transient=False,
             )
-        return counter.estimate(self.get_num_tokens_from_messages(messages)) if counter.missing else None
+        return counter.estimate(self.get_num_tokens_from_messages(messages, tools)) if counter.missing else None
 
     def _raise_clean(self, exc: openai.OpenAIError | httpx.TransportError) -> NoReturn:
         """Re-raise an SDK error as a :class:`ModelHTTPError` carrying the server's message."""
@@ -215,32 +220,6 @@ class ChatOpenAICompatible(ChatOpenAI):
         if tools:
             total += self.get_num_tokens(str([convert_to_openai_tool(t) for t in tools]))
         return total
-
-
-class _UsageCounter:
-    """Counts a stream's deltas and notices whether the server sent usage."""
-
-    def __init__(self) -> None:
-        self.deltas = 0
-        self.missing = True
-        self.finished = False
-
-    def see(self, chunk: ChatGenerationChunk) -> ChatGenerationChunk:
-        message = chunk.message
-        if (chunk.generation_info or {}).get("finish_reason") or message.response_metadata.get("finish_reason"):
-            self.finished = True
-        if isinstance(message, AIMessageChunk):
-            if message.usage_metadata:
-                self.missing = False
-            if message.content or message.tool_call_chunks:
-                self.deltas += 1
-        return chunk
-
-    def estimate(self, input_tokens: int) -> ChatGenerationChunk:
-        usage = {"input_tokens": input_tokens, "output_tokens": self.deltas, "total_tokens": input_tokens + self.deltas}
-        logger.debug("the server sent no streamed usage; estimated %s", usage)
-        message = AIMessageChunk(content="", usage_metadata=usage, response_metadata={"usage_estimated": True})  # type: ignore[arg-type]
-        return ChatGenerationChunk(message=message)
 
 
 def _public_url(base_url: str | None) -> str:

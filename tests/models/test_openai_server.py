@@ -268,3 +268,15 @@ def test_the_sdk_retries_are_off_and_credentials_stay_out_of_messages():
     with pytest.raises(ModelUnreachableError) as info:
         model.invoke("hi")
     assert "s3cret" not in str(info.value) and "user" not in str(info.value)
+
+
+def test_a_streamed_tool_call_matches_invoke_and_has_usage(llama_server):
+    model = _logged(llama_server, RequestLog(), max_tokens=64, temperature=0).bind_tools([add], tool_choice="any")
+    called = model.invoke("2+3?")
+    total = None
+    for chunk in model.stream("2+3?"):
+        total = chunk if total is None else total + chunk
+    assert [(c["name"], c["args"]) for c in total.tool_calls] == [(c["name"], c["args"]) for c in called.tool_calls]
+    assert [c["name"] for c in total.tool_calls] == ["add"]  # the server repeats the name in every delta
+    assert total.tool_calls[0]["id"] and "function_call" not in total.additional_kwargs
+    assert total.usage_metadata["output_tokens"] > 0 and total.usage_metadata["input_tokens"] > 0
