@@ -26,6 +26,7 @@ from rpra_agent.models.retry import (
 )
 from rpra_agent.predictors import ZeroShotPredictor
 from rpra_agent.store import InMemoryDecisionStore
+from rpra_agent.testing import FixedPredictor, ScriptedChatModel
 from rpra_agent.testing.gguf import write_random_gguf
 from tests.fixtures_llama import SERVER_REPLY
 from tests.fixtures_service import RequestLog, llama_server_process
@@ -280,3 +281,30 @@ def test_a_streamed_tool_call_matches_invoke_and_has_usage(llama_server):
     assert [c["name"] for c in total.tool_calls] == ["add"]  # the server repeats the name in every delta
     assert total.tool_calls[0]["id"] and "function_call" not in total.additional_kwargs
     assert total.usage_metadata["output_tokens"] > 0 and total.usage_metadata["input_tokens"] > 0
+
+
+class _ActThenDefer(FixedPredictor):
+    """Predicts "great" for the first step (the small model's tool call) and "bad" after it."""
+
+    def predict(self, request):
+        self.distribution = {"great": 1.0} if not self.requests else {"bad": 1.0}
+        return super().predict(request)
+
+
+def test_a_deferral_after_a_tool_call_reaches_the_server(llama_server):
+    """The deferred step carries the small model's tool call (content null in OpenAI's shape): no 500."""
+    small = ScriptedChatModel(
+        responses=[AIMessage("", tool_calls=[{"name": "add", "args": {"a": 2, "b": 3}, "id": "c1"}]), "small: 5"],
+        rpra_name="small",
+    )
+    log = RequestLog()
+    graph = build_rpra_graph(
+        small=small, large=_logged(llama_server, log), predictor=_ActThenDefer(), tools=[add],
+        policy=ThresholdPolicy(threshold=0.5), store=InMemoryDecisionStore(),
+    )  # fmt: skip
+    state = graph.invoke({"messages": [HumanMessage("What is 2+3?")]})
+    assert state["messages"][-1].content == SERVER_REPLY
+    assert [(d.kind, d.route) for d in decisions_from_state(state)] == [("action", "small"), ("answer", "large")]
+    assert log.count == 1
+    sent = log.bodies[0]["messages"]
+    assert [m["role"] for m in sent][-2:] == ["assistant", "tool"] and sent[-2]["content"] == ""
