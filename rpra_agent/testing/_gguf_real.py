@@ -246,7 +246,7 @@ def write_scripted_like(
         output[reply_toks[0], dim[a]] = _MARGIN * unit
         if grade_toks:
             output[grade_toks[0], dim[a]] = _GRADE_MARGIN * unit
-    for seq in (reply_toks, grade_toks):
+    for seq in (s for s in (reply_toks, grade_toks) if s):
         for cur, nxt in zip(seq, [*seq[1:], end], strict=True):
             output[nxt, dim[cur]] = _MARGIN * unit
     tensors = {"token_embd.weight": embd, **block_tensors(n_embd=n_embd, n_ff=64, n_layers=n_layers, rng=None)}
