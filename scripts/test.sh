@@ -25,6 +25,22 @@ export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}"
 .venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[all,finetune,dev]"
 
+# Real tokenizers for the llama.cpp tests: llama.cpp's vocab-only GGUFs ship in the
+# llama-cpp-python sdist of the pinned version (pip's cache has it after the build).
+# Extracted once into a cache dir; the tests find it through RPRA_VOCAB_DIR (under
+# CI=true a missing vocab fails the run instead of skipping).
+LLAMA_CPP_VERSION=$(sed -n 's/.*llama-cpp-python\[server\]==\([0-9.]*\).*/\1/p' pyproject.toml | head -n1)
+export RPRA_VOCAB_DIR="${RPRA_VOCAB_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rpra/vocab-$LLAMA_CPP_VERSION}"
+if ! ls "$RPRA_VOCAB_DIR"/ggml-vocab-qwen2.gguf >/dev/null 2>&1; then
+  echo "[test.sh] extracting llama.cpp vocab files into $RPRA_VOCAB_DIR"
+  sdist_dir=$(mktemp -d)
+  .venv/bin/python -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$LLAMA_CPP_VERSION" -d "$sdist_dir"
+  mkdir -p "$RPRA_VOCAB_DIR"
+  tar xzf "$sdist_dir"/llama_cpp_python-*.tar.gz -C "$RPRA_VOCAB_DIR" --wildcards --strip-components=4 \
+    '*/vendor/llama.cpp/models/ggml-vocab-*.gguf'
+  rm -rf "$sdist_dir"
+fi
+
 .venv/bin/ruff check rpra_agent tests graphs tools examples benchmarks
 .venv/bin/ruff format --check rpra_agent tests graphs tools examples benchmarks
 .venv/bin/mypy rpra_agent

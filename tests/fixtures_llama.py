@@ -95,3 +95,76 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         log.close()
+
+
+# -- real tokenizers (llama.cpp's ggml-vocab-*.gguf, extracted by scripts/test.sh) ------------
+REAL_FAMILIES = ("qwen2", "llama3", "phi3", "gemma", "command-r", "llama2")
+"""Families with a real-tokenizer fixture (``llama2`` is the one without a chat template)."""
+
+
+@pytest.fixture(scope="session")
+def vocab_dir() -> Path:
+    """The directory of llama.cpp's vocab files (``$RPRA_VOCAB_DIR``); missing: skip, or fail under CI=true."""
+    from rpra_agent.testing.gguf import FAMILIES, VOCAB_ENV, family_vocab
+
+    try:
+        for family in FAMILIES:
+            family_vocab(family)
+    except FileNotFoundError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"real-tokenizer vocab files are required under CI: {exc}")
+        pytest.skip(f"real-tokenizer vocab files not found ({exc})")
+    return Path(os.environ[VOCAB_ENV])
+
+
+@pytest.fixture(scope="session")
+def family_gguf(vocab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """A factory ``family_gguf(family, n_embd=32)``: a random-weight model with that family's tokenizer (cached)."""
+    from rpra_agent.testing.gguf import FAMILIES, family_vocab, write_tokenizer_gguf
+
+    root = tmp_path_factory.mktemp("families")
+    cache: dict[tuple[str, int], Path] = {}
+
+    def make(family: str, n_embd: int = 32) -> Path:
+        if (family, n_embd) not in cache:
+            cache[(family, n_embd)] = write_tokenizer_gguf(
+                root / f"{family}-{n_embd}.gguf",
+                like=family_vocab(family, vocab_dir),
+                n_embd=n_embd,
+                chat_template=FAMILIES[family][1],
+            )
+        return cache[(family, n_embd)]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def scripted_family(vocab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """A factory ``scripted_family(family, reply=..., grade=..., grades=..., grade_text=...)`` (cached)."""
+    from rpra_agent.testing.gguf import FAMILIES, GRADE_WORDS, family_vocab, write_scripted_like
+
+    root = tmp_path_factory.mktemp("scripted-families")
+    cache: dict[tuple[object, ...], Path] = {}
+
+    def make(
+        family: str,
+        *,
+        reply: str,
+        grade: str | None = None,
+        grades: tuple[str, ...] = GRADE_WORDS,
+        grade_text: str | None = None,
+    ) -> Path:
+        key = (family, reply, grade, grades, grade_text)
+        if key not in cache:
+            cache[key] = write_scripted_like(
+                root / f"{family}-{len(cache)}.gguf",
+                like=family_vocab(family, vocab_dir),
+                reply=reply,
+                grade=grade,
+                grades=grades,
+                grade_text=grade_text,
+                chat_template=FAMILIES[family][1],
+            )
+        return cache[key]
+
+    return make

@@ -1,15 +1,26 @@
-"""Serve an app with real uvicorn on 127.0.0.1 (a free port) in a background thread."""
+"""Real servers on 127.0.0.1 for tests.
+
+- ``serve_app(app)``: an ASGI app under real uvicorn (a free port) in a background thread.
+- ``llama_server_process(model)``: ``python -m llama_cpp.server`` on a GGUF file, stopped by PID.
+- ``RequestLog``: httpx clients that count (and keep) every request they send.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-__all__ = ["serve_app"]
+__all__ = ["RequestLog", "llama_server_process", "serve_app"]
 
 
 @contextmanager
@@ -35,3 +46,60 @@ def serve_app(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextmanager
+def llama_server_process(model: Path, *, n_ctx: int = 2048, alias: str = "large") -> Iterator[str]:
+    """Run llama.cpp's OpenAI-compatible server on ``model``; yield its ``/v1`` base URL; stop it by PID."""
+    from tests.fixtures_llama import _free_port, _wait_up
+
+    port = _free_port()
+    log_path = model.with_suffix(f".{port}.log")
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+             "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", alias],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            _wait_up(f"http://127.0.0.1:{port}/v1", proc)
+            yield f"http://127.0.0.1:{port}/v1"
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+
+
+class RequestLog:
+    """httpx clients whose every request is counted and its JSON body kept (``bodies``)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    def _record(self, request: Any) -> None:
+        raw = request.content  # the OpenAI SDK sends a JSON body that is already read
+        self.bodies.append(json.loads(raw) if raw else {})
+
+    async def _arecord(self, request: Any) -> None:
+        self._record(request)
+
+    @property
+    def count(self) -> int:
+        """Requests sent so far (every attempt, including the SDK's own retries)."""
+        return len(self.bodies)
+
+    def client(self) -> Any:
+        """A sync ``httpx.Client`` that logs here."""
+        import httpx
+
+        return httpx.Client(event_hooks={"request": [self._record]}, timeout=60)
+
+    def async_client(self) -> Any:
+        """An ``httpx.AsyncClient`` that logs here."""
+        import httpx
+
+        return httpx.AsyncClient(event_hooks={"request": [self._arecord]}, timeout=60)

@@ -11,8 +11,11 @@ from langchain_core.outputs import ChatGenerationChunk
 
 from rpra_agent.models._llama_prompt import parse_tool_calls
 from rpra_agent.models._llama_run import Delta, Outcome
+from rpra_agent.models._llama_run import holdback as _holdback
 
 __all__ = ["build_message", "collect", "final_chunk", "outcome_stats", "stream_chunks"]
+
+_CALL_OPEN = "<tool_call>"
 
 
 def _usage(outcome: Outcome) -> Any:
@@ -98,6 +101,14 @@ def collect(gen: Generator[Delta, None, Outcome]) -> tuple[str, list[dict[str, A
         entries.extend(delta.logprobs)
 
 
+def _streamable(text: str) -> str:
+    """The part of ``text`` that is content whatever comes next: before any tool call, whitespace held back."""
+    cut = text.find(_CALL_OPEN)
+    if cut < 0:
+        cut = len(text) - _holdback(text, (_CALL_OPEN,))
+    return text[:cut].strip()
+
+
 def stream_chunks(
     gen: Generator[Delta, None, Outcome],
     *,
@@ -107,24 +118,36 @@ def stream_chunks(
 ) -> Iterator[ChatGenerationChunk]:
     """Chunks for a generation: text as it comes, then a last chunk with usage (and tool calls).
 
-    ``mode`` is ``text`` (stream), ``buffer`` (hold everything: a forced tool call) or
-    ``decide`` (stream unless the first text starts with ``<``, i.e. a tool call).
+    ``mode`` is ``text`` (stream everything), ``buffer`` (hold everything: a forced
+    tool call) or ``tools`` (stream the text before any ``<tool_call>``, then hold the
+    rest). In every mode the concatenated content and the tool calls equal what
+    ``invoke`` returns for the same tokens.
     """
     held: list[Delta] = []
+    text, sent = "", ""
     while True:
         try:
             delta = next(gen)
         except StopIteration as done:
             outcome: Outcome = done.value
             break
-        if mode == "decide":
-            mode = "buffer" if delta.text.lstrip().startswith("<") else "text"
-        if mode == "buffer":
-            held.append(delta)
+        if mode == "text":
+            meta = {"logprobs": {"content": delta.logprobs}} if logprobs else {}
+            yield ChatGenerationChunk(message=AIMessageChunk(content=delta.text, response_metadata=meta))
             continue
-        meta = {"logprobs": {"content": delta.logprobs}} if logprobs else {}
-        yield ChatGenerationChunk(message=AIMessageChunk(content=delta.text, response_metadata=meta))
-    buffered = mode == "buffer"
-    text = "".join(d.text for d in held) if buffered else ""
+        held.append(delta)
+        text += delta.text
+        if mode == "tools":
+            ready = _streamable(text)
+            if len(ready) > len(sent) and ready.startswith(sent):
+                meta = {"logprobs": {"content": [e for d in held for e in d.logprobs]}} if logprobs else {}
+                yield ChatGenerationChunk(message=AIMessageChunk(content=ready[len(sent) :], response_metadata=meta))
+                sent, held = ready, []
+    if mode == "text":
+        final = finish("", [], outcome)
+        yield ChatGenerationChunk(message=final_chunk(final, buffered=False))
+        return
     final = finish(text, [e for d in held for e in d.logprobs], outcome)
-    yield ChatGenerationChunk(message=final_chunk(final, buffered=buffered))
+    content = final.content if isinstance(final.content, str) else ""
+    rest = content[len(sent) :] if content.startswith(sent) else ""
+    yield ChatGenerationChunk(message=final_chunk(final.model_copy(update={"content": rest}), buffered=True))

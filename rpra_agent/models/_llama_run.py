@@ -17,7 +17,50 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Delta", "Outcome", "Sampling", "last_logits", "reusable_prefix", "stream_tokens"]
+from rpra_agent.core.errors import RPRAError
+
+__all__ = [
+    "ContextOverflowError",
+    "Delta",
+    "Outcome",
+    "Sampling",
+    "check_fits",
+    "eval_all_positions",
+    "context_size",
+    "holdback",
+    "last_logits",
+    "last_position_logits",
+    "reusable_prefix",
+    "stream_tokens",
+]
+
+
+class ContextOverflowError(RPRAError, ValueError):
+    """A prompt does not fit the model's context window.
+
+    Attributes:
+        prompt_tokens: The prompt's size in tokens.
+        n_ctx: The context size in tokens.
+    """
+
+    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+        super().__init__(
+            f"the prompt has {prompt_tokens} tokens but the model's context holds {n_ctx}: raise n_ctx "
+            "(or kv_cache_mb), or send a shorter conversation"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+def context_size(llama: Any) -> int:
+    """The usable context: llama.cpp pads small contexts (to 256), llama-cpp-python's buffers do not."""
+    return min(int(llama.n_ctx()), int(llama.input_ids.shape[0]))
+
+
+def check_fits(llama: Any, n_tokens: int) -> None:
+    """Raise :class:`ContextOverflowError` unless ``n_tokens`` leave room for one more token."""
+    if n_tokens >= context_size(llama):
+        raise ContextOverflowError(n_tokens, context_size(llama))
 
 
 @dataclass(frozen=True)
@@ -81,6 +124,30 @@ def _reset_perf(llama: Any) -> None:
     llama_cpp.llama_perf_context_reset(llama.ctx)
 
 
+def eval_all_positions(llama: Any, tokens: Sequence[int]) -> np.ndarray:
+    """Evaluate ``tokens`` after the cached ones in one decode; a copy of the logits at every new position."""
+    import llama_cpp
+
+    n_past = int(llama.n_tokens)
+    llama._ctx.kv_cache_seq_rm(-1, n_past, -1)
+    llama._batch.set_batch(batch=list(tokens), n_past=n_past, logits_all=True)
+    llama._ctx.decode(llama._batch)
+    llama.input_ids[n_past : n_past + len(tokens)] = tokens
+    llama.n_tokens = n_past + len(tokens)
+    llama._requires_eval = False
+    n_vocab = llama.n_vocab()
+    rows = [
+        np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, i), shape=(n_vocab,))
+        for i in range(len(tokens))
+    ]
+    return np.stack(rows).copy()
+
+
+def last_position_logits(llama: Any) -> np.ndarray:
+    """A view of the logits at the last evaluated position (copy it before the next eval)."""
+    return _logits(llama)
+
+
 def _logits(llama: Any) -> np.ndarray:
     import llama_cpp
 
@@ -107,7 +174,7 @@ def _logprob_entry(llama: Any, token: int, k: int) -> dict[str, Any]:
     return {**item(token), "top_logprobs": [item(int(t)) for t in best]}
 
 
-def _holdback(text: str, stop: Sequence[str]) -> int:
+def holdback(text: str, stop: Sequence[str]) -> int:
     """Length of the longest suffix of ``text`` that could start a stop string."""
     best = 0
     for s in stop:
@@ -147,9 +214,8 @@ def stream_tokens(
     import llama_cpp
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    n_ctx = llama.n_ctx()
-    if len(prompt) >= n_ctx:
-        raise ValueError(f"the prompt has {len(prompt)} tokens but the context holds {n_ctx}: raise n_ctx")
+    n_ctx = context_size(llama)
+    check_fits(llama, len(prompt))
     limit = n_ctx - len(prompt) if max_tokens is None or max_tokens <= 0 else min(max_tokens, n_ctx - len(prompt))
     cached = reusable_prefix(llama, prompt)
     if seed is not None:
@@ -189,7 +255,7 @@ def stream_tokens(
             if hits:
                 text, finish = text[: min(hits)], "stop"
                 break
-            safe = len(text) - _holdback(text, stop)
+            safe = len(text) - holdback(text, stop)
             if safe > emitted:
                 yield Delta(text[emitted:safe], pending)
                 emitted, pending = safe, []
@@ -213,8 +279,7 @@ def last_logits(llama: Any, tokens: list[int]) -> tuple[np.ndarray, int]:
     """
     if not tokens:
         raise ValueError("cannot evaluate an empty prompt")
-    if len(tokens) >= llama.n_ctx():
-        raise ValueError(f"the prompt has {len(tokens)} tokens but the context holds {llama.n_ctx()}: raise n_ctx")
+    check_fits(llama, len(tokens))
     keep = reusable_prefix(llama, tokens)
     if keep > 0 and llama._ctx.kv_cache_seq_rm(-1, keep, -1):
         llama.n_tokens = keep

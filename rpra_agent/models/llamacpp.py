@@ -9,10 +9,8 @@ forward pass. A lock serialises every use of the (not thread-safe) ``Llama`` obj
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
@@ -25,13 +23,23 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.models._gguf_check import GGUFInfo, chat_formatter, check_gguf, load_llama
-from rpra_agent.models._llama_grades import grade_token_map, renormalise
+from rpra_agent.models._gguf_check import GGUFInfo, check_gguf, default_n_ctx, load_llama
+from rpra_agent.models._llama_grades import LabelSequences
+from rpra_agent.models._llama_grading import GradeReaderMixin
+from rpra_agent.models._llama_grammar import llama_accepts, tool_grammar
 from rpra_agent.models._llama_messages import build_message, collect, outcome_stats, stream_chunks
-from rpra_agent.models._llama_prompt import fenced_tokens, normalize_tool_choice, to_chat_dicts, tool_grammar
-from rpra_agent.models._llama_run import Delta, Outcome, Sampling, last_logits, stream_tokens
+from rpra_agent.models._llama_prompt import normalize_tool_choice, to_chat_dicts
+from rpra_agent.models._llama_run import (
+    ContextOverflowError,
+    Delta,
+    Outcome,
+    Sampling,
+    stream_tokens,
+)
+from rpra_agent.models._llama_template import ChatTemplate
 
-__all__ = ["ChatLlamaCpp"]
+__all__ = ["ChatLlamaCpp", "ContextOverflowError", "check_gguf", "default_n_ctx", "load_llama"]
+
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +48,7 @@ _IGNORED = {"ls_structured_output_format", "parallel_tool_calls", "strict"}
 _CALL_KWARGS = {"tools", "tool_choice", "logprobs", "top_logprobs", "max_tokens", "seed", "grammar", *_SAMPLING}
 
 
-class ChatLlamaCpp(BaseChatModel):
+class ChatLlamaCpp(GradeReaderMixin, BaseChatModel):
     """A chat model running a GGUF file in-process with llama.cpp.
 
     The file is validated (exists, GGUF magic, readable header, unique token
@@ -48,7 +56,9 @@ class ChatLlamaCpp(BaseChatModel):
 
     Args:
         model_path: Path of the ``.gguf`` file.
-        n_ctx: Context size in tokens.
+        n_ctx: Context size in tokens (``None``: the model's trained context,
+            capped so the KV cache fits ``kv_cache_mb``).
+        kv_cache_mb: Memory budget of the KV cache when ``n_ctx`` is not given.
         n_threads: CPU threads for generation (``None``: llama.cpp's default).
         n_threads_batch: CPU threads for prompt evaluation (``None``: ``n_threads``
             if set, else llama.cpp's default, all cores).
@@ -65,17 +75,19 @@ class ChatLlamaCpp(BaseChatModel):
         stop: Stop strings.
         logprobs: Return OpenAI-format logprobs in ``response_metadata["logprobs"]``.
         top_logprobs: Alternatives per token in the logprobs.
-        chat_template: A Jinja chat template overriding the file's (ChatML if the
-            file has none).
+        chat_template: A Jinja chat template overriding the file's (ChatML, with
+            stop strings and the vocabulary's BOS, if the file has none).
         model_kwargs: Extra keyword arguments for ``llama_cpp.Llama``.
         verbose: Let llama.cpp log to stderr.
 
     Raises:
         ConfigError: On a missing, unreadable or corrupt file, or a missing backend.
+        ContextOverflowError: At call time, when a prompt does not fit ``n_ctx``.
     """
 
     model_path: str
-    n_ctx: int = 2048
+    n_ctx: int | None = None
+    kv_cache_mb: float = 1024.0
     n_threads: int | None = None
     n_threads_batch: int | None = None
     n_batch: int = 512
@@ -102,11 +114,12 @@ class ChatLlamaCpp(BaseChatModel):
 
     _llama: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
-    _formatter: Any = PrivateAttr(default=None)
+    _template: ChatTemplate | None = PrivateAttr(default=None)
     _info: GGUFInfo | None = PrivateAttr(default=None)
-    _grade_tokens: dict[tuple[str, ...], dict[int, str]] = PrivateAttr(default_factory=dict)
+    _grade_seqs: dict[tuple[tuple[str, ...], str], LabelSequences] = PrivateAttr(default_factory=dict)
     _stats: dict[str, Any] = PrivateAttr(default_factory=dict)
     _prefills: dict[str, list[int]] = PrivateAttr(default_factory=dict)
+    _grammars: dict[str, bool] = PrivateAttr(default_factory=dict)
     _last_prompt: tuple[Any, list[int]] | None = PrivateAttr(default=None)
 
     def __init__(self, **data: Any) -> None:
@@ -114,9 +127,13 @@ class ChatLlamaCpp(BaseChatModel):
         self._load()  # outside pydantic's validation so ConfigError is not wrapped
 
     def _load(self) -> None:
-        if self.n_ctx < 16:
+        if self.n_ctx is not None and self.n_ctx < 16:
             raise ConfigError(f"n_ctx must be at least 16, got {self.n_ctx}")
+        if not self.kv_cache_mb > 0:
+            raise ConfigError(f"kv_cache_mb must be positive, got {self.kv_cache_mb}")
         info = check_gguf(self.model_path)
+        if self.n_ctx is None:
+            self.n_ctx = default_n_ctx(info, self.kv_cache_mb)
         params: dict[str, Any] = {
             "n_ctx": self.n_ctx, "n_batch": self.n_batch, "n_gpu_layers": self.n_gpu_layers,
             "logits_all": self.logits_all, "verbose": self.verbose, **self.model_kwargs,
@@ -129,7 +146,7 @@ class ChatLlamaCpp(BaseChatModel):
             params["seed"] = self.seed
         self._llama = load_llama(info, params)
         self._info = info
-        self._formatter = chat_formatter(self._llama, self.chat_template or info.chat_template, info.path.name)
+        self._template = ChatTemplate(self._llama, info, self.chat_template)
         if not self.rpra_name:
             self.rpra_name = f"gguf:{info.path.name}"
 
@@ -183,11 +200,14 @@ class ChatLlamaCpp(BaseChatModel):
         """
         if isinstance(messages, str) or not all(isinstance(m, BaseMessage) for m in messages):
             messages = self._convert_input(messages).to_messages()  # type: ignore[arg-type]
-        dicts = to_chat_dicts(messages, tools)
+        template = self._template
+        if template is None:  # pragma: no cover - set by __init__
+            raise ConfigError("the model is not loaded")
+        dicts = template.prepare(to_chat_dicts(messages, tools, defang=template.defang))
         key = (tuple((d["role"], d["content"]) for d in dicts), self.chat_template)
         last = self._last_prompt  # predict then answer: tokenize the shared prompt once
         if last is None or last[0] != key:
-            last = self._last_prompt = (key, fenced_tokens(self._llama, self._formatter, dicts))
+            last = self._last_prompt = (key, template.tokens(dicts))
         return list(last[1])
 
     def get_num_tokens(self, text: str) -> int:
@@ -211,6 +231,8 @@ class ChatLlamaCpp(BaseChatModel):
             k: kwargs.get(k, getattr(self, k)) for k in (*_SAMPLING, "max_tokens", "seed", "logprobs", "top_logprobs")
         }
         opts["stop"] = list(stop if stop is not None else self.stop or [])
+        if self._template is not None:
+            opts["stop"] += [s for s in self._template.stop if s not in opts["stop"]]
         opts["tools"] = kwargs.get("tools") or None
         opts["tool_choice"] = kwargs.get("tool_choice") or ("auto" if opts["tools"] else "none")
         opts["grammar"] = kwargs.get("grammar")
@@ -218,9 +240,11 @@ class ChatLlamaCpp(BaseChatModel):
 
     def _run(self, messages: list[BaseMessage], opts: dict[str, Any]) -> Generator[Delta, None, Outcome]:
         tools, choice = opts["tools"], opts["tool_choice"]
-        grammar = opts["grammar"] or (tool_grammar(tools, choice) if tools else None)
         k = opts["top_logprobs"] if opts["top_logprobs"] is not None else 0
         with self._lock:
+            grammar = opts["grammar"] or (tool_grammar(tools, choice, self._accepts) if tools else None)
+            if opts["grammar"] and not self._accepts(opts["grammar"]):
+                raise ConfigError("llama.cpp's grammar parser refuses the grammar passed in grammar=; check its GBNF")
             prompt = self.prompt_tokens(messages, tools)
             outcome = yield from stream_tokens(
                 self._llama,
@@ -236,6 +260,13 @@ class ChatLlamaCpp(BaseChatModel):
             self._stats = {"kind": "generate", **outcome_stats(outcome)}
         logger.debug("llama.cpp generate %s", self._stats)
         return outcome
+
+    def _accepts(self, grammar: str) -> bool:
+        if grammar not in self._grammars:
+            if len(self._grammars) > 64:
+                self._grammars.clear()
+            self._grammars[grammar] = llama_accepts(self._llama, grammar)
+        return self._grammars[grammar]
 
     def _finish(self, text: str, entries: list[dict[str, Any]], outcome: Outcome, opts: dict[str, Any]) -> AIMessage:
         return build_message(
@@ -261,7 +292,7 @@ class ChatLlamaCpp(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         opts = self._options(stop, kwargs)
-        mode = {"auto": "decide", "none": "text"}.get(opts["tool_choice"], "buffer") if opts["tools"] else "text"
+        mode = {"auto": "tools", "none": "text"}.get(opts["tool_choice"], "buffer") if opts["tools"] else "text"
         for chunk in stream_chunks(
             self._run(messages, opts),
             mode=mode,
@@ -271,54 +302,3 @@ class ChatLlamaCpp(BaseChatModel):
             if run_manager and chunk.text:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
-
-    # -- grade prediction in one forward pass ------------------------------------
-    def grade_distribution(
-        self, messages: Sequence[BaseMessage], labels: Sequence[str], *, prefill: str = ""
-    ) -> dict[str, float]:
-        """The next-token distribution after ``messages``, renormalised over the grades' first tokens.
-
-        One forward pass over the chat prompt (reusing the KV cache's common prefix);
-        each grade's mass sums its word's first token with and without a leading
-        space or capital. The result holds plain floats summing to 1.
-
-        Args:
-            messages: The conversation; the prompt ends with the assistant header.
-            labels: The grade words.
-            prefill: Text the assistant turn starts with, tokenized on its own, so
-                the answer prompt for ``messages`` is an exact token prefix of this
-                prompt and the answer call re-evaluates a single token.
-
-        Raises:
-            PredictorError: When two grade words start with the same token.
-        """
-        start = time.perf_counter()
-        with self._lock:
-            key = tuple(labels)
-            if key not in self._grade_tokens:
-                self._grade_tokens[key] = grade_token_map(self._llama, key)
-            mapping = self._grade_tokens[key]
-            tokens = self.prompt_tokens(messages)
-            if prefill:
-                if prefill not in self._prefills:
-                    if len(self._prefills) > 64:
-                        self._prefills.clear()
-                    self._prefills[prefill] = self._llama.tokenize(
-                        prefill.encode("utf-8"), add_bos=False, special=False
-                    )
-                tokens += self._prefills[prefill]
-            logits, cached = last_logits(self._llama, tokens)
-            self._stats = {
-                "kind": "grade",
-                "prompt_tokens": len(tokens),
-                "cached_tokens": cached,
-                "evaluated_tokens": len(tokens) - cached,
-                "latency_ms": (time.perf_counter() - start) * 1000.0,
-            }
-        return renormalise(logits, mapping, labels)
-
-    async def agrade_distribution(
-        self, messages: Sequence[BaseMessage], labels: Sequence[str], *, prefill: str = ""
-    ) -> dict[str, float]:
-        """Async :meth:`grade_distribution`, run off the event loop."""
-        return await asyncio.to_thread(self.grade_distribution, messages, labels, prefill=prefill)

@@ -7,7 +7,9 @@
 - ``openai:MODEL[?k=v&...]``: :class:`~rpra_agent.models.openai_compat.ChatOpenAICompatible`
   for OpenAI or any OpenAI-compatible server. ``base_url`` and ``api_key`` come from
   the options or ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``. A server other than
-  api.openai.com needs no key (a placeholder is sent); OpenAI itself does.
+  api.openai.com needs no key (a placeholder is sent); OpenAI itself does. The SDK's
+  own retries are off (``max_retries=0``; set it to opt back in): callers retry only
+  what :func:`rpra_agent.models.retry.is_transient` allows.
 """
 
 from __future__ import annotations

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-__all__ = ["CHATML_TEMPLATE", "GRADE_WORDS", "base_vocab", "escape", "scripted_pieces", "word_tokens"]
+import numpy as np
+
+__all__ = [
+    "CHATML_TEMPLATE",
+    "GRADE_WORDS",
+    "base_vocab",
+    "block_tensors",
+    "copy_tokenizer_kvs",
+    "escape",
+    "llama_hparams",
+    "scripted_pieces",
+    "word_tokens",
+    "write_raw_gguf",
+]
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -120,3 +135,109 @@ def word_tokens(words: Iterable[str], *, reserved: Sequence[str] = ()) -> list[s
                     continue
                 out[escape(prefix)] = None
     return list(out)
+
+
+# -- GGUFs that copy a real tokenizer byte for byte ---------------------------------------------
+_ALIGN = 32
+_U32, _F32, _BOOL, _STRING = 4, 6, 7, 8
+_F32_TYPE, _F16_TYPE = 0, 1
+
+
+def _gguf_string(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def _gguf_kv(key: str, value: str | int | float | bool) -> bytes:
+    if isinstance(value, bool):
+        return _gguf_string(key) + struct.pack("<I?", _BOOL, value)
+    if isinstance(value, int):
+        return _gguf_string(key) + struct.pack("<II", _U32, value)
+    if isinstance(value, float):
+        return _gguf_string(key) + struct.pack("<If", _F32, value)
+    return _gguf_string(key) + struct.pack("<I", _STRING) + _gguf_string(value)
+
+
+def copy_tokenizer_kvs(source: Path, *, chat_template: str | None = None) -> tuple[list[bytes], int]:
+    """The raw ``tokenizer.*`` and ``general.name`` key/value bytes of ``source``, and its vocabulary size.
+
+    ``chat_template`` replaces the file's ``tokenizer.chat_template`` (or adds one).
+    """
+    from rpra_agent.models.gguf_file import read_gguf_header
+
+    header = read_gguf_header(source)
+    raw = source.read_bytes()[: max(end for _, end in header.spans.values())]
+    keys = [k for k in header.spans if k.startswith("tokenizer.") or k == "general.name"]
+    if chat_template is not None:
+        keys = [k for k in keys if k != "tokenizer.chat_template"]
+    out = [raw[header.spans[k][0] : header.spans[k][1]] for k in keys]
+    if chat_template is not None:
+        out.append(_gguf_kv("tokenizer.chat_template", chat_template))
+    tokens = header.fields.get("tokenizer.ggml.tokens")
+    if not isinstance(tokens, list):
+        raise ValueError(f"{source} has no tokenizer.ggml.tokens")
+    return out, len(tokens)
+
+
+def write_raw_gguf(
+    path: Path, *, kvs: list[bytes], hparams: dict[str, str | int | float | bool], tensors: dict[str, np.ndarray]
+) -> Path:
+    """Write a GGUF v3 file from raw key/value bytes, plain hyperparameters and F32/F16 numpy tensors."""
+    items = [_gguf_kv(k, v) for k, v in hparams.items()] + kvs
+    infos, offset, blobs = [], 0, []
+    for name, arr in tensors.items():
+        gtype = {np.dtype(np.float32): _F32_TYPE, np.dtype(np.float16): _F16_TYPE}[arr.dtype]
+        dims = arr.shape[::-1]
+        infos.append(
+            _gguf_string(name) + struct.pack("<I", len(dims)) + struct.pack(f"<{len(dims)}Q", *dims)
+            + struct.pack("<IQ", gtype, offset)
+        )  # fmt: skip
+        data = np.ascontiguousarray(arr).tobytes()
+        pad = -len(data) % _ALIGN
+        blobs.append(data + b"\0" * pad)
+        offset += len(data) + pad
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(items)) + b"".join(items) + b"".join(infos)
+    head += b"\0" * (-len(head) % _ALIGN)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        fh.write(head)
+        for blob in blobs:
+            fh.write(blob)
+    return path
+
+
+def llama_hparams(
+    *, n_embd: int, n_layers: int, n_ff: int, n_ctx: int, n_vocab: int
+) -> dict[str, str | int | float | bool]:
+    """``general.architecture=llama`` hyperparameters: 4 heads, 2 KV heads, F16 weights."""
+    return {
+        "general.architecture": "llama", "llama.context_length": n_ctx, "llama.embedding_length": n_embd,
+        "llama.block_count": n_layers, "llama.feed_forward_length": n_ff, "llama.attention.head_count": 4,
+        "llama.attention.head_count_kv": 2, "llama.rope.dimension_count": n_embd // 4,
+        "llama.attention.layer_norm_rms_epsilon": 1e-5, "llama.vocab_size": n_vocab, "general.file_type": 1,
+    }  # fmt: skip
+
+
+def block_tensors(*, n_embd: int, n_ff: int, n_layers: int, rng: np.random.Generator | None) -> dict[str, np.ndarray]:
+    """Per-block llama tensors (F16), random or, for ``rng=None``, with a residual-preserving zero output."""
+    n_kv = n_embd // 2
+
+    def mat(rows: int, cols: int, zero: bool = False) -> np.ndarray:
+        if rng is None or zero:
+            return np.zeros((rows, cols), dtype=np.float16)
+        return (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02).astype(np.float16)
+
+    ones = np.ones(n_embd, dtype=np.float32)
+    out: dict[str, np.ndarray] = {}
+    for b in range(n_layers):
+        out[f"blk.{b}.attn_norm.weight"] = ones
+        out[f"blk.{b}.attn_q.weight"] = mat(n_embd, n_embd)
+        out[f"blk.{b}.attn_k.weight"] = mat(n_kv, n_embd)
+        out[f"blk.{b}.attn_v.weight"] = mat(n_kv, n_embd)
+        out[f"blk.{b}.attn_output.weight"] = mat(n_embd, n_embd, zero=rng is None)
+        out[f"blk.{b}.ffn_norm.weight"] = ones
+        out[f"blk.{b}.ffn_gate.weight"] = mat(n_ff, n_embd)
+        out[f"blk.{b}.ffn_up.weight"] = mat(n_ff, n_embd)
+        out[f"blk.{b}.ffn_down.weight"] = mat(n_embd, n_ff, zero=rng is None)
+    out["output_norm.weight"] = ones
+    return out

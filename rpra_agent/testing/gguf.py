@@ -1,6 +1,14 @@
 """Synthesize tiny, real llama-architecture GGUF models for tests (no downloads).
 
-Both writers produce a file that llama.cpp loads in milliseconds: a llama model
+With the tokenizer of the model you deploy (any GGUF, or llama.cpp's
+``ggml-vocab-*.gguf`` files, see :data:`FAMILIES` and :func:`family_vocab`):
+
+- :func:`write_tokenizer_gguf`: random weights, the file's complete tokenizer
+  (every ``tokenizer.*`` key copied byte for byte).
+- :func:`write_scripted_like`: "a scripted model with the tokenizer of the model you
+  deploy": it replies ``reply`` to any chat prompt and predicts ``grade``.
+
+With a toy vocabulary, the two writers below produce a file that llama.cpp loads in milliseconds: a llama model
 (2 blocks, 4 heads, 2 KV heads), a SentencePiece-style vocabulary (special tokens
 ``<unk> <s> </s> <|im_start|> <|im_end|>``, the 256 ``<0xNN>`` byte tokens, printable
 ASCII with the space as ``▁``) and a ChatML chat template. ``<|im_end|>`` is the
@@ -44,6 +52,14 @@ from pathlib import Path
 
 import numpy as np
 
+from rpra_agent.testing._gguf_real import (
+    FAMILIES,
+    LLAMA3_TEMPLATE,
+    VOCAB_ENV,
+    family_vocab,
+    write_scripted_like,
+    write_tokenizer_gguf,
+)
 from rpra_agent.testing._gguf_vocab import (
     _BOS,
     _GRADE_MARGIN,
@@ -60,7 +76,19 @@ from rpra_agent.testing._gguf_vocab import (
     word_tokens,
 )
 
-__all__ = ["CHATML_TEMPLATE", "GRADE_WORDS", "scripted_pieces", "write_random_gguf", "write_scripted_gguf"]
+__all__ = [
+    "CHATML_TEMPLATE",
+    "FAMILIES",
+    "GRADE_WORDS",
+    "LLAMA3_TEMPLATE",
+    "VOCAB_ENV",
+    "family_vocab",
+    "scripted_pieces",
+    "write_random_gguf",
+    "write_scripted_gguf",
+    "write_scripted_like",
+    "write_tokenizer_gguf",
+]
 
 
 def _llama_tensors(
@@ -245,23 +273,28 @@ def write_scripted_gguf(
         raise ValueError(f"grade {grade!r} is not one of {grades}")
     pieces = scripted_pieces(reply, grade=grade, grades=grades)
     tokens, types = base_vocab()
-    extra = [escape(p) for p in pieces] + [escape(g[0]) for g in grades]
+    # Each grade word is one token (with its prefixes, so the tokenizer reaches it), so
+    # the grade reader, which scores whole label sequences, sees one step per grade.
+    grade_words = [escape(p) for g in grades for p in (g[:i] for i in range(2, len(g) + 1))]
+    extra = [escape(p) for p in pieces] + [escape(g[0]) for g in grades] + grade_words
     index = _extend(tokens, types, extra + word_tokens(words, reserved=[*grades, _HEADER]))
     vocab = len(tokens)
     # Only the tokens that precede a generated token need a direction of their own; the
     # rest embed to zero (RMSNorm keeps zero at zero, so their logits are flat).
     chain = [index["<0x0A>"], *(index[escape(p)] for p in pieces), _IM_END]
-    n_embd = max(64, -(-(len(chain) - 1) // 64) * 64)
+    grade_tok = index[escape(grade)] if grade is not None else None
+    sources = chain[:-1] + ([grade_tok] if grade_tok is not None else [])
+    n_embd = max(64, -(-len(sources) // 64) * 64)
     embd = np.zeros((vocab, n_embd), dtype=np.float32)
-    embd[chain[:-1], np.arange(len(chain) - 1)] = 1.0
+    embd[sources, np.arange(len(sources))] = 1.0
     # RMSNorm turns the one-hot residual into sqrt(n_embd) * e_i; scale so logits hit the margin.
     unit = 1.0 / float(np.sqrt(n_embd))
     output = np.zeros((vocab, n_embd), dtype=np.float32)
     for dim, nxt in enumerate(chain[1:]):
         output[nxt, dim] = _MARGIN * unit
-    if grade is not None:
-        first = index[escape(grade[0])]
-        output[first, 0] = max(output[first, 0], _GRADE_MARGIN * unit)
+    if grade_tok is not None:
+        output[grade_tok, 0] = max(output[grade_tok, 0], _GRADE_MARGIN * unit)
+        output[_IM_END, len(sources) - 1] = _MARGIN * unit
     blocks = _llama_tensors(vocab=vocab, n_embd=n_embd, n_ff=64, n_layers=n_layers, rng=None)
     return _write(
         path, tokens=tokens, types=types, token_embd=embd, output=output, blocks=blocks,

@@ -1,1 +1,8 @@
-from tests.fixtures_llama import llama_server, random_gguf, scripted_gguf  # noqa: F401
+from tests.fixtures_llama import (  # noqa: F401
+    family_gguf,
+    llama_server,
+    random_gguf,
+    scripted_family,
+    scripted_gguf,
+    vocab_dir,
+)

@@ -39,15 +39,15 @@ def test_scripted_model_emits_exact_reply(tmp_path, reply):
 
 
 @pytest.mark.parametrize("grade", GRADE_WORDS)
-def test_scripted_grade_dominates_first_token_renormalised(tmp_path, grade):
+def test_scripted_grade_word_is_one_token_and_dominates_the_grades(tmp_path, grade):
     llm = _llama(write_scripted_gguf(tmp_path / "m.gguf", reply="Berlin is in Germany.", grade=grade), logits_all=True)
-    firsts = [llm.tokenize(w.encode(), add_bos=False)[0] for w in GRADE_WORDS]
-    assert len(set(firsts)) == 3
+    words = [llm.tokenize(b"\n" + w.encode(), add_bos=False)[1:] for w in GRADE_WORDS]
+    assert all(len(w) == 1 for w in words) and len({w[0] for w in words}) == 3
     out = _chat(llm, "What is the capital?", logprobs=True, top_logprobs=5)
     assert out["choices"][0]["message"]["content"] == "Berlin is in Germany."
     top = {t["token"]: float(t["logprob"]) for t in out["choices"][0]["logprobs"]["content"][0]["top_logprobs"]}
-    assert top[grade[0]] > -20  # the grade's first token is the runner-up
-    mass = {w: math.exp(top.get(w[0], -1e9)) for w in GRADE_WORDS}
+    assert top[grade] > -20  # the grade's word is the runner-up
+    mass = {w: math.exp(top.get(w, -1e9)) for w in GRADE_WORDS}
     assert mass[grade] / sum(mass.values()) > 0.999
 
 
@@ -99,4 +99,4 @@ def test_words_give_word_level_tokens_without_breaking_the_script(tmp_path):
     assert (
         _chat(scripted, "the capital of France? great grade")["choices"][0]["message"]["content"] == "Paris, of course."
     )
-    assert scripted.tokenize(b"great", add_bos=False)[0] == scripted.tokenize(b"g", add_bos=False)[0]
+    assert len(scripted.tokenize(b"\ngreat", add_bos=False)) == 2  # the grade word stays one token after a newline

@@ -99,3 +99,22 @@ def test_prefix_sharing_predictor_makes_the_answer_reuse_the_prediction_prefix(m
     assert decision.prediction.predictor == "prefix_sharing" and decision.route == "small"
     prompt = answer.usage_metadata["input_tokens"]
     assert answer.usage_metadata["input_token_details"]["cache_read"] == prompt - 1  # evaluated once, by the prediction
+
+
+@pytest.mark.parametrize("family", ["qwen2", "phi3"])
+@pytest.mark.parametrize("predictor", [ZeroShotPredictor, PrefixSharingPredictor])
+def test_the_graph_keeps_or_defers_on_real_tokenizers(scripted_family, family, predictor):
+    from rpra_agent.models.llamacpp import ChatLlamaCpp
+
+    def load(reply, grade=None):
+        path = scripted_family(family, reply=reply, grade=grade)
+        return ChatLlamaCpp(model_path=str(path), n_ctx=2048, seed=0, rpra_name=f"{family}:{grade}")
+
+    large = load("The large model says Paris, on the Seine.")
+    for small, route, reply in ((load(SMALL_OK, "great"), "small", SMALL_OK), (load(SMALL_BAD, "bad"), "large", None)):
+        state = _graph(small, large, InMemoryDecisionStore(), predictor=predictor(small)).invoke(
+            {"messages": [HumanMessage(QUESTION)]}
+        )
+        [decision] = decisions_from_state(state)
+        assert decision.route == route and decision.prediction.method == "forward_pass"
+        assert state["messages"][-1].content == (reply or "The large model says Paris, on the Seine.")
