@@ -27,6 +27,7 @@ from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import ModelCallError, PredictorError
 from rpra_agent.core.faults import FaultPolicy
 from rpra_agent.core.naming import model_id
+from rpra_agent.core.redact import scrub_secrets
 from rpra_agent.core.step import CallModel, Effect, StepView
 from rpra_agent.core.usage import LegUsage
 from rpra_agent.models.retry import is_transient
@@ -134,8 +135,11 @@ class _Retry:
         return self.backoff_s * (2 ** (len(self.errors) - 1))
 
     def error(self) -> ModelCallError:
+        """Every error seen, with the last one's message (secrets scrubbed), e.g. the server's own words."""
+        last = self.errors[-1]
+        detail = f"{type(last).__name__}: {scrub_secrets(str(last))[:300]}"
         return ModelCallError(
-            f"the {self.leg} model failed {len(self.errors)} time(s)", leg=self.leg, errors=self.errors
+            f"the {self.leg} model failed {len(self.errors)} time(s); last: {detail}", leg=self.leg, errors=self.errors
         )
 
 
