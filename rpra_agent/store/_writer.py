@@ -100,7 +100,7 @@ class BackgroundWriter:
         self._urgent = threading.Event()
         self.offline = False
         self._last_attempt = 0.0
-        self.written = self.spooled = self.lost = 0
+        self.written = self.spooled = self.lost = self._lost_reported = 0
         self._backlog: list[Record] = []  # neither committed nor spooled; retried
         self._db_error: str | None = None
         self._spool_error: str | None = None
@@ -115,11 +115,13 @@ class BackgroundWriter:
             spool_error=self._spool_error, spool_path=self.spool.path,
         )  # fmt: skip
 
+    def _at_risk(self) -> bool:
+        """Records held only in memory, or dropped since a flush last reported it."""
+        return bool(self._backlog) or self.lost > self._lost_reported
+
     def _enqueue(self, entry: Any, *, block: bool = True) -> None:
         if self._closed:
             raise StoreError(f"the store for {self.name} is closed")
-        if self.on_loss == "raise" and (self._backlog or self.lost):
-            raise self._loss_error()
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
@@ -131,6 +133,9 @@ class BackgroundWriter:
                 self._queue.put(entry)
         if isinstance(entry, _Ticket):
             self._urgent.set()
+        elif self.on_loss == "raise" and self._at_risk():
+            # async: this record is queued (and will be retried), but earlier ones are not durable
+            raise self._loss_error()
 
     def put(self, item: Any, *, wait: bool = True) -> None:
         """Queue an object; in ``sync`` mode (and ``wait``), return once it is committed or spooled.
@@ -259,9 +264,10 @@ class BackgroundWriter:
                 self._write_items(items)
             self._recover(force=bool(markers) or stop)
         finally:
-            error = self._loss_error() if (self._backlog or self.lost) else None
             for marker in markers:
-                marker.resolve(error)
+                marker.resolve(self._loss_error() if self._at_risk() else None)
+            if markers:
+                self._lost_reported = self.lost  # a dropped record is reported by one flush, not by every later one
         return stop
 
     def _write_items(self, items: list[tuple[Any, _Ticket | None]]) -> None:
@@ -276,10 +282,9 @@ class BackgroundWriter:
                 if ticket is not None:
                     ticket.resolve(StoreError(f"could not prepare a record for {self.name}: {type(exc).__name__}"))
         unsaved = {id(r) for r in self._persist(records)}
-        error = self._loss_error() if unsaved else None
         for record, ticket in zip(records, owners, strict=True):
-            if ticket is not None:
-                ticket.resolve(error if id(record) in unsaved else None)
+            if ticket is not None:  # one exception object per waiting thread
+                ticket.resolve(self._loss_error() if id(record) in unsaved else None)
 
     def _persist(self, records: list[Record]) -> list[Record]:
         """Commit, else spool, else keep in the backlog; returns the records only in memory."""
@@ -364,7 +369,7 @@ class BackgroundWriter:
         self._db_error = _first_line(exc)
         if not self.offline:
             logger.warning(
-                "the database %s is unavailable (%s); spooling records to %s and retrying every %.0f s",
+                "the database %s is unavailable (%s); spooling records to %s and retrying every %g s",
                 self.name,
                 self._db_error,
                 self.spool.path,
