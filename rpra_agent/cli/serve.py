@@ -87,7 +87,10 @@ def serve(
         import uvicorn
     except ImportError:
         _fail("rpra serve needs FastAPI and uvicorn: pip install 'rpra-agent[serve]'")
+    from rpra_agent.core.security import install_log_redaction
     from rpra_agent.service import ChatEngine, Settings, build_components, create_app
+
+    install_log_redaction([api_key])  # before anything loads: model strings may carry passwords and keys
 
     try:
         settings = Settings.from_env(
