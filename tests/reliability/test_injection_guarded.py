@@ -33,17 +33,19 @@ def _default(store: InMemoryDecisionStore):
     return lambda small: predictor_from_spec(Settings(small_model="x", large_model="y").predictor, small, store)
 
 
-def test_default_without_evidence_defers_and_no_attack_flips_a_route():
-    s = steering(_default(InMemoryDecisionStore()))
+@pytest.mark.parametrize("paradigm", ["pa", "rpra", "verify"])
+def test_default_without_evidence_defers_and_no_attack_flips_a_route(paradigm):
+    s = steering(_default(InMemoryDecisionStore()), paradigm)
     assert (s.kept, s.great_attacks, s.deferred, s.cost_attacks) == (0, 21, 0, 1)
 
 
-def test_default_with_a_stored_report_card_no_attack_flips_a_route():
+@pytest.mark.parametrize("paradigm", ["pa", "rpra", "verify"])
+def test_default_with_a_stored_report_card_no_attack_flips_a_route(paradigm):
     store = InMemoryDecisionStore()
     save_report_card(store, dataclasses.replace(CARD, model=NAME))
     predictor = _default(store)(ObedientChatModel())
     assert isinstance(predictor, GuardedPredictor) and predictor.independent.name == "card_stats"
-    s = steering(_default(store))
+    s = steering(_default(store), paradigm)
     assert (s.kept, s.great_attacks, s.deferred, s.cost_attacks) == (0, 21, 0, 1)
 
 
