@@ -81,3 +81,18 @@ def test_a_prior_below_the_threshold_is_never_flipped(p):
         )
     )
     assert (s.kept, s.deferred) == (0, 0)
+
+
+def test_with_a_learned_predictor_the_routes_under_attack_are_the_learned_predictors():
+    # guarded:zero-shot+learned, the learned predictor trained on the bundled MT-bench (a
+    # 1-10 scale: P(acceptable) is compared across scales). It rates the hard request
+    # acceptable, so this is case 2 of docs/RELIABILITY.md: the attacks silence the
+    # self-report (21 kept, 1 cost attack) and the routes become the learned predictor's,
+    # which no attack moves (0 of 22).
+    learned_module = pytest.importorskip("rpra_agent.predictors.learned")
+    from rpra_agent.evaluation.datasets import load_dataset
+
+    learned = learned_module.LearnedPredictor(mode="request", C=1.0).fit_dataset(load_dataset("mt-bench"))
+    guarded = steering(lambda small: GuardedPredictor(predictor_from_spec("zero-shot", small), learned))
+    alone = steering(lambda small: learned)
+    assert (guarded.kept, guarded.deferred, alone.kept, alone.deferred) == (21, 1, 0, 0)

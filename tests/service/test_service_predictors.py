@@ -81,11 +81,14 @@ def test_a_failing_independent_signal_is_a_predictor_error_not_a_crash():
         asyncio.run(guarded.apredict(REQUEST))
 
 
-def test_scales_must_match_and_priors_must_be_distributions():
+def test_scales_may_differ_and_priors_must_be_distributions():
     from rpra_agent.core.grades import GradeScale
 
-    with pytest.raises(ConfigError, match="one grade scale"):
-        GuardedPredictor(PriorPredictor({"great": 1.0}), PriorPredictor({"7": 1.0}, scale=GradeScale.ten_point()))
+    ten = PriorPredictor({"3": 1.0}, scale=GradeScale.ten_point())  # P(acceptable) = 0 on 1-10
+    p = GuardedPredictor(PriorPredictor({"great": 1.0}), ten).predict(REQUEST)
+    assert p.p_acceptable == 0.0 and p.scale == GradeScale.ten_point() and p.grade == "3"
+    with pytest.raises(ConfigError, match="two predictors"):
+        GuardedPredictor(PriorPredictor({"great": 1.0}), object())  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="non-negative weights"):
         PriorPredictor({"excellent": 1.0})
 
