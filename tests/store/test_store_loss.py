@@ -213,3 +213,41 @@ def test_replaced_sqlite_file_can_be_recreated(tmp_path):
         assert [d.run_id for d in store.decisions()] == ["b"]  # a new file, not the ghost's 2
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sync_mode_under_concurrent_threads_and_tasks_commits_each_decision_once(backend, tmp_path, request):
+    import asyncio
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'many.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    store = open_store(url, spool_path=str(tmp_path / "s.jsonl"), durability="sync")
+    try:
+        ids: list[str] = []
+        lock = threading.Lock()
+
+        def worker() -> None:
+            for _ in range(100):
+                d = make_decision(run_id="many")
+                store.add(d)
+                with lock:
+                    ids.append(d.id)
+
+        async def tasks() -> None:
+            async def one() -> None:
+                d = make_decision(run_id="many")
+                await store.aadd(d)
+                ids.append(d.id)
+
+            await asyncio.gather(*(one() for _ in range(200)))
+
+        threads = [threading.Thread(target=worker) for _ in range(6)]
+        for t in threads:
+            t.start()
+        asyncio.run(tasks())
+        for t in threads:
+            t.join()
+        stored = [d.id for d in store.decisions() if d.run_id == "many"]
+        assert len(ids) == 800 and sorted(stored) == sorted(ids)
+    finally:
+        store.close()
