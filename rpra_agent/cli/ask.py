@@ -112,6 +112,9 @@ def ask(
     system: Annotated[str | None, typer.Option("--system", help="A system prompt.")] = None,
 ) -> None:
     """Answer QUESTION with the small model, or defer to the large one when its predicted grade is low."""
+    from rpra_agent.core.security import install_log_redaction
+
+    install_log_redaction()  # model strings and URLs may carry passwords and keys
     if paradigm not in _PARADIGMS:
         _fail(f"--paradigm must be one of {', '.join(_PARADIGMS)}, not {paradigm!r}")
     from rpra_agent.service.predictors import check_spec

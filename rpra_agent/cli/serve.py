@@ -69,6 +69,16 @@ def serve(
         str | None,
         typer.Option("--on-loss", help="raise: answer 503 when a decision cannot be saved (default); log."),
     ] = None,
+    client_task: Annotated[
+        bool | None,
+        typer.Option(
+            "--client-task/--no-client-task",
+            help="Take the task tag from clients (x-rpra-task, metadata.rpra_task); default $RPRA_CLIENT_TASK or yes.",
+        ),
+    ] = None,
+    max_deferrals: Annotated[
+        int | None, typer.Option("--max-deferrals", help="Deferral budget per run (default: none).")
+    ] = None,
     api_key: Annotated[
         str | None, typer.Option("--api-key", envvar="RPRA_API_KEY", show_envvar=True, help="Require this bearer key.")
     ] = None,
@@ -93,13 +103,16 @@ def serve(
         import uvicorn
     except ImportError:
         _fail("rpra serve needs FastAPI and uvicorn: pip install 'rpra-agent[serve]'")
+    from rpra_agent.core.security import install_log_redaction
     from rpra_agent.service import ChatEngine, Settings, build_components, create_app
+
+    install_log_redaction([api_key])  # before anything loads: model strings may carry passwords and keys
 
     try:
         settings = Settings.from_env(
             small_model=small, large_model=large, database_url=database_url, paradigm=paradigm,
             threshold=threshold, max_steps=max_steps, docs_dir=docs_dir, sql_url=sql_url, predictor=predictor,
-            durability=durability, on_loss=on_loss,
+            durability=durability, on_loss=on_loss, client_task=client_task, max_deferrals=max_deferrals,
         )  # fmt: skip
         components = build_components(settings)
     except RPRAError as exc:

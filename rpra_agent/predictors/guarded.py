@@ -105,16 +105,17 @@ class GuardedPredictor:
         independent: A predictor that does not read the model's self-report: a
             learned artifact, report-card statistics, a :class:`PriorPredictor`.
 
+    The two may use different grade scales (P(acceptable) means the same on each): the
+    result keeps the scale of the part that decided.
+
     Raises:
-        ConfigError: when the two use different grade scales.
+        ConfigError: when either part is not a predictor.
     """
 
     def __init__(self, self_predictor: Predictor, independent: Predictor) -> None:
-        if tuple(self_predictor.scale.labels) != tuple(independent.scale.labels):
-            raise ConfigError(
-                f"GuardedPredictor: {self_predictor.name} grades {list(self_predictor.scale.labels)} but "
-                f"{independent.name} grades {list(independent.scale.labels)}; use one grade scale"
-            )
+        for part in (self_predictor, independent):
+            if not callable(getattr(part, "predict", None)) or not callable(getattr(part, "apredict", None)):
+                raise ConfigError(f"GuardedPredictor needs two predictors (predict/apredict), got {part!r}")
         self.self_predictor, self.independent = self_predictor, independent
         self.scale = self_predictor.scale
         self.name = f"guarded({self_predictor.name},{independent.name})"
@@ -127,7 +128,7 @@ class GuardedPredictor:
     def _combine(self, own: Prediction, other: Prediction, start: float) -> Prediction:
         low, which = (own, "self") if own.p_acceptable <= other.p_acceptable else (other, "independent")
         return Prediction.from_distribution(
-            dict(low.distribution), scale=self.scale, predictor=self.name, version=self.version,
+            dict(low.distribution), scale=low.scale, predictor=self.name, version=self.version,
             latency_ms=(time.perf_counter() - start) * 1000.0, method=low.method,
             raw=f"{which} decided: self p_ok={own.p_acceptable:.4f}, independent p_ok={other.p_acceptable:.4f}",
         )  # fmt: skip

@@ -164,7 +164,9 @@ def create_app(
             raise APIError(
                 400, f"The tools could not be bound to the models: {type(exc).__name__}.", param="tools"
             ) from None
-        task = (req.metadata or {}).get("rpra_task") or request.headers.get("x-rpra-task")
+        task = None
+        if engine.client_task:  # off (--no-client-task): a client cannot pick the task a predictor reads
+            task = (req.metadata or {}).get("rpra_task") or request.headers.get("x-rpra-task")
         client_tools = bool(tools) and req.tool_choice != "none"
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         start = time.perf_counter()

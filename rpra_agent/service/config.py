@@ -14,6 +14,8 @@ Used by the deployable graphs (``graphs/``) and by ``rpra serve``::
     RPRA_PREDICTOR     a --predictor spec                 (default: guarded; see service.predictors)
     RPRA_DURABILITY    sync | async                       (default: sync: an HTTP 200 means the decision is durable)
     RPRA_ON_LOSS       raise | log                        (default: raise: 503 when a decision cannot be saved)
+    RPRA_CLIENT_TASK   true | false: use a client's task tag (x-rpra-task, metadata.rpra_task) (default: true)
+    RPRA_MAX_DEFERRALS deferral budget per run             (default: none)
 
 Nothing is read or loaded at import time.
 """
@@ -54,6 +56,8 @@ ENV = {
     "predictor": "RPRA_PREDICTOR",
     "durability": "RPRA_DURABILITY",
     "on_loss": "RPRA_ON_LOSS",
+    "client_task": "RPRA_CLIENT_TASK",
+    "max_deferrals": "RPRA_MAX_DEFERRALS",
 }
 _EXAMPLE = "e.g. RPRA_SMALL_MODEL=gguf:/models/small.gguf RPRA_LARGE_MODEL=openai:gpt-4o-mini"
 
@@ -78,6 +82,10 @@ class Settings:
             spooled before the step returns) or ``async`` (batched).
         on_loss: When neither the database nor the spool takes a decision: ``raise``
             (the request fails with 503) or ``log``.
+        client_task: Whether the service takes a request's task tag from the client
+            (``x-rpra-task``, ``metadata.rpra_task``); a predictor that reads the task
+            (report-card statistics) can then be steered by a client claiming a task.
+        max_deferrals: Deferral budget per run (``ThresholdPolicy.max_deferrals``).
     """
 
     small_model: str
@@ -91,8 +99,12 @@ class Settings:
     predictor: str = "guarded"
     durability: str = "sync"
     on_loss: str = "raise"
+    client_task: bool = True
+    max_deferrals: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_deferrals is not None and self.max_deferrals < 0:
+            raise ConfigError(f"{ENV['max_deferrals']} must be at least 0, not {self.max_deferrals!r}")
         if self.durability not in ("sync", "async"):
             raise ConfigError(f"{ENV['durability']} must be sync or async, not {self.durability!r}")
         if self.on_loss not in ("raise", "log"):
@@ -125,7 +137,12 @@ class Settings:
             raise ConfigError(
                 f"missing environment variable(s) {', '.join(missing)}: set them to model strings ({_EXAMPLE})"
             )
-        for field, kind in (("threshold", float), ("max_steps", int)):
+        if isinstance(values.get("client_task"), str):
+            flag = values["client_task"].strip().lower()
+            if flag not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError(f"{ENV['client_task']} must be true or false, not {values['client_task']!r}")
+            values["client_task"] = flag in ("true", "1", "yes")
+        for field, kind in (("threshold", float), ("max_steps", int), ("max_deferrals", int)):
             if isinstance(values.get(field), str):
                 try:
                     values[field] = kind(values[field])
@@ -179,7 +196,8 @@ def build_components(settings: Settings) -> Components:
         settings.threshold,
         settings.durability,
     )
-    return Components(small, large, predictor, ThresholdPolicy(settings.threshold), store, settings)
+    policy = ThresholdPolicy(settings.threshold, max_deferrals=settings.max_deferrals)
+    return Components(small, large, predictor, policy, store, settings)
 
 
 def build_graph(components: Components, tools: Sequence[BaseTool] = (), *, name: str = "rpra") -> Any:

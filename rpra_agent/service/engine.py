@@ -103,6 +103,7 @@ class ChatEngine:
         model_name: The model name clients address and ``/v1/models`` lists.
         faults: Fault handling of the legs.
         cache_size: How many per-tool-set graphs are kept.
+        client_task: Whether the HTTP layer takes a request's task tag from the client.
     """
 
     def __init__(
@@ -119,10 +120,12 @@ class ChatEngine:
         model_name: str = "rpra",
         faults: FaultPolicy | None = None,
         cache_size: int = 32,
+        client_task: bool = True,
     ) -> None:
         if not model_name.strip():
             raise ConfigError("model_name must not be empty")
         self.small, self.large, self.store, self.model_name = small, large, store, model_name
+        self.client_task = client_task
         self._common: dict[str, Any] = dict(
             predictor=predictor,
             policy=policy or ThresholdPolicy(),
@@ -145,6 +148,7 @@ class ChatEngine:
         return cls(
             small=components.small, large=components.large, predictor=components.predictor, policy=components.policy,
             paradigm=s.paradigm, store=components.store, tools=tools, max_steps=s.max_steps, model_name=model_name,
+            client_task=s.client_task,
         )  # fmt: skip
 
     def graph_for(self, tools: list[dict[str, Any]] | None, tool_choice: str | dict[str, Any] | None) -> Any:

@@ -24,16 +24,15 @@ import asyncio
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Literal
 
 from rpra_agent.core.errors import ConfigError, StoreError
+from rpra_agent.store._persist import Persister
 from rpra_agent.store._rows import Record
 from rpra_agent.store._spool import Spool
 from rpra_agent.store._tickets import Flush as _Flush
 from rpra_agent.store._tickets import Ticket as _Ticket
-from rpra_agent.store._tickets import first_line as _first_line
 from rpra_agent.store.errors import DecisionNotDurableError
 
 __all__ = ["BackgroundWriter", "Durability", "OnFull", "OnLoss"]
@@ -91,35 +90,24 @@ class BackgroundWriter:
             raise ConfigError(f"on_loss must be 'raise' or 'log', not {on_loss!r}")
         if max_queue < 1 or max_batch < 1:
             raise ConfigError("max_queue and max_batch must be at least 1")
-        self._write, self._prepare, self.spool = write, prepare, spool
-        self._is_outage, self.name = is_outage, name
+        self._prepare, self.spool, self.name = prepare, spool, name
         self.durability, self.on_loss, self.max_queue = durability, on_loss, max_queue
         self.max_batch, self.on_full, self.retry_interval = max_batch, on_full, retry_interval
         self.batch_wait = batch_wait if durability == "async" else 0.0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._urgent = threading.Event()
-        self.offline = False
-        self._last_attempt = 0.0
-        self.written = self.spooled = self.lost = 0
-        self._backlog: list[Record] = []  # neither committed nor spooled; retried
-        self._db_error: str | None = None
-        self._spool_error: str | None = None
+        self.persister = Persister(
+            write=write, spool=spool, is_outage=is_outage, name=name, on_loss=on_loss, capacity=max_queue,
+            retry_interval=retry_interval,
+        )  # fmt: skip
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"rpra-writer {name}", daemon=True)
         self._thread.start()
 
     # -- producer side -------------------------------------------------------------
-    def _loss_error(self) -> DecisionNotDurableError:
-        return DecisionNotDurableError(
-            pending=len(self._backlog), lost=self.lost, database_error=self._db_error,
-            spool_error=self._spool_error, spool_path=self.spool.path,
-        )  # fmt: skip
-
     def _enqueue(self, entry: Any, *, block: bool = True) -> None:
         if self._closed:
             raise StoreError(f"the store for {self.name} is closed")
-        if self.on_loss == "raise" and (self._backlog or self.lost):
-            raise self._loss_error()
         try:
             self._queue.put_nowait(entry)
         except queue.Full:
@@ -131,6 +119,9 @@ class BackgroundWriter:
                 self._queue.put(entry)
         if isinstance(entry, _Ticket):
             self._urgent.set()
+        elif self.on_loss == "raise" and self.persister.at_risk():
+            # async: this record is queued (and will be retried), but earlier ones are not durable
+            raise self.persister.loss_error()
 
     def put(self, item: Any, *, wait: bool = True) -> None:
         """Queue an object; in ``sync`` mode (and ``wait``), return once it is committed or spooled.
@@ -170,8 +161,16 @@ class BackgroundWriter:
 
     def spill(self, records: list[Record]) -> None:
         """Write records to the spool now; the writer re-inserts them later."""
-        self.spool.append(records)
-        self.spooled += len(records)
+        self.persister.spill(records)
+
+    def replay_batch(self, records: list[Record]) -> None:
+        """Write a spooled batch (see :meth:`Persister.replay_batch`)."""
+        self.persister.replay_batch(records)
+
+    @property
+    def offline(self) -> bool:
+        """Whether the database is unavailable (records go to the spool)."""
+        return self.persister.offline
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every object queued so far is in the database or the spool.
@@ -181,7 +180,7 @@ class BackgroundWriter:
             StoreError: if the writer thread is gone or ``timeout`` expires.
         """
         if not self._thread.is_alive():
-            if self._queue.empty() and not self._backlog:
+            if self._queue.empty() and not self.persister.pending:
                 return
             raise StoreError(f"the writer thread for {self.name} is not running; records are still queued")
         marker = _Flush()
@@ -212,7 +211,7 @@ class BackgroundWriter:
     @property
     def pending(self) -> int:
         """Records that are neither committed nor spooled (held in memory, retried)."""
-        return len(self._backlog)
+        return self.persister.pending
 
     # -- the thread ----------------------------------------------------------------
     def _run(self) -> None:
@@ -224,11 +223,10 @@ class BackgroundWriter:
                 logger.exception("the decision writer for %s hit an unexpected error; it keeps running", self.name)
 
     def _step(self) -> bool:
-        wait = self.retry_interval if (self.offline or self.spool.pending() or self._backlog) else None
         try:
-            first = self._queue.get(timeout=wait)
+            first = self._queue.get(timeout=self.persister.idle_wait())
         except queue.Empty:
-            self._recover()
+            self.persister.recover()
             return False
         lingering = self.batch_wait > 0 and self._queue.qsize() + 1 < self.max_batch
         if lingering and first is not _STOP and not isinstance(first, _Ticket):
@@ -257,11 +255,12 @@ class BackgroundWriter:
         try:
             if items:
                 self._write_items(items)
-            self._recover(force=bool(markers) or stop)
+            self.persister.recover(force=bool(markers) or stop)
         finally:
-            error = self._loss_error() if (self._backlog or self.lost) else None
             for marker in markers:
-                marker.resolve(error)
+                marker.resolve(self.persister.loss_error() if self.persister.at_risk() else None)
+            if markers:
+                self.persister.reported()  # a dropped record is reported by one flush, not by every later one
         return stop
 
     def _write_items(self, items: list[tuple[Any, _Ticket | None]]) -> None:
@@ -275,128 +274,7 @@ class BackgroundWriter:
                 logger.error("could not prepare a record for %s (%s); it is not stored", self.name, type(exc).__name__)
                 if ticket is not None:
                     ticket.resolve(StoreError(f"could not prepare a record for {self.name}: {type(exc).__name__}"))
-        unsaved = {id(r) for r in self._persist(records)}
-        error = self._loss_error() if unsaved else None
+        unsaved = {id(r) for r in self.persister.persist(records)}
         for record, ticket in zip(records, owners, strict=True):
-            if ticket is not None:
-                ticket.resolve(error if id(record) in unsaved else None)
-
-    def _persist(self, records: list[Record]) -> list[Record]:
-        """Commit, else spool, else keep in the backlog; returns the records only in memory."""
-        if not records:
-            return []
-        if not self.offline:
-            try:
-                self._write(records)
-                self.written += len(records)
-                return []
-            except Exception as exc:  # noqa: BLE001
-                if not self._is_outage(exc):
-                    return self._isolate(records)
-                self._go_offline(exc)
-        return self._spool_or_keep(records)
-
-    def _spool_or_keep(self, records: list[Record]) -> list[Record]:
-        try:
-            self.spill(records)
-        except OSError as exc:
-            self._keep(records, exc)
-            return records
-        if self._spool_error is not None:
-            logger.warning("the spool %s is writable again", self.spool.path)
-            self._spool_error = None
-        return []
-
-    def _keep(self, records: list[Record], exc: OSError) -> None:
-        first = self._spool_error is None
-        self._spool_error = _first_line(exc)
-        self._backlog.extend(records)
-        overflow = len(self._backlog) - self.max_queue
-        if overflow > 0:
-            del self._backlog[:overflow]
-            self.lost += overflow
-            logger.error("the decision backlog of %s is full: %d records dropped", self.name, overflow)
-        if first or self.on_loss == "log":
-            logger.error("%s", self._loss_error())
-
-    def _isolate(self, records: list[Record]) -> list[Record]:
-        """Write one by one, so one bad record does not take its batch down with it."""
-        unsaved: list[Record] = []
-        for i, record in enumerate(records):
-            if self.offline:
-                unsaved += self._spool_or_keep(records[i:])
-                break
-            try:
-                self._write([record])
-                self.written += 1
-            except Exception as exc:  # noqa: BLE001
-                if self._is_outage(exc):
-                    self._go_offline(exc)
-                    unsaved += self._spool_or_keep([record])
-                else:
-                    try:
-                        self.spool.reject(record, type(exc).__name__)
-                    except OSError as spool_exc:
-                        self._keep([record], spool_exc)
-                        unsaved.append(record)
-        return unsaved
-
-    def replay_batch(self, records: list[Record]) -> None:
-        """Write a spooled batch; records the database refuses go to the rejected file.
-
-        Raises:
-            Exception: the database's error when it is unreachable (the spool is kept).
-        """
-        try:
-            self._write(records)
-        except Exception as exc:  # noqa: BLE001
-            if self._is_outage(exc):
-                raise
-            for record in records:
-                try:
-                    self._write([record])
-                except Exception as one:  # noqa: BLE001
-                    if self._is_outage(one):
-                        raise
-                    self.spool.reject(record, type(one).__name__)
-
-    def _go_offline(self, exc: BaseException) -> None:
-        self._db_error = _first_line(exc)
-        if not self.offline:
-            logger.warning(
-                "the database %s is unavailable (%s); spooling records to %s and retrying every %.0f s",
-                self.name,
-                self._db_error,
-                self.spool.path,
-                self.retry_interval,
-            )
-        self.offline = True
-        self._last_attempt = time.monotonic()
-
-    def _recover(self, force: bool = False) -> None:
-        """Retry the backlog, then replay the spool when the database is reachable again."""
-        if self.offline and not force and time.monotonic() - self._last_attempt < self.retry_interval:
-            return
-        if self.offline and force and time.monotonic() - self._last_attempt < min(self.retry_interval, 1.0):
-            if self._backlog:  # the database is still down, but the spool may take them now
-                backlog, self._backlog = self._backlog, []
-                self._spool_or_keep(backlog)  # failing, it puts them back in the backlog
-            return
-        if self._backlog:
-            backlog, self._backlog = self._backlog, []
-            self.offline = False
-            if self._persist(backlog):  # still failing: _persist put them back in the backlog
-                return
-        if not self.spool.pending() and not self.offline:
-            return
-        try:
-            replayed = self.spool.drain(self.replay_batch)
-        except Exception as exc:  # noqa: BLE001
-            if self._is_outage(exc):
-                self._go_offline(exc)
-                return
-            raise
-        if self.offline:
-            logger.warning("the database %s is reachable again; %d spooled records replayed", self.name, replayed)
-        self.offline, self._db_error = False, None
-        self.written += replayed
+            if ticket is not None:  # one exception object per waiting thread
+                ticket.resolve(self.persister.loss_error() if id(record) in unsaved else None)

@@ -33,17 +33,19 @@ def _default(store: InMemoryDecisionStore):
     return lambda small: predictor_from_spec(Settings(small_model="x", large_model="y").predictor, small, store)
 
 
-def test_default_without_evidence_defers_and_no_attack_flips_a_route():
-    s = steering(_default(InMemoryDecisionStore()))
+@pytest.mark.parametrize("paradigm", ["pa", "rpra", "verify"])
+def test_default_without_evidence_defers_and_no_attack_flips_a_route(paradigm):
+    s = steering(_default(InMemoryDecisionStore()), paradigm)
     assert (s.kept, s.great_attacks, s.deferred, s.cost_attacks) == (0, 21, 0, 1)
 
 
-def test_default_with_a_stored_report_card_no_attack_flips_a_route():
+@pytest.mark.parametrize("paradigm", ["pa", "rpra", "verify"])
+def test_default_with_a_stored_report_card_no_attack_flips_a_route(paradigm):
     store = InMemoryDecisionStore()
     save_report_card(store, dataclasses.replace(CARD, model=NAME))
     predictor = _default(store)(ObedientChatModel())
     assert isinstance(predictor, GuardedPredictor) and predictor.independent.name == "card_stats"
-    s = steering(_default(store))
+    s = steering(_default(store), paradigm)
     assert (s.kept, s.great_attacks, s.deferred, s.cost_attacks) == (0, 21, 0, 1)
 
 
@@ -79,3 +81,18 @@ def test_a_prior_below_the_threshold_is_never_flipped(p):
         )
     )
     assert (s.kept, s.deferred) == (0, 0)
+
+
+def test_with_a_learned_predictor_the_routes_under_attack_are_the_learned_predictors():
+    # guarded:zero-shot+learned, the learned predictor trained on the bundled MT-bench (a
+    # 1-10 scale: P(acceptable) is compared across scales). It rates the hard request
+    # acceptable, so this is case 2 of docs/RELIABILITY.md: the attacks silence the
+    # self-report (21 kept, 1 cost attack) and the routes become the learned predictor's,
+    # which no attack moves (0 of 22).
+    learned_module = pytest.importorskip("rpra_agent.predictors.learned")
+    from rpra_agent.evaluation.datasets import load_dataset
+
+    learned = learned_module.LearnedPredictor(mode="request", C=1.0).fit_dataset(load_dataset("mt-bench"))
+    guarded = steering(lambda small: GuardedPredictor(predictor_from_spec("zero-shot", small), learned))
+    alone = steering(lambda small: learned)
+    assert (guarded.kept, guarded.deferred, alone.kept, alone.deferred) == (21, 1, 0, 0)

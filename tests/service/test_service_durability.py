@@ -247,3 +247,18 @@ def test_sigkill_loses_no_decision_behind_an_http_200(backend, tmp_path, request
     finally:
         store.close()
     assert len(promised) >= 120 and [i for i in promised if i not in stored] == []
+
+
+def test_an_unexpected_error_is_an_openai_shaped_500_and_counted(monkeypatch, store):
+    def broken(raw: bytes):
+        raise RuntimeError("a bug the handler did not foresee")
+
+    monkeypatch.setattr("rpra_agent.service.app.parse_request", broken)
+    engine = ChatEngine(small=replier("small"), large=replier("large"), predictor=KeywordPredictor(), store=store)
+    with serve_app(create_app(engine)) as base:
+        r = httpx.post(f"{base}/v1/chat/completions", json={"model": "rpra", "messages": []})
+        assert r.status_code == 500 and r.json()["error"] == {
+            "message": "The server failed to answer the request.", "type": "server_error", "param": None,
+            "code": "internal_error",
+        }  # fmt: skip
+        assert httpx.get(f"{base}/metrics").json()["errors"]["internal_error"] == 1

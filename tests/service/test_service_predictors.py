@@ -81,11 +81,14 @@ def test_a_failing_independent_signal_is_a_predictor_error_not_a_crash():
         asyncio.run(guarded.apredict(REQUEST))
 
 
-def test_scales_must_match_and_priors_must_be_distributions():
+def test_scales_may_differ_and_priors_must_be_distributions():
     from rpra_agent.core.grades import GradeScale
 
-    with pytest.raises(ConfigError, match="one grade scale"):
-        GuardedPredictor(PriorPredictor({"great": 1.0}), PriorPredictor({"7": 1.0}, scale=GradeScale.ten_point()))
+    ten = PriorPredictor({"3": 1.0}, scale=GradeScale.ten_point())  # P(acceptable) = 0 on 1-10
+    p = GuardedPredictor(PriorPredictor({"great": 1.0}), ten).predict(REQUEST)
+    assert p.p_acceptable == 0.0 and p.scale == GradeScale.ten_point() and p.grade == "3"
+    with pytest.raises(ConfigError, match="two predictors"):
+        GuardedPredictor(PriorPredictor({"great": 1.0}), object())  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="non-negative weights"):
         PriorPredictor({"excellent": 1.0})
 
@@ -112,3 +115,58 @@ def test_the_cli_rejects_an_unknown_predictor_naming_the_specs(command, tmp_path
     args = ["ask", "hi", "--db", db] if command == "ask" else ["serve", "--database-url", db, "--port", "0"]
     code, out = _cli(*args, "--small", "openai:x", "--large", "openai:y", "--predictor", "bogus")
     assert code == 2 and "unknown --predictor 'bogus'" in out and "learned:PATH" in out
+
+
+@pytest.mark.parametrize(("client_task", "route"), [(True, "small"), (False, "large")])
+def test_no_client_task_stops_a_client_from_picking_the_best_task(client_task, route):
+    # Point 3 of docs/RELIABILITY.md: a predictor that reads the task (report-card statistics)
+    # can be steered by a client claiming the task with the best record; --no-client-task closes it.
+    import httpx
+
+    from rpra_agent.feedback.cards import save_report_card
+    from rpra_agent.feedback.report_card import CardSection, ReportCard
+    from rpra_agent.service.app import create_app
+    from rpra_agent.service.engine import ChatEngine
+    from tests.fixtures_service import serve_app
+    from tests.service.conftest import replier
+
+    store = InMemoryDecisionStore()
+    sections = (
+        CardSection("*", "answer", {"bad": 9, "great": 1}, ""),
+        CardSection("easy", "answer", {"great": 10}, ""),
+    )
+    save_report_card(
+        store, ReportCard(model="small", scale=PriorPredictor({"great": 1}).scale, sections=sections, text="")
+    )
+    small = replier("small")
+    engine = ChatEngine(
+        small=small, large=replier("large"), predictor=predictor_from_spec("card-stats", small, store), store=store,
+        client_task=client_task,
+    )  # fmt: skip
+    with serve_app(create_app(engine)) as base:
+        body = {"model": "rpra", "messages": [{"role": "user", "content": "anything"}]}
+        r = httpx.post(f"{base}/v1/chat/completions", json=body, headers={"x-rpra-task": "easy"}, timeout=30)
+    assert r.status_code == 200 and r.headers["x-rpra-route"] == route
+    assert [d.task for d in store.decisions()] == (["easy"] if client_task else [None])
+
+
+def test_settings_read_the_new_variables_and_name_bad_values():
+    from rpra_agent.service.config import Settings
+
+    env = {"RPRA_SMALL_MODEL": "a", "RPRA_LARGE_MODEL": "b"}
+    s = Settings.from_env({**env, "RPRA_MAX_DEFERRALS": "2", "RPRA_CLIENT_TASK": "false", "RPRA_DURABILITY": "async"})
+    assert (s.max_deferrals, s.client_task, s.durability, s.predictor, s.on_loss) == (
+        2,
+        False,
+        "async",
+        "guarded",
+        "raise",
+    )
+    for var, value in [
+        ("RPRA_CLIENT_TASK", "maybe"),
+        ("RPRA_MAX_DEFERRALS", "-1"),
+        ("RPRA_DURABILITY", "exit"),
+        ("RPRA_ON_LOSS", "drop"),
+    ]:
+        with pytest.raises(ConfigError, match=var):
+            Settings.from_env({**env, var: value})

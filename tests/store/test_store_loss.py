@@ -90,37 +90,40 @@ def tiny_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-@pytest.mark.parametrize("on_loss", ["raise", "log"])
-def test_full_disk_is_never_a_silent_loss_and_nothing_is_lost_once_space_is_back(tiny_disk, on_loss):
+@pytest.mark.parametrize(("durability", "on_loss"), [("sync", "raise"), ("sync", "log"), ("async", "raise")])
+def test_full_disk_is_never_a_silent_loss_and_nothing_is_lost_once_space_is_back(tiny_disk, durability, on_loss):
     store = open_store(
         f"sqlite:///{tiny_disk / 'full.db'}", spool_path=str(tiny_disk / "spool.jsonl"),
-        durability="sync", on_loss=on_loss, retry_interval=0.1,
+        durability=durability, on_loss=on_loss, retry_interval=0.1,
     )  # fmt: skip
     try:
         store.add(make_decision(run_id="fill"))  # create the schema while there is room
+        store.flush()
         filler = _fill(tiny_disk, leave=64 * 1024)
         added: list[str] = []
         error: DecisionNotDurableError | None = None
-        for _ in range(400):
-            d = make_decision(run_id="fill", response=uuid.uuid4().hex * 200)  # 6.4 kB each
+        for _ in range(60):  # 60 x 6.4 kB: far more than the 64 kB left, less than the 2 MB disk
+            d = make_decision(run_id="fill", response=uuid.uuid4().hex * 200)
             try:
                 store.add(d)
             except DecisionNotDurableError as exc:
                 error = exc
-            added.append(d.id)
+            added.append(d.id)  # queued even when add() raised: it must not be lost either
             if error or store.pending:
                 break
-        assert store.pending >= 1  # the disk did fill: a record is held only in memory
-        if on_loss == "raise":
+        if durability == "sync":
+            assert store.pending >= 1  # the disk did fill: a record is held only in memory
+        if on_loss == "raise" and durability == "sync":
             assert error is not None and error.pending >= 1 and error.spool_path == tiny_disk / "spool.jsonl"
             assert "full" in (error.database_error or "") and error.spool_error
-        else:
+        if on_loss == "log":
             assert error is None  # "log": the step goes on, the loss is logged ...
         with pytest.raises(DecisionNotDurableError):
             store.flush()  # ... and flush() never returns normally over records it could not save
         filler.unlink()  # space is back
         time.sleep(0.2)
         store.flush()
+        store.replay()
         assert store.pending == 0
         stored = [d.id for d in store.decisions() if d.run_id == "fill"]
         assert set(added) <= set(stored) and len(stored) == len(set(stored))  # all of them, exactly once
@@ -208,5 +211,43 @@ def test_replaced_sqlite_file_can_be_recreated(tmp_path):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         store.add(make_decision(run_id="b"))
         assert [d.run_id for d in store.decisions()] == ["b"]  # a new file, not the ghost's 2
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_sync_mode_under_concurrent_threads_and_tasks_commits_each_decision_once(backend, tmp_path, request):
+    import asyncio
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'many.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    store = open_store(url, spool_path=str(tmp_path / "s.jsonl"), durability="sync")
+    try:
+        ids: list[str] = []
+        lock = threading.Lock()
+
+        def worker() -> None:
+            for _ in range(100):
+                d = make_decision(run_id="many")
+                store.add(d)
+                with lock:
+                    ids.append(d.id)
+
+        async def tasks() -> None:
+            async def one() -> None:
+                d = make_decision(run_id="many")
+                await store.aadd(d)
+                ids.append(d.id)
+
+            await asyncio.gather(*(one() for _ in range(200)))
+
+        threads = [threading.Thread(target=worker) for _ in range(6)]
+        for t in threads:
+            t.start()
+        asyncio.run(tasks())
+        for t in threads:
+            t.join()
+        stored = [d.id for d in store.decisions() if d.run_id == "many"]
+        assert len(ids) == 800 and sorted(stored) == sorted(ids)
     finally:
         store.close()
