@@ -78,6 +78,7 @@ def _env(request: pytest.FixtureRequest, tmp_path: Path, family: str) -> dict[st
         RPRA_LARGE_MODEL=large,
         RPRA_DATABASE_URL=f"sqlite:///{tmp_path / 'decisions.db'}",
         RPRA_DOCS_DIR=str(docs),
+        RPRA_PREDICTOR="zero-shot",  # a trusted small model; the default (guarded) defers until the log holds evidence
         LANGSMITH_TRACING="false",
         LANGGRAPH_CLI_NO_ANALYTICS="1",
     )

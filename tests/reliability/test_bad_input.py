@@ -227,7 +227,7 @@ def test_an_oversized_request_to_the_graph_defers_instead_of_failing(tmp_path):
     assert (d.route, d.reason, d.metadata["predictor_error"]) == (
         "large",
         "predictor_error",
-        "ValueError while predicting",
+        "ContextOverflowError while predicting",  # the prompt does not fit: named, and the step defers
     )
     assert out["messages"][-1].content == "the large model's answer"
     assert [x.id for x in store.decisions()] == [d.id]
