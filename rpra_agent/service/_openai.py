@@ -280,11 +280,20 @@ def completion(
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {"index": 0, "message": body, "finish_reason": "tool_calls" if calls else "stop", "logprobs": None}
+            {"index": 0, "message": body, "finish_reason": finish_reason(message, client_tools), "logprobs": None}
         ],
         "usage": usage,
         "rpra": rpra,
     }
+
+
+def finish_reason(message: AIMessage, client_tools: bool) -> str:
+    """``tool_calls`` for client tool calls, ``length`` when the answering model was cut off, else ``stop``."""
+    if client_tools and message.tool_calls:
+        return "tool_calls"
+    meta = message.response_metadata or {}
+    said = meta.get("finish_reason") or meta.get("stop_reason")
+    return "length" if said in ("length", "max_tokens") else "stop"
 
 
 def chunk(

@@ -11,7 +11,7 @@ from typing import Any
 
 from rpra_agent.core.decision import Decision
 from rpra_agent.core.prediction import Prediction
-from rpra_agent.service._openai import chunk, error_body
+from rpra_agent.service._openai import chunk, error_body, finish_reason
 from rpra_agent.service.engine import Completion, Delta, Done, Routed
 
 __all__ = ["decision_headers", "routed_headers", "rpra_metadata", "sse_events", "usage"]
@@ -197,7 +197,7 @@ async def sse_events(
         if result is None:
             on_done(None, 500)
             return
-        finish = "tool_calls" if client_tools and result.message.tool_calls else "stop"
+        finish = finish_reason(result.message, client_tools)
         yield _sse(chunk(completion_id, model, created, {}, finish_reason=finish, rpra=rpra_metadata(result)))
         if include_usage:
             yield _sse(chunk(completion_id, model, created, None, usage=usage(result)))

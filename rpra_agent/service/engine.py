@@ -28,9 +28,9 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.tools import BaseTool
 
-from rpra_agent.core.faults import FaultPolicy
 from rpra_agent.core.decision import Decision, LegUsage, Paradigm, new_id
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.faults import FaultPolicy
 from rpra_agent.core.messages import last_request_text
 from rpra_agent.core.naming import model_id
 from rpra_agent.core.policy import DeferralPolicy, ThresholdPolicy

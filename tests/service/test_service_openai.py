@@ -256,3 +256,24 @@ def test_a_client_hanging_up_cancels_the_run_and_frees_the_request():
         time.sleep(0.3)
     assert metrics["requests"]["in_flight"] == 0 and metrics["responses"] == {"4xx": 1}
     assert produced < 100 and slow.produced == produced  # the graph run stopped with the client
+
+
+def test_a_truncated_answer_reports_finish_reason_length_plain_and_streamed():
+    from langchain_core.messages import AIMessage
+
+    cut = AIMessage("the answer was cut", response_metadata={"finish_reason": "length"})
+    engine = ChatEngine(
+        small=ScriptedChatModel(responses=[cut], cycle=True, rpra_name="small"),
+        large=ScriptedChatModel(responses=["x"], rpra_name="large"),
+        predictor=FixedPredictor(),
+        model_name="rpra-test",
+    )
+    with serve_app(create_app(engine, api_key=API_KEY)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0, timeout=20)
+        plain = client.chat.completions.create(model="rpra-test", messages=[{"role": "user", "content": "q"}])
+        assert plain.choices[0].finish_reason == "length"
+        stream = client.chat.completions.create(
+            model="rpra-test", messages=[{"role": "user", "content": "q"}], stream=True
+        )
+        reasons = [c.choices[0].finish_reason for c in stream if c.choices and c.choices[0].finish_reason]
+        assert reasons == ["length"]
