@@ -22,7 +22,7 @@ from langgraph.constants import TAG_NOSTREAM
 from rpra_agent.core.control import reraise_control_flow
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.feedback._parse import Malformed, ParsedGrade, parse_judge_reply
-from rpra_agent.feedback.rubric import PAPER_RUBRIC, Rubric, build_judge_prompt, verdict_schema
+from rpra_agent.feedback.rubric import RECONSTRUCTED_RUBRIC, Rubric, build_judge_prompt, verdict_schema
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.naming import model_id
 from rpra_agent.core.prediction import Kind
@@ -45,7 +45,7 @@ class LLMJudge:
     Args:
         model: Any LangChain chat model (ideally one with tool calling / structured output).
         scale: The grade scale (the paper's ``great / ok / bad`` by default).
-        rubric: The rubric; :data:`PAPER_RUBRIC` by default.
+        rubric: The rubric; :data:`RECONSTRUCTED_RUBRIC` (reconstructed from the paper's description) by default.
         name: The judge's name recorded on verdicts (the model id by default).
         method: ``auto`` (structured output when available, else JSON text),
             ``structured`` (require it) or ``json`` (plain text JSON only).
@@ -74,7 +74,7 @@ class LLMJudge:
             raise ConfigError("LLMJudge needs max_retries >= 0, max_concurrency >= 1 and backoff_s >= 0")
         self.model = model
         self.scale = scale or GradeScale.paper()
-        self.rubric = rubric or PAPER_RUBRIC
+        self.rubric = rubric or RECONSTRUCTED_RUBRIC
         self.name = name or model_id(model)
         self.method = method
         self.max_retries = max_retries

@@ -17,7 +17,7 @@ from rpra_agent.core.decision import Decision, utcnow
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.feedback._summary import failure_line, summarise_failures, weakest_of
 from rpra_agent.feedback.log import graded_model
-from rpra_agent.feedback.rubric import PAPER_RUBRIC
+from rpra_agent.feedback.rubric import PAPER_RUBRIC, canonical_rubric_version
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.verdict import Verdict
 
@@ -145,7 +145,7 @@ class ReportCard:
             ),
             text=str(payload["text"]),
             judges=tuple(payload.get("judges", ())),
-            rubric_versions=tuple(payload.get("rubric_versions", ())),
+            rubric_versions=tuple(canonical_rubric_version(str(r)) for r in payload.get("rubric_versions", ())),
             version=version,
             created_at=str(payload.get("created_at") or utcnow()),
         )
@@ -235,7 +235,7 @@ def build_report_card(
         sections=tuple(sections),
         text=_fit(header, sections, scale),
         judges=judges,
-        rubric_versions=tuple(sorted({v.rubric_version for v in used})),
+        rubric_versions=tuple(sorted({canonical_rubric_version(v.rubric_version) for v in used})),
     )
 
 

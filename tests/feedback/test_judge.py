@@ -158,7 +158,7 @@ def test_joint_judging_grades_every_response_in_one_call():
         ("d2", "large", "bad", 0.0),
     ]
     assert [v.rationale for v in verdicts] == ["fine", "[weakest: completeness] meh", "[weakest: accuracy] wrong"]
-    assert {(v.judge, v.rubric_version, v.scale) for v in verdicts} == {("judge-m", "rpra-paper-1", "paper3")}
+    assert {(v.judge, v.rubric_version, v.scale) for v in verdicts} == {("judge-m", "rpra-reconstructed-1", "paper3")}
     assert len({v.id for v in verdicts}) == 3
 
 
