@@ -179,7 +179,8 @@ def judge_cmd(
 def report_card_build(
     db: DbOpt = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="Graded model's id (Decision.small_model); default: all.")
+        str | None,
+        typer.Option("--model", help="Graded model, as logged (gguf:small.gguf) or typed (small.gguf); default: all."),
     ] = None,
     scale: ScaleOpt = "paper3",
     judge_name: JudgeNameOpt = None,
@@ -209,7 +210,9 @@ def report_card_build(
 @report_card_app.command("show")
 def report_card_show(
     db: DbOpt = None,
-    model: Annotated[str, typer.Option("--model", help="Graded model's id.")] = "",
+    model: Annotated[
+        str, typer.Option("--model", help="Graded model, as logged (gguf:small.gguf) or typed (small.gguf).")
+    ] = "",
     task: Annotated[str | None, typer.Option("--task", help="Show the card as seen for this task tag.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stored payload as JSON.")] = False,
 ) -> None:
@@ -217,7 +220,7 @@ def report_card_show(
     from rpra_agent.feedback import load_report_card
 
     if not model:
-        _fail("pass --model NAME (the graded model's id, as in Decision.small_model)")
+        _fail("pass --model NAME (the graded model, e.g. small.gguf or gguf:small.gguf)")
     with _store(db) as store:
         card = load_report_card(store, model)
         if card is None:
@@ -235,7 +238,9 @@ def export_sft_cmd(
     db: DbOpt = None,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share held out for validation.")] = 0.2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
-    model: Annotated[str | None, typer.Option("--model", help="Only this small model's steps.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Only this small model's steps (small.gguf or gguf:small.gguf).")
+    ] = None,
     judge_name: JudgeNameOpt = None,
     scale: ScaleOpt = "paper3",
 ) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel
 
-from rpra_agent.feedback.rubric import Rubric
 from rpra_agent.core.grades import GradeScale
+from rpra_agent.feedback.rubric import Rubric
 
 __all__ = ["Malformed", "ParsedGrade", "parse_judge_reply"]
 

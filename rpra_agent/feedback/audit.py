@@ -17,10 +17,10 @@ from typing import Any
 
 from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.feedback.judge import Candidate, JudgeTask, LLMJudge
 from rpra_agent.feedback.log import conversation_for, has_text
 from rpra_agent.store.base import Artifact, DecisionFilter, DecisionStore
-from rpra_agent.core.verdict import Verdict
 
 __all__ = ["AuditingStore"]
 

@@ -21,13 +21,13 @@ from langgraph.constants import TAG_NOSTREAM
 
 from rpra_agent.core.control import reraise_control_flow
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.feedback._parse import Malformed, ParsedGrade, parse_judge_reply
-from rpra_agent.feedback.rubric import RECONSTRUCTED_RUBRIC, Rubric, build_judge_prompt, verdict_schema
 from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.judging import Candidate, JudgeTask
 from rpra_agent.core.naming import model_id
 from rpra_agent.core.prediction import Kind
-from rpra_agent.core.judging import Candidate, JudgeTask
 from rpra_agent.core.verdict import Verdict
+from rpra_agent.feedback._parse import Malformed, ParsedGrade, parse_judge_reply
+from rpra_agent.feedback.rubric import RECONSTRUCTED_RUBRIC, Rubric, build_judge_prompt, verdict_schema
 
 __all__ = ["Candidate", "JudgeTask", "LLMJudge", "WEAKEST_TAG"]
 

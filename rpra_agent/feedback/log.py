@@ -25,9 +25,9 @@ from langchain_core.runnables import Runnable
 from rpra_agent.core.control import reraise_control_flow
 from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.feedback.judge import Candidate, JudgeTask, LLMJudge
 from rpra_agent.store.base import DecisionFilter, DecisionStore
-from rpra_agent.core.verdict import Verdict
 
 __all__ = ["JudgeLogResult", "ajudge_log", "conversation_for", "graded_model", "has_text", "judge_log"]
 

@@ -26,10 +26,11 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.naming import model_key
+from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.feedback.log import has_text
 from rpra_agent.feedback.report_card import latest_verdicts
-from rpra_agent.core.grades import GradeScale
-from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.predictors.prompts import build_finetuned_prompt
 from rpra_agent.store.base import DecisionFilter, DecisionStore
 
@@ -93,7 +94,7 @@ def collect_examples(
     latest = latest_verdicts(store.verdicts(), judge=judge, scale=scale.name)
     out = []
     for d in decisions:
-        if not has_text(d.request) or (model is not None and d.small_model != model):
+        if not has_text(d.request) or (model is not None and model_key(d.small_model) != model_key(model)):
             continue
         v = latest.get((d.id, "small")) or (latest.get((d.id, "given")) if d.route == "small" else None)
         if v is None or v.grade is None or v.scale != scale.name or v.grade not in scale.labels:

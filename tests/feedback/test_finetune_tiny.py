@@ -10,10 +10,10 @@ import os
 import pytest
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.feedback import export_sft, finetune
 from rpra_agent.feedback.finetune import load_sft_split
 from rpra_agent.store import InMemoryDecisionStore
-from rpra_agent.core.verdict import Verdict
 from tests.feedback.builders import decision
 
 pytestmark = pytest.mark.slow

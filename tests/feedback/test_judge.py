@@ -8,10 +8,10 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
 from rpra_agent.feedback import PAPER_RUBRIC, Candidate, JudgeTask, LLMJudge, Rubric
 from rpra_agent.feedback._parse import Malformed, parse_judge_reply
 from rpra_agent.feedback.rubric import build_judge_prompt
-from rpra_agent.core.grades import GradeScale
 from rpra_agent.testing import ScriptedChatModel
 from tests.feedback.builders import reply
 

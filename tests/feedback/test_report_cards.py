@@ -1,6 +1,9 @@
 import pytest
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import PredictionRequest
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.feedback import (
     ReportCard,
     build_report_card,
@@ -8,12 +11,9 @@ from rpra_agent.feedback import (
     load_report_card,
     report_card_loader,
 )
-from rpra_agent.core.grades import GradeScale
-from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.predictors import ReportCardPredictor
 from rpra_agent.store import InMemoryDecisionStore
 from rpra_agent.testing import ScriptedChatModel
-from rpra_agent.core.verdict import Verdict
 from tests.feedback.builders import decision
 
 SECRET = "Zanzibar-7781 launch codes for Project Bluefin"
@@ -67,7 +67,9 @@ def test_card_from_a_known_log_has_the_expected_content():
     card = build_report_card(ds, vs, "small-m")
     assert card.text == EXPECTED
     assert 100 <= len(card.text) / 4 <= 200  # about 100-200 tokens
-    assert card.judges == ("judge-m",) and card.rubric_versions == ("rpra-reconstructed-1",)  # the old label reads as the new one
+    assert card.judges == ("judge-m",) and card.rubric_versions == (
+        "rpra-reconstructed-1",
+    )  # the old label reads as the new one
     math = card.section("math", "answer")
     assert math is not None and dict(math.counts) == {"bad": 2, "ok": 1, "great": 2}
     assert math.most_common(card.scale) == "bad"  # ties go to the lower grade

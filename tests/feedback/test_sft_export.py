@@ -5,13 +5,13 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.feedback import collect_examples, export_sft, sft_messages
 from rpra_agent.core.prediction import PredictionRequest
+from rpra_agent.core.verdict import Verdict
+from rpra_agent.feedback import collect_examples, export_sft, sft_messages
 from rpra_agent.predictors import FineTunedPredictor
 from rpra_agent.predictors.prompts import FINETUNE_SYSTEM_PROMPT
 from rpra_agent.store import InMemoryDecisionStore
 from rpra_agent.testing import ScriptedChatModel
-from rpra_agent.core.verdict import Verdict
 from tests.feedback.builders import decision
 
 SYSTEM = {"role": "system", "content": FINETUNE_SYSTEM_PROMPT}
