@@ -38,7 +38,7 @@ def main() -> None:
     if args.tracemalloc:
         tracemalloc.start()
     start = time.perf_counter()
-    from rpra_agent.evaluation.pipeline import ReplayOptions, run_replay_eval
+    from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
 
     imported = time.perf_counter() - start
     result = run_replay_eval(

@@ -80,7 +80,7 @@ def list_datasets(
 
 
 def _print_baselines(datasets: list[Any]) -> None:
-    from rpra_agent.evaluation.baselines import dataset_baselines
+    from rpra_agent.evaluation.metrics.baselines import dataset_baselines
 
     table = Table(title="Baselines (APGR over every point of the curve; ties averaged exactly)")
     for col in ("dataset", "router", "APGR", "CPT(50%)", "CPT(80%)", "quality"):
@@ -114,8 +114,8 @@ def convert(
     attribution: Annotated[str, typer.Option("--attribution", help="Source and licence of the data.")] = "",
 ) -> None:
     """Convert a CSV or JSONL table into an rpra dataset (see docs/DATASETS.md)."""
-    from rpra_agent.evaluation.convert import ColumnMapping, ModelColumns, convert_table
     from rpra_agent.evaluation.datasets import load_dataset, save_dataset
+    from rpra_agent.evaluation.datasets.convert import ColumnMapping, ModelColumns, convert_table
 
     rng = None
     if score_range is not None:
@@ -226,8 +226,8 @@ def _calibrate(
     run_id: str | None,
 ) -> Any:
     """The calibration from a dataset (built-in keep-score) or from the store's decisions."""
+    from rpra_agent.evaluation.runs.judged import judged_from_dataset, judged_from_store, keep_from_store
     from rpra_agent.feedback.calibration import calibrate_deferral_rate, calibrate_quality
-    from rpra_agent.evaluation.judged import judged_from_dataset, judged_from_store, keep_from_store
 
     if dataset is not None:
         from rpra_agent.evaluation.datasets import load_dataset

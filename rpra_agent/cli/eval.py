@@ -23,7 +23,7 @@ err = Console(stderr=True)
 
 
 class RichProgress:
-    """An :class:`~rpra_agent.evaluation._graphrun.EvalProgress` drawn as one Rich bar per stage."""
+    """An :class:`~rpra_agent.evaluation.runs._graphrun.EvalProgress` drawn as one Rich bar per stage."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
@@ -53,17 +53,13 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _prices(spec: str | None) -> Any:
-    """A price table from a JSON file ``{model: {per_call, per_1k_tokens}}`` or ``MODEL=X/1k,MODEL=Y/call``."""
+    """A price table from a JSON file (see ``PriceTable.from_dict``) or ``MODEL=X/1k,MODEL=Y/call``."""
     if not spec:
         return None
-    from rpra_agent.evaluation.costs import PriceTable
+    from rpra_agent.store.prices import PriceTable
 
-    path = Path(spec)
-    if path.exists():
-        try:
-            return PriceTable.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError, AttributeError) as exc:
-            _fail(f'{path}: not a price table ({exc}); write {{"MODEL": {{"per_1k_tokens": 0.01}}}}')
+    if Path(spec).exists():
+        return PriceTable.from_file(spec)
     return PriceTable.parse(s.strip() for s in spec.split(",") if s.strip())
 
 
@@ -159,7 +155,7 @@ def eval_command(
 
 
 def _run_replay(a: dict[str, Any], sink: RichProgress) -> Any:
-    from rpra_agent.evaluation.pipeline import ReplayOptions, run_replay_eval
+    from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
 
     opts = ReplayOptions(
         folds=a["folds"],
@@ -178,8 +174,8 @@ def _run_replay(a: dict[str, Any], sink: RichProgress) -> Any:
 
 
 def _run_live(a: dict[str, Any], sink: RichProgress) -> Any:
-    from rpra_agent.evaluation.live import LiveOptions, run_live_eval
     from rpra_agent.core.grades import GradeScale
+    from rpra_agent.evaluation.runs.live import LiveOptions, run_live_eval
 
     opts = LiveOptions(
         folds=a["folds"],

@@ -27,7 +27,7 @@ def oof_metrics(model: OrdinalLogit, y: np.ndarray, scores: np.ndarray, scale: G
     featurizer's vocabulary saw every training example, so these are slightly
     optimistic. Empty when no inner cross-validation ran (fixed ``C``).
     """
-    from rpra_agent.evaluation.agreement import auroc, expected_calibration_error, spearman
+    from rpra_agent.evaluation.metrics.agreement import auroc, expected_calibration_error, spearman
 
     out: dict[str, Any] = {"C": model.C}
     if model.oof_cumulative is None or len(y) != model.oof_cumulative.shape[0]:

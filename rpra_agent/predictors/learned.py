@@ -195,7 +195,7 @@ class LearnedPredictor(Persistent):
     def fit_dataset(self, dataset: EvalDataset, *, model: str | None = None) -> LearnedPredictor:
         """Train on a recorded dataset: ``model``'s (default the weak model's) scores are the labels."""
         if not self._scale_given:
-            from rpra_agent.evaluation.replay import scale_for
+            from rpra_agent.evaluation.datasets import scale_for
 
             self.scale = scale_for(dataset)
         samples, scores, groups = dataset_examples(dataset, mode=self.mode, model=model)

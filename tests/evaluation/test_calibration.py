@@ -7,6 +7,15 @@ import math
 import numpy as np
 import pytest
 
+from rpra_agent.core.decision import Decision
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.policy import PolicyContext, ThresholdPolicy
+from rpra_agent.core.prediction import Prediction
+from rpra_agent.core.verdict import Verdict
+from rpra_agent.evaluation.datasets import load_dataset
+from rpra_agent.evaluation.runs.judged import judged_from_dataset, judged_from_store
+from rpra_agent.feedback.bounds import pvalues, upper_bound
 from rpra_agent.feedback.calibration import (
     Calibration,
     calibrate_deferral_rate,
@@ -15,16 +24,7 @@ from rpra_agent.feedback.calibration import (
     load_calibration,
     save_calibration,
 )
-from rpra_agent.core.decision import Decision
-from rpra_agent.core.errors import ConfigError
-from rpra_agent.feedback.bounds import pvalues, upper_bound
-from rpra_agent.evaluation.datasets import load_dataset
-from rpra_agent.evaluation.judged import judged_from_dataset, judged_from_store
-from rpra_agent.core.grades import GradeScale
-from rpra_agent.core.policy import PolicyContext, ThresholdPolicy
-from rpra_agent.core.prediction import Prediction
 from rpra_agent.store.memory import InMemoryDecisionStore
-from rpra_agent.core.verdict import Verdict
 
 TEN = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 

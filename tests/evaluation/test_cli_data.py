@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rpra_agent.feedback.calibration import load_calibrated_policy, load_calibration
 from rpra_agent.cli import commands  # noqa: F401  (registers the commands)
 from rpra_agent.cli.app import app
 from rpra_agent.core.decision import Decision
-from rpra_agent.evaluation.convert import ColumnMapping, ModelColumns, convert_table
-from rpra_agent.evaluation.datasets import load_dataset
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import Prediction
 from rpra_agent.core.verdict import Verdict
+from rpra_agent.evaluation.datasets import load_dataset
+from rpra_agent.evaluation.datasets.convert import ColumnMapping, ModelColumns, convert_table
+from rpra_agent.feedback.calibration import load_calibrated_policy, load_calibration
 
 runner = CliRunner()
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage
 
 from rpra_agent.core.errors import ConfigError, DatasetError, ModelStringError
-from rpra_agent.evaluation._jsonl import parse_lines
+from rpra_agent.evaluation.datasets._jsonl import parse_lines
 from rpra_agent.feedback._parse import Malformed, parse_judge_reply
 from rpra_agent.feedback.rubric import PAPER_RUBRIC
 from rpra_agent.core.grades import GradeScale

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rpra_agent.core.errors import ConfigError, DatasetError
-from rpra_agent.evaluation.datasets import EvalDataset, EvalItem, ModelResponse
+from rpra_agent.evaluation.datasets.records import EvalDataset, EvalItem, ModelResponse
 
 __all__ = ["ColumnMapping", "ModelColumns", "convert_table", "read_table"]
 

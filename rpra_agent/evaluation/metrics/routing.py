@@ -1,4 +1,4 @@
-"""Routing metrics with RouteLLM's definitions, and the predictor-agreement metrics.
+"""Routing metrics with RouteLLM's definitions: curves, APGR, CPT, costs, operating points.
 
 Conventions (every function here):
 
@@ -21,46 +21,24 @@ Conventions (every function here):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from rpra_agent.evaluation.agreement import (
-    AgreementReport,
-    agreement_report,
-    auroc,
-    expected_calibration_error,
-    grade_accuracy,
-    macro_f1,
-    mae,
-    spearman,
-)
-from rpra_agent.evaluation.costs import ModelPrice, PriceTable, item_costs
-
 __all__ = [
-    "AgreementReport",
     "DeferralStats",
-    "ModelPrice",
     "OperatingPoint",
-    "PriceTable",
     "RoutingCurve",
-    "agreement_report",
     "apgr",
-    "auroc",
     "cost_curve",
     "cpt",
     "deferral_precision_recall",
-    "expected_calibration_error",
     "expected_deferred_sums",
-    "grade_accuracy",
-    "item_costs",
-    "macro_f1",
-    "mae",
     "operating_point",
     "routing_curve",
-    "spearman",
 ]
 
 Truth = Literal["strong_better", "unacceptable"]
@@ -217,19 +195,47 @@ def cost_curve(
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """What a fixed threshold does on a set of items.
+    """What a fixed threshold does on a set of items (and, in an evaluation, what the graph did).
+
+    :func:`operating_point` fills the first four fields from recorded scores; an
+    evaluation run fills the rest from what the graph actually answered.
 
     Attributes:
         threshold: Items with ``keep < threshold`` are deferred.
         deferral_rate: Share of items deferred.
-        quality: Mean score of the answers given.
+        quality: Mean judge score of the answers given.
         pgr: Performance gap recovered (NaN if the models tie).
+        predictor: The router whose keep-scores the threshold applies to.
+        metric: The prediction field compared (``expected_score`` ...).
+        method: ``fixed``, ``target_rate`` or ``risk`` (quality loss at most epsilon
+            with confidence 1 - delta).
+        calibration_version: Version of the stored calibration artifact.
+        quality_small: Mean score of always-small.
+        quality_large: Mean score of always-large.
+        cost: Cost of the answers given under the price table (``None`` without prices).
+        cost_small: Cost of always-small.
+        cost_large: Cost of always-large.
+        deferral_precision: Share of deferrals where the large answer was better.
+        deferral_recall: Share of items with a better large answer that were deferred.
+        details: The calibration's own record (bound, epsilon, delta, n ...).
     """
 
     threshold: float
     deferral_rate: float
     quality: float
     pgr: float
+    predictor: str = ""
+    metric: str = ""
+    method: str = "fixed"
+    calibration_version: int | None = None
+    quality_small: float | None = None
+    quality_large: float | None = None
+    cost: float | None = None
+    cost_small: float | None = None
+    cost_large: float | None = None
+    deferral_precision: float | None = None
+    deferral_recall: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 def operating_point(
@@ -241,7 +247,14 @@ def operating_point(
     quality = float(np.where(deferred, s, w).mean())
     gap = s.mean() - w.mean()
     pgr = float((quality - w.mean()) / gap) if gap != 0 else float("nan")
-    return OperatingPoint(float(threshold), float(deferred.mean()), quality, pgr)
+    return OperatingPoint(
+        float(threshold),
+        float(deferred.mean()),
+        quality,
+        pgr,
+        quality_small=float(w.mean()),
+        quality_large=float(s.mean()),
+    )
 
 
 @dataclass(frozen=True)

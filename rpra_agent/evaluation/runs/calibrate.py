@@ -1,35 +1,27 @@
-"""Choosing the evaluation's threshold with :mod:`rpra_agent.feedback.calibration` and storing it."""
+"""Choosing an evaluation run's threshold with :mod:`rpra_agent.feedback.calibration` and storing it.
+
+The result is the one :class:`~rpra_agent.feedback.calibration.Calibration`;
+:func:`run_method` and :func:`calibration_details` say how the report shows it.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from rpra_agent.feedback.calibration import Calibration as StoredCalibration
-from rpra_agent.feedback.calibration import calibrate_deferral_rate, calibrate_quality, save_calibration
-from rpra_agent.evaluation.datasets import EvalDataset
 from rpra_agent.core.grades import GradeScale
+from rpra_agent.evaluation.datasets.records import EvalDataset
+from rpra_agent.feedback.calibration import Calibration, calibrate_deferral_rate, calibrate_quality, save_calibration
 from rpra_agent.store.base import DecisionStore
 
-__all__ = ["Calibration", "calibrate_threshold", "calibration_name"]
+__all__ = ["calibrate_threshold", "calibration_details", "calibration_name", "run_method"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TARGET_RATE = 0.5
 METRIC = "expected_score"
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """A chosen threshold (defer when the keep-score is below it) and its stored version."""
-
-    threshold: float
-    method: str
-    version: int | None
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def calibration_name(dataset: str, predictor: str) -> str:
@@ -58,7 +50,7 @@ def calibrate_threshold(
     source = f"eval:{ds.name}"
     if opts.threshold is not None:
         t = float(opts.threshold)
-        cal = StoredCalibration(
+        cal = Calibration(
             threshold=t,
             metric=METRIC,
             mode="deferral_rate",
@@ -88,10 +80,20 @@ def calibrate_threshold(
         cal = calibrate_deferral_rate(
             keep, rate, metric=METRIC, upper=scale.high + 1.0, predictor=predictor, source=source
         )
-    stored = save_calibration(store, cal, calibration_name(ds.name, predictor))
-    method = "fixed" if cal.method == "fixed" else ("target_rate" if cal.mode == "deferral_rate" else "risk")
+    return save_calibration(store, cal, calibration_name(ds.name, predictor))
+
+
+def run_method(cal: Calibration) -> str:
+    """How the run chose the threshold: ``fixed``, ``target_rate`` or ``risk`` (a quality-loss bound)."""
+    if cal.method == "fixed":
+        return "fixed"
+    return "target_rate" if cal.mode == "deferral_rate" else "risk"
+
+
+def calibration_details(cal: Calibration) -> dict[str, Any]:
+    """The calibration's evidence as the report shows it (rate, n, and epsilon/delta/bound for ``risk``)."""
     details: dict[str, Any] = {"calibrated_deferral_rate": cal.deferral_rate, "n": cal.n}
-    if cal.mode == "deferral_rate" and method == "target_rate":
+    if run_method(cal) == "target_rate":
         details["target_rate"] = cal.target
     if cal.mode == "quality":
         details.update(
@@ -102,4 +104,4 @@ def calibrate_threshold(
             certified=cal.certified,
             test=cal.method,
         )
-    return Calibration(stored.threshold, method, stored.version, details)
+    return details

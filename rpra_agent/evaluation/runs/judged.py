@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.evaluation.baselines import keep_scores
-from rpra_agent.evaluation.datasets import EvalDataset
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.store.base import DecisionFilter, DecisionStore
 from rpra_agent.core.verdict import Verdict
+from rpra_agent.evaluation.datasets.records import EvalDataset
+from rpra_agent.evaluation.metrics.baselines import keep_scores
+from rpra_agent.store.base import DecisionFilter, DecisionStore
 
 __all__ = ["JudgedSet", "judged_from_dataset", "judged_from_store", "keep_from_store"]
 

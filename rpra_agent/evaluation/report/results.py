@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rpra_agent.evaluation.metrics.routing import OperatingPoint
 
 __all__ = ["Curve", "EvalResult", "OperatingPoint", "PredictorRow"]
 
@@ -63,48 +65,6 @@ class Curve:
     name: str
     deferral: Sequence[float]
     quality: Sequence[float]
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    """The calibrated threshold and what the graph did with it.
-
-    Attributes:
-        predictor: The predictor the threshold applies to.
-        metric: The prediction field compared (``expected_score`` ...).
-        threshold: The calibrated threshold (defer when the score is below it).
-        method: ``fixed``, ``target_rate`` or ``risk`` (quality loss at most epsilon
-            with confidence 1 - delta).
-        calibration_version: Version of the stored calibration artifact.
-        deferral_rate: Share of requests the graph deferred.
-        quality: Mean judge score of the answers the graph gave.
-        quality_small: Mean score of always-small.
-        quality_large: Mean score of always-large.
-        pgr: Performance gap recovered at this point.
-        cost: Cost of the graph's answers under the price table (``None`` without prices).
-        cost_small: Cost of always-small.
-        cost_large: Cost of always-large.
-        deferral_precision: Share of deferrals where the large answer was better.
-        deferral_recall: Share of items with a better large answer that were deferred.
-        details: The calibration's own record (bound, epsilon, delta, n ...).
-    """
-
-    predictor: str
-    metric: str
-    threshold: float
-    method: str
-    calibration_version: int | None
-    deferral_rate: float
-    quality: float
-    quality_small: float
-    quality_large: float
-    pgr: float
-    cost: float | None = None
-    cost_small: float | None = None
-    cost_large: float | None = None
-    deferral_precision: float | None = None
-    deferral_recall: float | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from rpra_agent.core.errors import DatasetError
-from rpra_agent.evaluation.datasets import FORMAT_VERSION, EvalDataset, EvalItem, ModelResponse, render_messages
+from rpra_agent.evaluation.datasets.records import FORMAT_VERSION, EvalDataset, EvalItem, ModelResponse, render_messages
 
 _ITEM_KEYS = frozenset({"id", "prompt", "messages", "category", "responses", "meta"})
 _RESPONSE_KEYS = frozenset({"text", "score", "correct", "tokens", "cost"})

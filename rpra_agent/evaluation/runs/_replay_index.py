@@ -10,11 +10,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.runnables.config import var_child_runnable_config
 
 from rpra_agent.core.errors import RPRAError
-from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.messages import message_text
 
 if TYPE_CHECKING:
-    from rpra_agent.evaluation.datasets import EvalDataset, EvalItem, ModelResponse
+    from rpra_agent.evaluation.datasets.records import EvalDataset, EvalItem, ModelResponse
 
 __all__ = [
     "CHARS_PER_TOKEN",
@@ -22,10 +21,8 @@ __all__ = [
     "REPLAY_RUBRIC",
     "ReplayError",
     "ReplayIndex",
-    "binary_scale",
     "item_message",
     "recorded_response",
-    "scale_for",
     "tokens_of",
 ]
 
@@ -36,33 +33,6 @@ CHARS_PER_TOKEN = 4.0
 
 class ReplayError(RPRAError, LookupError):
     """A replayed prompt or response is not in the recording."""
-
-
-def binary_scale() -> GradeScale:
-    """The two-label correctness scale ``incorrect < correct`` (values 0 and 1)."""
-    return GradeScale(("incorrect", "correct"), (0.0, 1.0), "correct", "correct01")
-
-
-def scale_for(dataset: EvalDataset) -> GradeScale:
-    """The grade scale of a dataset's recorded scores (see the module docstring).
-
-    The lowest acceptable label is the first at or above ``dataset.acceptable``.
-
-    Raises:
-        ReplayError: when the score range is not 0-1 correctness or integer judge scores.
-    """
-    low, high = (float(x) for x in dataset.score_range)
-    if (low, high) == (0.0, 1.0):
-        return binary_scale()
-    if low.is_integer() and high.is_integer() and 1 <= high - low <= 20:
-        labels = tuple(str(int(v)) for v in range(int(low), int(high) + 1))
-        ok = min(max(int(math.ceil(dataset.acceptable - 1e-9)), int(low)), int(high))
-        name = "ten" if (low, high) == (1.0, 10.0) else f"int{int(low)}-{int(high)}"
-        return GradeScale(labels, tuple(float(x) for x in labels), str(ok), name)
-    raise ReplayError(
-        f"dataset {dataset.name!r} has score range {dataset.score_range}; replay supports 0-1 correctness "
-        "or integer judge scores such as 1-10"
-    )
 
 
 def item_message(item: EvalItem) -> list[BaseMessage]:

@@ -10,7 +10,7 @@
    builder) and stored as an artifact; ``k`` cross-fitted cards are built, one per
    fold, each from the other folds only.
 4. **predict**: each item is predicted by its fold's card, read statistically
-   (:class:`~rpra_agent.evaluation.crossfit.CardStatPredictor`); the learned
+   (:class:`~rpra_agent.evaluation.runs.crossfit.CardStatPredictor`); the learned
    predictor joins, cross-fitted, when installed.
 5. **calibrate**: a threshold on the card's expected grade (fixed, a target deferral
    rate, or a quality-loss bound), stored as a calibration artifact.
@@ -36,22 +36,23 @@ import numpy as np
 
 from rpra_agent.core.decision import Decision, Paradigm
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.evaluation._calib import calibrate_threshold
-from rpra_agent.evaluation._graphrun import EvalProgress, NullProgress, masked_url, run_items
-from rpra_agent.evaluation._learned import learned_available, learned_rows
-from rpra_agent.evaluation._parallel import GraphPool
-from rpra_agent.evaluation._scoring import baseline_rows, card_summary, graph_operating_point, predictor_row
-from rpra_agent.evaluation.costs import PriceTable, item_costs
-from rpra_agent.evaluation.crossfit import CardStatPredictor, conversation_key, crossfit_cards, fold_ids
-from rpra_agent.evaluation.datasets import EvalDataset, load_dataset
-from rpra_agent.evaluation.replay import ReplayChatModel, ReplayIndex, ReplayJudge, scale_for
-from rpra_agent.evaluation.report import write_report
-from rpra_agent.evaluation.results import Curve, EvalResult, PredictorRow
-from rpra_agent.graph import build_rpra_graph
 from rpra_agent.core.policy import AlwaysSmall, ThresholdPolicy
 from rpra_agent.core.prediction import PredictionRequest
-from rpra_agent.store import DecisionStore, open_store
 from rpra_agent.core.verdict import Verdict
+from rpra_agent.evaluation.datasets.records import EvalDataset, load_dataset
+from rpra_agent.evaluation.datasets.scales import scale_for
+from rpra_agent.evaluation.metrics.costs import PriceTable, item_costs
+from rpra_agent.evaluation.report.html import write_report
+from rpra_agent.evaluation.report.results import Curve, EvalResult, PredictorRow
+from rpra_agent.evaluation.runs._graphrun import EvalProgress, NullProgress, masked_url, run_items
+from rpra_agent.evaluation.runs._learned import learned_available, learned_rows
+from rpra_agent.evaluation.runs._parallel import GraphPool
+from rpra_agent.evaluation.runs._scoring import baseline_rows, card_summary, graph_operating_point, predictor_row
+from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibration_details, run_method
+from rpra_agent.evaluation.runs.crossfit import CardStatPredictor, conversation_key, crossfit_cards, fold_ids
+from rpra_agent.evaluation.runs.replay import ReplayChatModel, ReplayIndex, ReplayJudge
+from rpra_agent.graph import build_rpra_graph
+from rpra_agent.store import DecisionStore, open_store
 
 __all__ = ["ReplayOptions", "run_replay_eval"]
 
@@ -257,7 +258,7 @@ def run_replay_eval(
                 predictor="report_card",
                 metric="expected_score",
                 threshold=cal.threshold,
-                method=cal.method,
+                method=run_method(cal),
                 calibration_version=cal.version,
                 decisions=routed,
                 given_scores=np.array([v.score for v in given], dtype=float),
@@ -266,7 +267,7 @@ def run_replay_eval(
                 keep=keep,
                 weak_costs=weak_costs,
                 strong_costs=strong_costs,
-                details=cal.details,
+                details=calibration_details(cal),
             )
             rows_curves: list[tuple[PredictorRow, Curve | None]] = [
                 predictor_row(

@@ -39,23 +39,22 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import ConfigDict, PrivateAttr
 
 from rpra_agent.core.decision import Decision
-from rpra_agent.evaluation._replay_index import (
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.messages import message_text
+from rpra_agent.core.verdict import Verdict
+from rpra_agent.evaluation.datasets.scales import scale_for
+from rpra_agent.evaluation.runs._replay_index import (
     ITEM_ID_PREFIX,
     REPLAY_RUBRIC,
     ReplayError,
     ReplayIndex,
-    binary_scale,
     item_message,
     recorded_response,
-    scale_for,
     tokens_of,
 )
-from rpra_agent.core.grades import GradeScale
-from rpra_agent.core.messages import message_text
-from rpra_agent.core.verdict import Verdict
 
 if TYPE_CHECKING:
-    from rpra_agent.evaluation.datasets import EvalDataset, EvalItem
+    from rpra_agent.evaluation.datasets.records import EvalDataset, EvalItem
 
 __all__ = [
     "ITEM_ID_PREFIX",
@@ -63,9 +62,7 @@ __all__ = [
     "ReplayError",
     "ReplayIndex",
     "ReplayJudge",
-    "binary_scale",
     "item_message",
-    "scale_for",
 ]
 
 

@@ -28,8 +28,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.evaluation.datasets import EvalDataset
-from rpra_agent.evaluation.metrics import RoutingCurve, routing_curve
+from rpra_agent.evaluation.datasets.records import EvalDataset
+from rpra_agent.evaluation.metrics.routing import RoutingCurve, routing_curve
 
 __all__ = [
     "BASELINES",

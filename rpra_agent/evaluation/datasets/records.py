@@ -239,7 +239,7 @@ def _load_bundled(name: str) -> EvalDataset:
 
 
 def _load_file(path: Path) -> EvalDataset:
-    from rpra_agent.evaluation._jsonl import parse_lines
+    from rpra_agent.evaluation.datasets._jsonl import parse_lines
 
     with path.open("rb") as fh:
         magic = fh.read(2)
@@ -259,7 +259,7 @@ def save_dataset(dataset: EvalDataset, path: str | Path) -> Path:
     Returns:
         The path written.
     """
-    from rpra_agent.evaluation._jsonl import item_to_json
+    from rpra_agent.evaluation.datasets._jsonl import item_to_json
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,10 +9,10 @@ from typing import Literal
 import numpy as np
 
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.evaluation._scoring import predictor_row
-from rpra_agent.evaluation.datasets import EvalDataset
-from rpra_agent.evaluation.results import Curve, PredictorRow
 from rpra_agent.core.grades import GradeScale
+from rpra_agent.evaluation.datasets.records import EvalDataset
+from rpra_agent.evaluation.report.results import Curve, PredictorRow
+from rpra_agent.evaluation.runs._scoring import predictor_row
 
 __all__ = ["learned_available", "learned_rows"]
 

@@ -1,4 +1,4 @@
-"""Rendering an :class:`~rpra_agent.evaluation.results.EvalResult`: Rich table, PNG plot, HTML.
+"""Rendering an :class:`~rpra_agent.evaluation.report.results.EvalResult`: Rich table, PNG plot, HTML.
 
 The plot uses matplotlib's Agg backend, imported lazily. The HTML report is one
 self-contained file: the plot is embedded as a base64 PNG, the tables and the report
@@ -16,7 +16,7 @@ from string import Template
 from typing import Any
 
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.evaluation.results import EvalResult, PredictorRow
+from rpra_agent.evaluation.report.results import EvalResult, PredictorRow
 
 __all__ = ["plot_png", "render_html", "rich_table", "write_report"]
 

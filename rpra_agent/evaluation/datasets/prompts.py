@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rpra_agent.core.errors import DatasetError
-from rpra_agent.evaluation.datasets import BUNDLED, EvalDataset, EvalItem, load_dataset, render_messages
+from rpra_agent.evaluation.datasets.records import BUNDLED, EvalDataset, EvalItem, load_dataset, render_messages
 
 __all__ = ["load_prompts"]
 

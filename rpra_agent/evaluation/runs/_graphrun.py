@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import RPRAError
-from rpra_agent.evaluation.replay import item_message
+from rpra_agent.evaluation.runs.replay import item_message
 from rpra_agent.graph import decisions_from_state
 
 __all__ = ["EvalProgress", "NullProgress", "masked_url", "run_id_for", "run_items"]

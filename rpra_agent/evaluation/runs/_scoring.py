@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from rpra_agent.core.decision import Decision
-from rpra_agent.evaluation.agreement import agreement_report
-from rpra_agent.evaluation.baselines import baseline_summaries, summarize_router
-from rpra_agent.evaluation.metrics import deferral_precision_recall, operating_point
-from rpra_agent.evaluation.results import Curve, OperatingPoint, PredictorRow
 from rpra_agent.core.grades import GradeScale
+from rpra_agent.evaluation.metrics.agreement import agreement_report
+from rpra_agent.evaluation.metrics.baselines import baseline_summaries, summarize_router
+from rpra_agent.evaluation.metrics.routing import deferral_precision_recall, operating_point
+from rpra_agent.evaluation.report.results import Curve, OperatingPoint, PredictorRow
 
 __all__ = [
     "agreement_row",

@@ -10,23 +10,23 @@ import numpy as np
 
 from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import PredictorError
-from rpra_agent.evaluation._calib import calibrate_threshold
-from rpra_agent.evaluation._journal import PredictionJournal
-from rpra_agent.evaluation._scoring import (
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import Prediction, PredictionRequest
+from rpra_agent.core.verdict import Verdict
+from rpra_agent.evaluation.datasets.records import EvalDataset
+from rpra_agent.evaluation.report.results import Curve, EvalResult, PredictorRow
+from rpra_agent.evaluation.runs._journal import PredictionJournal
+from rpra_agent.evaluation.runs._scoring import (
     agreement_row,
     baseline_rows,
     card_summary,
     computed_operating_point,
     predictor_row,
 )
-from rpra_agent.evaluation.crossfit import crossfit_cards, stable_fold_ids
-from rpra_agent.evaluation.datasets import EvalDataset
-from rpra_agent.evaluation.replay import item_message
-from rpra_agent.evaluation.results import Curve, EvalResult, PredictorRow
-from rpra_agent.core.grades import GradeScale
-from rpra_agent.core.prediction import Prediction, PredictionRequest
+from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibration_details, run_method
+from rpra_agent.evaluation.runs.crossfit import crossfit_cards, stable_fold_ids
+from rpra_agent.evaluation.runs.replay import item_message
 from rpra_agent.store.base import DecisionStore
-from rpra_agent.core.verdict import Verdict
 
 __all__ = ["judge_pending", "live_rows", "predict_pending"]
 
@@ -215,12 +215,12 @@ def live_rows(
             predictor=route,
             metric="expected_score",
             threshold=cal.threshold,
-            method=cal.method,
+            method=run_method(cal),
             calibration_version=cal.version,
             weak=weak,
             strong=strong,
             keep=keeps[route],
-            details=cal.details,
+            details=calibration_details(cal),
         )
     decisions = [answers[it.id] for it in items]
     card = save_report_card(store, build_report_card(decisions, given, decisions[0].small_model, scale=scale))
