@@ -47,8 +47,8 @@ from numpy.typing import ArrayLike
 
 from rpra_agent.core.decision import utcnow
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.feedback.bounds import BOUNDS, BoundName, pvalues, upper_bound
 from rpra_agent.core.policy import ThresholdPolicy
+from rpra_agent.feedback.bounds import BOUNDS, BoundName, pvalues, upper_bound
 from rpra_agent.store.base import DecisionStore
 
 __all__ = [
