@@ -96,7 +96,8 @@ def test_judge_report_card_and_export_on_a_real_sqlite_log(sqlite_url, tmp_path,
     assert exported.exit_code == 0, exported.output
     assert "train" in exported.output and "not stratified" in exported.output
     rows = [json.loads(line) for line in (out / "openai" / "train.jsonl").read_text().splitlines()]
-    assert sorted(r["messages"][1]["content"] for r in rows) == [f"question number {i}" for i in range(5)]
+    prompts = sorted(r["messages"][1]["content"] for r in rows)
+    assert [json.loads(p.splitlines()[1])["content"] for p in prompts] == [f"question number {i}" for i in range(5)]
     assert {r["messages"][2]["content"] for r in rows} == {"ok"}
 
 
