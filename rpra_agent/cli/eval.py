@@ -107,6 +107,22 @@ def eval_command(
     folds: Annotated[int, typer.Option(help="Cross-fitting folds.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
     no_learned: Annotated[bool, typer.Option("--no-learned", help="Skip the learned predictor.")] = False,
+    predictor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--predictor",
+            "-p",
+            help="Routers to compute (repeat or comma-separate): report_card|card, learned, learned_draft, tfidf, "
+            "tfidf_draft, answer_length|length, all, or the DIR of a trained artifact. Default: all built-in ones.",
+        ),
+    ] = None,
+    operating_router: Annotated[
+        str,
+        typer.Option(
+            "--operating-router",
+            help="The router whose calibrated threshold the graph routes with; auto: the best cross-fitted APGR.",
+        ),
+    ] = "auto",
     batch_size: Annotated[int, typer.Option(help="Graph runs per batch.")] = 256,
     concurrency: Annotated[int, typer.Option(help="Concurrent graph runs within a batch.")] = 4,
     workers: Annotated[int, typer.Option(help="Replay: worker processes for the graph passes (SQL store).")] = 1,
@@ -156,6 +172,7 @@ def eval_command(
 
 def _run_replay(a: dict[str, Any], sink: RichProgress) -> Any:
     from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
+    from rpra_agent.evaluation.runs.routers import select_routers
 
     opts = ReplayOptions(
         folds=a["folds"],
@@ -169,6 +186,8 @@ def _run_replay(a: dict[str, Any], sink: RichProgress) -> Any:
         max_concurrency=a["concurrency"],
         learned=not a["no_learned"],
         workers=a["workers"],
+        routers=select_routers(a["predictor"]),
+        operating_router=a["operating_router"],
     )
     return run_replay_eval(a["dataset"], out_dir=a["out"], store=a["db"], options=opts, progress=sink)
 

@@ -18,7 +18,7 @@ from typing import Any
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.evaluation.report.results import EvalResult, PredictorRow
 
-__all__ = ["plot_png", "render_html", "rich_table", "write_report"]
+__all__ = ["operating_choice", "operating_table", "plot_png", "render_html", "rich_table", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,15 +58,31 @@ def rich_table(result: EvalResult) -> Any:
     from rich.table import Table
 
     title = f"{result.dataset} (n={result.n_items}): {result.weak} -> {result.strong}"
-    table = Table(title=title, caption=result.protocol + _LEGEND, caption_justify="left")
+    table = Table(title=title, caption=result.protocol + _LEGEND + _operating_note(result), caption_justify="left")
     table.add_column("predictor", style="bold", no_wrap=True)
     for _, label, _ in _COLUMNS:
         table.add_column(label, justify="right", no_wrap=True)
     table.add_column("note", style="dim", overflow="fold")
+    chosen = result.operating.predictor if result.operating is not None else None
     for row in result.rows:
-        style = "dim" if row.kind == "baseline" else None
-        table.add_row(row.name, *(_cell(row, k) for k, _, _ in _COLUMNS), row.note, style=style)
+        style = "bold" if row.name == chosen else ("dim" if row.kind == "baseline" else None)
+        name = f"{row.name} *" if row.name == chosen else row.name
+        table.add_row(name, *(_cell(row, k) for k, _, _ in _COLUMNS), row.note, style=style)
     return table
+
+
+def operating_choice(result: EvalResult) -> str:
+    """Which router sets the operating point, and why (``""`` without an operating point)."""
+    op = result.operating
+    if op is None:
+        return ""
+    how = op.details.get("operating_router_choice") or "chosen"
+    return f"{op.predictor} ({how})"
+
+
+def _operating_note(result: EvalResult) -> str:
+    choice = operating_choice(result)
+    return f"\n* sets the operating point: {choice}" if choice else ""
 
 
 def operating_table(result: EvalResult) -> Any:
@@ -76,7 +92,7 @@ def operating_table(result: EvalResult) -> Any:
     op = result.operating
     if op is None:
         return None
-    table = Table(title=f"operating point: {op.predictor}, {op.method} threshold", show_header=False)
+    table = Table(title=f"operating point set by {operating_choice(result)}, {op.method} threshold", show_header=False)
     table.add_column("figure", style="bold")
     table.add_column("value", justify="right")
     for label, value in _operating_rows(result):
@@ -89,6 +105,7 @@ def _operating_rows(result: EvalResult) -> list[tuple[str, str]]:
     if op is None:
         return []
     rows = [
+        ("set by", operating_choice(result)),
         (
             "threshold",
             f"{op.threshold:.4f} on {op.metric}" + (f" (v{op.calibration_version})" if op.calibration_version else ""),

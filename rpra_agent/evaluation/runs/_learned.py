@@ -11,10 +11,9 @@ import numpy as np
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.evaluation.datasets.records import EvalDataset
-from rpra_agent.evaluation.report.results import Curve, PredictorRow
-from rpra_agent.evaluation.runs._scoring import predictor_row
+from rpra_agent.evaluation.runs.routers import RouterScores
 
-__all__ = ["learned_available", "learned_rows"]
+__all__ = ["learned_available", "learned_scores"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,31 +32,24 @@ def learned_available() -> bool:
     return True
 
 
-def learned_rows(
-    ds: EvalDataset,
-    weak: np.ndarray,
-    strong: np.ndarray,
-    labels: Sequence[str],
-    scale: GradeScale,
-    *,
-    folds: int,
-    seed: int,
-) -> list[tuple[PredictorRow, Curve | None]]:
-    """Rows of the learned predictor in request-only and draft modes, ``k``-fold cross-fitted.
+def learned_scores(
+    ds: EvalDataset, scale: GradeScale, *, folds: int, seed: int, names: Sequence[str] = ("learned", "learned_draft")
+) -> list[RouterScores]:
+    """The learned predictor's cross-fitted keep-scores in request-only and draft modes.
 
     Draft mode needs the small model's answer texts; datasets without them (MMLU)
-    get the request-only row alone. Nothing when the learned predictor is not installed.
+    get the request-only router alone. Nothing when the learned predictor is not installed.
     """
     if not learned_available():
         logger.info("the learned predictor is not installed; skipping it")
         return []
     has_text = all(t is not None for t in ds.texts(ds.weak))
-    modes = [m for m in MODES if m[0] == "request" or has_text]
-    if not has_text:
+    modes = [m for m in MODES if m[1] in names and (m[0] == "request" or has_text)]
+    if not has_text and "learned_draft" in names:
         logger.info("dataset %s has no small-answer texts: no draft-mode learned predictor", ds.name)
-    results = [_crossfit_one(ds, m[0], folds, seed) for m in modes]
-    rows: list[tuple[PredictorRow, Curve | None]] = []
-    for (mode, name, what), (proba, labels_of, error) in zip(modes, results, strict=True):
+    out: list[RouterScores] = []
+    for mode, name, what in modes:
+        proba, labels_of, error = _crossfit_one(ds, mode, folds, seed)
         if error is not None or proba is None:
             logger.warning("learned predictor (%s) skipped: %s", mode, error)
             continue
@@ -66,11 +58,9 @@ def learned_rows(
             continue
         dists = [dict(zip(scale.labels, (float(p) for p in row), strict=True)) for row in proba]
         keep = proba @ np.asarray(scale.values, dtype=float)
-        note = f"{what}; TF-IDF + ordinal logit, {folds}-fold cross-fitted by conversation"
-        rows.append(
-            predictor_row(name, weak, strong, keep, true_labels=labels, distributions=dists, scale=scale, note=note)
-        )
-    return rows
+        note = f"{what}; learned predictor, {folds}-fold cross-fitted by conversation"
+        out.append(RouterScores(name, keep, dists, scale, note))
+    return out
 
 
 _Outcome = tuple[np.ndarray | None, tuple[str, ...], str | None]

@@ -40,19 +40,22 @@ def calibrate_threshold(
     predictor: str,
     scale: GradeScale,
     score_range: tuple[float, float] | None = None,
+    metric: str = METRIC,
 ) -> Calibration:
     """A fixed threshold, a target deferral rate (quantile) or a quality-loss bound; stored as an artifact.
 
-    The keep-scores are the predictor's expected grade on ``scale``. With ``opts.epsilon``
+    The keep-scores are the predictor's expected grade on ``scale`` (``metric``
+    ``expected_score``), or another keep-score such as an answer length. With ``opts.epsilon``
     the threshold is the cheapest whose expected quality loss against always-large is at
     most epsilon (score units) with confidence ``1 - opts.delta``.
     """
     source = f"eval:{ds.name}"
+    upper = max(scale.high, float(np.max(keep)) if len(keep) else scale.high) + 1.0
     if opts.threshold is not None:
         t = float(opts.threshold)
         cal = Calibration(
             threshold=t,
-            metric=METRIC,
+            metric=metric,
             mode="deferral_rate",
             target=float(np.mean(keep < t)),
             n=len(keep),
@@ -70,16 +73,14 @@ def calibrate_threshold(
             epsilon=float(opts.epsilon),
             delta=float(opts.delta),
             score_range=(lo, hi),
-            metric=METRIC,
-            upper=scale.high + 1.0,
+            metric=metric,
+            upper=upper,
             predictor=predictor,
             source=source,
         )
     else:
         rate = DEFAULT_TARGET_RATE if opts.target_rate is None else float(opts.target_rate)
-        cal = calibrate_deferral_rate(
-            keep, rate, metric=METRIC, upper=scale.high + 1.0, predictor=predictor, source=source
-        )
+        cal = calibrate_deferral_rate(keep, rate, metric=metric, upper=upper, predictor=predictor, source=source)
     return save_calibration(store, cal, calibration_name(ds.name, predictor))
 
 

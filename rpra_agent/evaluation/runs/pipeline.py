@@ -24,41 +24,53 @@
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rpra_agent.core.decision import Decision, Paradigm
+from rpra_agent.core.decision import Paradigm
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.core.policy import AlwaysSmall, ThresholdPolicy
+from rpra_agent.core.policy import AlwaysSmall
 from rpra_agent.core.prediction import PredictionRequest
-from rpra_agent.core.verdict import Verdict
 from rpra_agent.evaluation.datasets.records import EvalDataset, load_dataset
 from rpra_agent.evaluation.datasets.scales import scale_for
-from rpra_agent.evaluation.metrics.costs import PriceTable, item_costs
+from rpra_agent.evaluation.metrics.costs import PriceTable
 from rpra_agent.evaluation.report.html import write_report
 from rpra_agent.evaluation.report.results import Curve, EvalResult, PredictorRow
 from rpra_agent.evaluation.runs._graphrun import EvalProgress, NullProgress, masked_url, run_items
-from rpra_agent.evaluation.runs._learned import learned_available, learned_rows
-from rpra_agent.evaluation.runs._parallel import GraphPool
-from rpra_agent.evaluation.runs._scoring import baseline_rows, card_summary, graph_operating_point, predictor_row
+from rpra_agent.evaluation.runs._replay_steps import (
+    Timer,
+    by_item_id,
+    card_note,
+    choice_note,
+    graph_pool,
+    judge_all,
+    open_db,
+    protocol_note,
+    route_items,
+    router_row,
+    run_costs,
+)
+from rpra_agent.evaluation.runs._router_scores import length_scores, router_scores
+from rpra_agent.evaluation.runs._scoring import (
+    baseline_rows,
+    card_summary,
+    computed_operating_point,
+    graph_operating_point,
+)
 from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibration_details, run_method
 from rpra_agent.evaluation.runs.crossfit import CardStatPredictor, conversation_key, crossfit_cards, fold_ids
 from rpra_agent.evaluation.runs.replay import ReplayChatModel, ReplayIndex, ReplayJudge
+from rpra_agent.evaluation.runs.routers import ReplayedPredictor, RouterScores, RouterSelection, choose_operating_router
 from rpra_agent.graph import build_rpra_graph
-from rpra_agent.store import DecisionStore, open_store
+from rpra_agent.store import DecisionStore
 
 __all__ = ["ReplayOptions", "run_replay_eval"]
 
 logger = logging.getLogger(__name__)
-
-_VERDICT_CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,12 @@ class ReplayOptions:
         paradigm: The graph's paradigm (``pa``; replay has no reasoning text).
         batch_size: Items per ``graph.batch`` call.
         max_concurrency: Concurrent graph runs within a batch.
-        learned: Evaluate the learned predictor when it is installed.
+        learned: Evaluate the learned predictor when it is installed (``False`` drops
+            it from ``routers``).
+        routers: The routers to compute (``rpra eval --predictor``); see
+            :mod:`~rpra_agent.evaluation.runs.routers`.
+        operating_router: The router whose calibrated threshold the graph routes with
+            (``None``/``auto``: the predictor with the best cross-fitted APGR).
         prior_strength: Smoothing of a category's card distribution toward all tasks.
         report: Write the PNG, HTML and JSON files.
         workers: Worker processes for the two graph passes (needs an SQL store URL;
@@ -100,6 +117,15 @@ class ReplayOptions:
     prior_strength: float = 1.0
     report: bool = True
     workers: int = 1
+    routers: RouterSelection = field(default_factory=RouterSelection)
+    operating_router: str | None = None
+
+    def selected_routers(self) -> RouterSelection:
+        """``routers``, without the learned predictor when ``learned`` is off."""
+        if self.learned:
+            return self.routers
+        names = tuple(n for n in self.routers.names if not n.startswith("learned"))
+        return RouterSelection(names, self.routers.artifacts)
 
     def __post_init__(self) -> None:
         chosen = [n for n in ("threshold", "target_rate", "epsilon") if getattr(self, n) is not None]
@@ -111,65 +137,6 @@ class ReplayOptions:
             raise ConfigError(f"delta must lie in (0, 1), got {self.delta}")
         if self.batch_size < 1 or self.max_concurrency < 1 or self.workers < 1:
             raise ConfigError("batch_size, max_concurrency and workers must be at least 1")
-
-
-class _Timer:
-    def __init__(self, progress: EvalProgress) -> None:
-        self.times: dict[str, float] = {}
-        self.progress = progress
-
-    @contextmanager
-    def stage(self, name: str, label: str, total: int | None = None) -> Iterator[None]:
-        self.progress.stage(label, total)
-        start = time.perf_counter()
-        yield
-        self.times[name] = round(time.perf_counter() - start, 3)
-
-
-def _open(store: DecisionStore | str | None, out: Path) -> tuple[DecisionStore, bool, str]:
-    if store is None or isinstance(store, str):
-        url = store or f"sqlite:///{(out / 'eval.db').resolve()}"
-        return open_store(url), True, url
-    return store, False, type(store).__name__
-
-
-def _pool(ds: EvalDataset, db_label: str, owned: bool, opts: ReplayOptions) -> GraphPool | None:
-    if opts.workers <= 1:
-        return None
-    if not owned or db_label.startswith("memory:"):
-        logger.warning(
-            "workers=%d needs an SQL store URL (sqlite:/// or postgresql://); running in-process", opts.workers
-        )
-        return None
-    return GraphPool(ds, db_label, workers=opts.workers)
-
-
-def _judge_all(
-    judge: ReplayJudge,
-    decisions: list[Decision],
-    subjects: tuple[str, ...],
-    store: DecisionStore,
-    progress: EvalProgress,
-) -> list[Verdict]:
-    verdicts: list[Verdict] = []
-    for start in range(0, len(decisions), _VERDICT_CHUNK):
-        chunk = decisions[start : start + _VERDICT_CHUNK]
-        batch = [v for d in chunk for v in judge.judge_decision(d, subjects=subjects, item_id=_item_of(d))]
-        store.add_verdicts(batch)
-        verdicts.extend(batch)
-        progress.advance(len(chunk))
-    return verdicts
-
-
-def _item_of(decision: Decision) -> str:
-    return decision.run_id.split(":", 2)[2]
-
-
-def _costs(ds: EvalDataset, prices: PriceTable | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    has_cost = all(r.cost is not None for i in ds.items for m, r in i.responses.items() if m in (ds.weak, ds.strong))
-    if prices is None and not has_cost:
-        return None, None
-    return item_costs(ds, ds.weak, prices), item_costs(ds, ds.strong, prices)
 
 
 def run_replay_eval(
@@ -199,7 +166,7 @@ def run_replay_eval(
     """
     opts = options or ReplayOptions()
     progress = progress or NullProgress()
-    timer = _Timer(progress)
+    timer = Timer(progress)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with timer.stage("load", "loading the dataset"):
@@ -208,7 +175,7 @@ def run_replay_eval(
         scale = scale_for(ds)
         n = len(ds)
         folds = fold_ids(n, opts.folds, opts.seed, groups=[conversation_key(it) for it in ds.items])
-    db, owned, db_label = _open(store, out)
+    db, owned, db_label = open_db(store, out)
     eval_id = f"eval-{uuid.uuid4().hex[:10]}"
     index = ReplayIndex(ds)
     small, large = ReplayChatModel.for_dataset(ds, index)
@@ -219,7 +186,7 @@ def run_replay_eval(
         "batch_size": opts.batch_size,
         "max_concurrency": opts.max_concurrency,
     }
-    pool = _pool(ds, db_label, owned, opts)
+    pool = graph_pool(ds, db_label, owned, opts)
     try:
         with timer.stage("collect", "collect: the small model answers (graph)", n):
             if pool is not None:
@@ -233,7 +200,7 @@ def run_replay_eval(
                 )
                 collected = run_items(graph, ds.items, phase="collect", **run)
         with timer.stage("judge", "judge: replaying the recorded verdicts", n):
-            verdicts = _judge_all(judge, collected, ("given", "large"), db, progress)
+            verdicts = judge_all(judge, collected, ("given", "large"), db, progress)
         with timer.stage("card", "report card: built and cross-fitted"):
             from rpra_agent.feedback import build_report_card, save_report_card
 
@@ -245,46 +212,62 @@ def run_replay_eval(
                 for i, item in enumerate(ds.items)
             ]
         weak, strong = ds.scores(ds.weak), ds.scores(ds.strong)
-        keep = np.array([p.expected_score for p in preds], dtype=float)
         labels = [scale.label_for(float(x)) for x in weak]
+        card_scores = RouterScores(
+            "report_card",
+            np.array([p.expected_score for p in preds], dtype=float),
+            [dict(p.distribution) for p in preds],
+            scale,
+            card_note(ds, opts.folds),
+        )
+        with timer.stage("routers", "routers: learned, baselines, artifacts (cross-fitted)"):
+            scores = [card_scores, *router_scores(ds, scale, opts.selected_routers(), folds, opts.folds, opts.seed)]
+            rows_curves: list[tuple[PredictorRow, Curve | None]] = [router_row(r, weak, strong, labels) for r in scores]
+            rows_curves += baseline_rows(
+                weak, strong, ds.texts(ds.weak) if opts.routers.wants("answer_length") else None
+            )
+            rows = [r for r, _ in rows_curves]
+            candidates = [r.name for r in rows if r.name in {s.name for s in scores} or r.name == "answer_length"]
+            op_name = choose_operating_router(
+                opts.operating_router, rows, candidates, [s.name for s in scores if s.distributions is not None]
+            )
+            op = next((s for s in scores if s.name == op_name), None) or length_scores(ds)
         with timer.stage("calibrate", "calibrate: choosing the threshold"):
-            cal = calibrate_threshold(db, ds, keep, weak, strong, opts, predictor="report_card", scale=scale)
-        with timer.stage("route", "route: the graph at the calibrated threshold", n):
-            routed = _route(ds, folds, predictors, cal.threshold, small, large, db, opts, run, pool)
-        with timer.stage("metrics", "metrics: predictors and baselines", None):
-            given = _judge_all(judge, routed, ("given",), db, NullProgress())
-            weak_costs, strong_costs = _costs(ds, opts.prices)
+            metric = "expected_score" if op.distributions is not None else "keep_score"
+            cal = calibrate_threshold(
+                db, ds, op.keep, weak, strong, opts, predictor=op_name, scale=scale, metric=metric
+            )
+        weak_costs, strong_costs = run_costs(ds, opts.prices)
+        common: dict[str, Any] = {
+            "predictor": op_name,
+            "metric": metric,
+            "threshold": cal.threshold,
+            "method": run_method(cal),
+            "calibration_version": cal.version,
+            "weak": weak,
+            "strong": strong,
+            "keep": op.keep,
+        }
+        details = {**calibration_details(cal), "operating_router_choice": choice_note(opts.operating_router)}
+        if op.distributions is None:  # not a grade prediction: what its threshold does on the recording
+            operating = computed_operating_point(**common, details=details)
+        else:
+            route_predictors = (
+                predictors
+                if op_name == "report_card"
+                else [ReplayedPredictor(op_name, by_item_id(ds, op.distributions), scale, index)] * opts.folds
+            )
+            with timer.stage("route", f"route: the graph with {op_name} at the calibrated threshold", n):
+                routed = route_items(ds, folds, route_predictors, cal.threshold, small, large, db, opts, run, pool)
+            given = judge_all(judge, routed, ("given",), db, NullProgress())
             operating = graph_operating_point(
-                predictor="report_card",
-                metric="expected_score",
-                threshold=cal.threshold,
-                method=run_method(cal),
-                calibration_version=cal.version,
+                **common,
                 decisions=routed,
                 given_scores=np.array([v.score for v in given], dtype=float),
-                weak=weak,
-                strong=strong,
-                keep=keep,
                 weak_costs=weak_costs,
                 strong_costs=strong_costs,
-                details=calibration_details(cal),
+                details=details,
             )
-            rows_curves: list[tuple[PredictorRow, Curve | None]] = [
-                predictor_row(
-                    "report_card",
-                    weak,
-                    strong,
-                    keep,
-                    true_labels=labels,
-                    distributions=[p.distribution for p in preds],
-                    scale=scale,
-                    note=_card_note(ds, opts.folds),
-                )
-            ]
-            rows_curves += baseline_rows(weak, strong, ds.texts(ds.weak))
-        if opts.learned and learned_available():
-            with timer.stage("learned", "learned predictor: cross-fitting (request, draft)"):
-                rows_curves[1:1] = learned_rows(ds, weak, strong, labels, scale, folds=opts.folds, seed=opts.seed)
         db.flush()
     finally:
         if pool is not None:
@@ -293,13 +276,13 @@ def run_replay_eval(
             db.close()
     result = EvalResult(
         dataset=ds.name,
-        protocol=_protocol(ds, opts),
+        protocol=protocol_note(ds, opts),
         n_items=n,
         n_dropped=len(full) - n,
         weak=ds.weak,
         strong=ds.strong,
         scale=scale.name,
-        rows=[r for r, _ in rows_curves],
+        rows=rows,
         curves=[c for _, c in rows_curves if c is not None],
         operating=operating,
         report_card=card_summary(card, scale),
@@ -312,52 +295,3 @@ def run_replay_eval(
             write_report(result, out)
         result.timings = timer.times
     return result
-
-
-def _route(
-    ds: EvalDataset,
-    folds: np.ndarray,
-    predictors: list[CardStatPredictor],
-    threshold: float,
-    small: ReplayChatModel,
-    large: ReplayChatModel,
-    db: DecisionStore,
-    opts: ReplayOptions,
-    run: dict[str, Any],
-    pool: GraphPool | None = None,
-) -> list[Decision]:
-    """The route pass: fold ``f``'s items run through a graph holding fold ``f``'s card predictor."""
-    policy = ThresholdPolicy(threshold=threshold, metric="expected_score", name="calibrated")
-    if pool is not None:
-        groups = [(np.flatnonzero(folds == f).tolist(), p) for f, p in enumerate(predictors)]
-        done = pool.run(groups, phase="route", policy=policy, paradigm=opts.paradigm, **run)
-        return [done[i] for i in range(len(ds))]
-    by_item: dict[int, Decision] = {}
-    for f, predictor in enumerate(predictors):
-        idx = np.flatnonzero(folds == f)
-        graph = build_rpra_graph(
-            small=small, large=large, predictor=predictor, policy=policy, paradigm=opts.paradigm, store=db
-        )
-        decisions = run_items(graph, [ds.items[i] for i in idx], phase="route", **run)
-        by_item.update(zip((int(i) for i in idx), decisions, strict=True))
-    return [by_item[i] for i in range(len(ds))]
-
-
-def _protocol(ds: EvalDataset, opts: ReplayOptions) -> str:
-    routed = ds.metadata.get("protocol") or "per item"
-    return (
-        f"routed {routed}; report card and learned predictor {opts.folds}-fold cross-fitted by conversation "
-        f"(seed {opts.seed}); "
-        "curves at every point k/n with ties averaged exactly (random = its expectation); "
-        "the operating point is what the graph did at the calibrated threshold"
-    )
-
-
-def _card_note(ds: EvalDataset, folds: int) -> str:
-    categories = {item.category for item in ds.items}
-    if len(categories) <= 1:
-        return (
-            f"no categories: one card distribution for every item, so it cannot rank them; {folds}-fold "
-            "cross-fitting alone moves it off 0.5 (each fold is scored by the other folds' mean)"
-        )
-    return f"card per category ({len(categories)}), {folds}-fold cross-fitted"

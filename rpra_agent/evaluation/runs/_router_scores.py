@@ -1,0 +1,69 @@
+"""Computing the selected routers' keep-scores in a run (learned, TF-IDF + ridge, artifacts, length)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.evaluation.datasets.records import EvalDataset
+from rpra_agent.evaluation.metrics.baselines import answer_length_keep_scores
+from rpra_agent.evaluation.runs._learned import learned_scores
+from rpra_agent.evaluation.runs.artifacts import artifact_scores
+from rpra_agent.evaluation.runs.routers import RouterScores, RouterSelection
+
+__all__ = ["length_scores", "router_scores"]
+
+logger = logging.getLogger(__name__)
+
+_TFIDF = (("tfidf", "request", "request only"), ("tfidf_draft", "draft", "request + the small answer"))
+
+
+def router_scores(
+    ds: EvalDataset, scale: GradeScale, selection: RouterSelection, folds: np.ndarray, k: int, seed: int
+) -> list[RouterScores]:
+    """The selected routers other than the report card and the reference baselines.
+
+    Args:
+        ds: The judged dataset.
+        scale: Its grade scale.
+        selection: Which routers run.
+        folds: The run's fold of every item (the TF-IDF baselines use these folds).
+        k: Number of folds (the learned predictor cross-fits with ``k`` and ``seed``).
+        seed: Fold seed.
+
+    Raises:
+        ConfigError: when a selected artifact cannot be evaluated on ``ds``.
+    """
+    out: list[RouterScores] = []
+    wanted = tuple(n for n in ("learned", "learned_draft") if selection.wants(n))
+    if wanted:
+        out += learned_scores(ds, scale, folds=k, seed=seed, names=wanted)
+    has_text = all(t is not None for t in ds.texts(ds.weak))
+    for name, mode, what in _TFIDF:
+        if selection.wants(name) and (mode == "request" or has_text):
+            keep = _tfidf_keep(ds, mode, folds)
+            if keep is not None:
+                out.append(
+                    RouterScores(name, keep, None, None, f"{what}; TF-IDF + ridge, cross-fitted on the run's folds")
+                )
+    out += [artifact_scores(ds, path, scale) for path in selection.artifacts]
+    return out
+
+
+def length_scores(ds: EvalDataset) -> RouterScores:
+    """Shortest-first: the small answer's length as the keep-score."""
+    return RouterScores(
+        "answer_length", answer_length_keep_scores(ds.texts(ds.weak)), note="shortest answers deferred first"
+    )
+
+
+def _tfidf_keep(ds: EvalDataset, mode: str, folds: np.ndarray) -> np.ndarray | None:
+    """The TF-IDF + ridge baseline's cross-fitted predicted small-model score, or ``None`` when not installed."""
+    try:
+        from rpra_agent.predictors.baselines import crossfit_tfidf_ridge
+    except ImportError as exc:
+        logger.warning("the TF-IDF + ridge baseline is not available (%s); skipping it", exc)
+        return None
+    return np.asarray(crossfit_tfidf_ridge(ds, mode=mode, folds=folds), dtype=float)
