@@ -85,3 +85,35 @@ def test_isolated_ablation_judges_each_response_alone():
     verdicts = store.verdicts()
     assert len(verdicts) == 4 and all("[judged alone]" in v.rationale for v in verdicts)
     assert all(parse_order_tag(v.rationale) is None for v in verdicts)
+
+
+def test_rpra_judge_cli_judges_jointly_or_isolated(tmp_path, monkeypatch):
+    from rich.console import Console
+    from typer.testing import CliRunner
+
+    from rpra_agent.cli import feedback as cli
+    from rpra_agent.cli.app import app
+    from rpra_agent.store import open_store
+
+    monkeypatch.setattr(cli, "console", Console(width=200))
+    models = {
+        "judge": ScriptedChatModel(responses=[by_content], rpra_name="judge-m"),
+        "small": ScriptedChatModel(responses=["regen answer"], rpra_name="small-m"),
+        "other": ScriptedChatModel(responses=["other answer"], rpra_name="other"),
+    }
+    monkeypatch.setattr(cli, "_load_model", lambda spec, base_url=None: models[spec])
+    for mode in ("joint", "isolated"):
+        url = f"sqlite:///{tmp_path / mode}.db"
+        store = open_store(url, spool_path=str(tmp_path / f"{mode}.spool"))
+        for d in logged_store().decisions():
+            store.add(d)
+        store.close()
+        before = len(models["judge"].calls)
+        args = ["judge", "--db", url, "--judge", "judge", "--regenerate-small", "small", "--extra-model", "other"]
+        res = CliRunner().invoke(app, [*args, "--no-progress", *(["--isolated"] if mode == "isolated" else [])])
+        assert res.exit_code == 0, res.output
+        calls = len(models["judge"].calls) - before
+        if mode == "joint":
+            assert calls == 2 and "2 judge calls, 2 joint" in res.output
+        else:
+            assert calls == 6 and "each judged alone" in res.output  # 4 responses to 2+2, 2 to France
