@@ -99,56 +99,119 @@ def convert(
     out: Annotated[Path, typer.Option("--out", "-o", help="The dataset to write (.jsonl or .jsonl.gz).")],
     prompt_col: Annotated[str, typer.Option("--prompt-col", help="Column of the prompt text.")],
     model: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
-            "--model", help="NAME=RESPONSE_COL:SCORE_COL[:TOKENS_COL[:COST_COL]] (repeat; parts may be empty)."
+            "--model",
+            help="Wide table: NAME=RESPONSE_COL:SCORE_COL[:TOKENS_COL[:COST_COL]] (repeat; parts may be empty). "
+            "With --long: a model NAME to keep (repeat; default all, in order of appearance).",
         ),
-    ],
-    id_col: Annotated[str | None, typer.Option("--id-col", help="Column of the item id (default: row number).")] = None,
+    ] = None,
+    long: Annotated[
+        bool, typer.Option("--long", help="One row per model per item, with a --model-col (see docs/DATASETS.md).")
+    ] = False,
+    model_col: Annotated[str | None, typer.Option("--model-col", help="--long: column of the model name.")] = None,
+    response_col: Annotated[str | None, typer.Option("--response-col", help="--long: column of the answer.")] = None,
+    score_col: Annotated[str | None, typer.Option("--score-col", help="--long: column of the score.")] = None,
+    tokens_col: Annotated[str | None, typer.Option("--tokens-col", help="--long: column of the tokens.")] = None,
+    cost_col: Annotated[str | None, typer.Option("--cost-col", help="--long: column of the cost.")] = None,
+    id_col: Annotated[
+        str | None,
+        typer.Option("--id-col", help="Column of the item id (default: the row number; --long: the prompt)."),
+    ] = None,
     category_col: Annotated[str | None, typer.Option("--category-col", help="Column of the category.")] = None,
-    weak: Annotated[str | None, typer.Option("--weak", help="The small model (default: first --model).")] = None,
-    strong: Annotated[str | None, typer.Option("--strong", help="The large model (default: second --model).")] = None,
-    score_range: Annotated[str | None, typer.Option("--score-range", help="LO,HI (default: inferred).")] = None,
+    weak: Annotated[str | None, typer.Option("--weak", help="The small model (default: first model).")] = None,
+    strong: Annotated[str | None, typer.Option("--strong", help="The large model (default: second model).")] = None,
+    score_range: Annotated[
+        str | None,
+        typer.Option("--score-range", help="LO,HI of the judge's scale (needed unless every score is in [0, 1])."),
+    ] = None,
     acceptable: Annotated[float | None, typer.Option("--acceptable", help="Lowest acceptable score.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Dataset name (default: file stem).")] = None,
     attribution: Annotated[str, typer.Option("--attribution", help="Source and licence of the data.")] = "",
 ) -> None:
-    """Convert a CSV or JSONL table into an rpra dataset (see docs/DATASETS.md)."""
-    from rpra_agent.evaluation.datasets import load_dataset, save_dataset
-    from rpra_agent.evaluation.datasets.convert import ColumnMapping, ModelColumns, convert_table
+    """Convert a CSV or JSONL table into an rpra dataset (see docs/DATASETS.md).
 
-    rng = None
-    if score_range is not None:
-        try:
-            lo, hi = (float(x) for x in score_range.split(","))
-        except ValueError:
-            _fail(f"--score-range must be LO,HI (e.g. 1,10), got {score_range!r}")
-        if not lo < hi:
-            _fail(f"--score-range needs LO < HI, got {score_range!r}")
-        rng = (lo, hi)
+    Scores are kept as they are (continuous scores stay continuous); an empty answer
+    stays an empty answer.
+    """
+    rng = _score_range(score_range)
     try:
-        mapping = ColumnMapping(
-            prompt=prompt_col,
-            models=tuple(ModelColumns.parse(spec) for spec in model),
-            id=id_col,
-            category=category_col,
-            weak=weak,
-            strong=strong,
-        )
-        dataset = convert_table(
-            input_path, mapping, name=name, score_range=rng, acceptable=acceptable, attribution=attribution
-        )
+        if long:
+            dataset = _convert_long(input_path, locals(), rng)
+        else:
+            dataset = _convert_wide(input_path, locals(), rng)
+        from rpra_agent.evaluation.datasets import load_dataset, save_dataset
+
         written = save_dataset(dataset, out)
         check = load_dataset(written)  # the strict loader must accept what we wrote
     except RPRAError as exc:
         _fail(str(exc))
     lo, hi = check.score_range
-    inferred = "" if rng else " (inferred; set it with --score-range)"
+    inferred = "" if rng else " (inferred: every score lies in [0, 1]; set another with --score-range)"
     console.print(
         f"wrote {written}: {len(check)} items, weak {check.weak!r}, strong {check.strong!r}, "
         f"score range [{lo:g}, {hi:g}]{inferred}",
         highlight=False,
         soft_wrap=True,
+    )
+
+
+def _score_range(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        _fail(f"--score-range must be LO,HI (e.g. 1,10), got {text!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        _fail(f"--score-range needs finite LO < HI, got {text!r}")
+    return lo, hi
+
+
+def _convert_wide(path: Path, a: dict[str, Any], rng: tuple[float, float] | None) -> Any:
+    from rpra_agent.evaluation.datasets.convert import ColumnMapping, ModelColumns, convert_table
+
+    if not a["model"]:
+        _fail("map each model with --model NAME=RESPONSE_COL:SCORE_COL (twice), or pass --long for a long table")
+    longs = [f for f in ("model_col", "response_col", "score_col", "tokens_col", "cost_col") if a[f]]
+    if longs:
+        _fail(f"--{longs[0].replace('_', '-')} belongs to a long table: add --long")
+    mapping = ColumnMapping(
+        prompt=a["prompt_col"],
+        models=tuple(ModelColumns.parse(spec) for spec in a["model"]),
+        id=a["id_col"],
+        category=a["category_col"],
+        weak=a["weak"],
+        strong=a["strong"],
+    )
+    return convert_table(
+        path, mapping, name=a["name"], score_range=rng, acceptable=a["acceptable"], attribution=a["attribution"]
+    )
+
+
+def _convert_long(path: Path, a: dict[str, Any], rng: tuple[float, float] | None) -> Any:
+    from rpra_agent.evaluation.datasets.convert_long import LongMapping, convert_long_table
+
+    if not a["model_col"] or not a["score_col"]:
+        _fail("--long needs --model-col COL (the model's name) and --score-col COL (its score)")
+    specs = a["model"] or []
+    if any("=" in m for m in specs):
+        _fail("with --long, --model takes a plain model NAME to keep (the columns come from --*-col)")
+    mapping = LongMapping(
+        prompt=a["prompt_col"],
+        model=a["model_col"],
+        score=a["score_col"],
+        response=a["response_col"],
+        tokens=a["tokens_col"],
+        cost=a["cost_col"],
+        id=a["id_col"],
+        category=a["category_col"],
+        weak=a["weak"],
+        strong=a["strong"],
+        models=tuple(specs),
+    )
+    return convert_long_table(
+        path, mapping, name=a["name"], score_range=rng, acceptable=a["acceptable"], attribution=a["attribution"]
     )
 
 

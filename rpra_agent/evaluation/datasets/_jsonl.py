@@ -6,12 +6,12 @@ Every check raises :class:`~rpra_agent.core.errors.DatasetError` naming the file
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from typing import Any
 
 from rpra_agent.core.errors import DatasetError
+from rpra_agent.evaluation.datasets.jsonline import parse_json_line
 from rpra_agent.evaluation.datasets.records import FORMAT_VERSION, EvalDataset, EvalItem, ModelResponse, render_messages
 
 _ITEM_KEYS = frozenset({"id", "prompt", "messages", "category", "responses", "meta"})
@@ -45,12 +45,7 @@ def parse_lines(lines: Iterable[str], path: str) -> EvalDataset:
         ctx.line = number
         if not raw.strip():
             continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ctx.error(
-                f"not valid JSON ({exc.msg} at column {exc.colno}); each line must be one JSON object"
-            ) from None
+        obj = parse_json_line(raw, path, number)
         if not isinstance(obj, dict):
             raise ctx.error(f"expected a JSON object, got {type(obj).__name__}")
         if header is None:

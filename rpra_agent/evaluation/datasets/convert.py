@@ -7,14 +7,14 @@ each model its answer text, score, tokens and cost (``rpra data convert``).
 from __future__ import annotations
 
 import csv
-import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rpra_agent.core.errors import ConfigError, DatasetError
+from rpra_agent.evaluation.datasets.jsonline import parse_json_line
 from rpra_agent.evaluation.datasets.records import EvalDataset, EvalItem, ModelResponse
 
 __all__ = ["ColumnMapping", "ModelColumns", "convert_table", "read_table"]
@@ -94,24 +94,56 @@ class ColumnMapping:
 
 
 def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Rows of a CSV (by extension ``.csv``/``.tsv``) or JSONL file with their line numbers."""
+    """Rows of a CSV (by extension ``.csv``/``.tsv``) or JSONL file with their line numbers.
+
+    CSV is read strictly: a malformed quote (an unterminated one would otherwise swallow
+    the rest of the file into one cell) or a row with more or fewer cells than the
+    header is a :class:`DatasetError` naming the line.
+    """
     if path.suffix.lower() in (".csv", ".tsv"):
-        with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-            for row in reader:
-                yield reader.line_num, dict(row)
+        yield from _csv_rows(path, "\t" if path.suffix.lower() == ".tsv" else ",")
         return
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"not valid JSON ({exc.msg})", path=str(path), line=number) from None
+            obj = parse_json_line(line, str(path), number)
             if not isinstance(obj, dict):
                 raise DatasetError("each line must be a JSON object", path=str(path), line=number)
             yield number, obj
+
+
+def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter, strict=True)
+        start = 1
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            if len(set(header)) != len(header):
+                raise DatasetError(f"the header repeats a column: {header}", path=str(path), line=1)
+            start = reader.line_num + 1
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    start = reader.line_num + 1
+                    continue
+                if len(cells) != len(header):
+                    raise DatasetError(
+                        f"the row has {len(cells)} cells but the header has {len(header)} columns "
+                        "(a stray delimiter, or a quote that is not closed?)",
+                        path=str(path),
+                        line=start,
+                    )
+                yield start, dict(zip(header, cells, strict=True))
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise DatasetError(
+                f"malformed CSV ({exc}); quote a cell holding the delimiter, a quote or a line break as "
+                '"..." and double the quotes inside it',
+                path=str(path),
+                line=start,
+            ) from None
 
 
 def _cell(row: dict[str, Any], column: str, where: tuple[str, int]) -> Any:
@@ -139,8 +171,16 @@ def _number(value: Any, column: str, where: tuple[str, int], *, boolean: bool) -
     return number
 
 
+def _text(row: dict[str, Any], column: str, where: tuple[str, int]) -> str | None:
+    """An answer text: an empty answer stays ``""`` (only a JSON ``null`` means "not recorded")."""
+    if column not in row:
+        _cell(row, column, where)  # raises: no such column
+    value = row[column]
+    return None if value is None else str(value)
+
+
 def _response(row: dict[str, Any], cols: ModelColumns, where: tuple[str, int]) -> ModelResponse:
-    text = _cell(row, cols.response, where) if cols.response else None
+    text = _text(row, cols.response, where) if cols.response else None
     score = _number(_cell(row, cols.score, where), cols.score, where, boolean=True) if cols.score else None
     tokens = _number(_cell(row, cols.tokens, where), cols.tokens, where, boolean=False) if cols.tokens else None
     cost = _number(_cell(row, cols.cost, where), cols.cost, where, boolean=False) if cols.cost else None
@@ -159,17 +199,20 @@ def convert_table(
     score_range: tuple[float, float] | None = None,
     acceptable: float | None = None,
     attribution: str = "",
+    rows: Iterable[tuple[int, dict[str, Any]]] | None = None,
 ) -> EvalDataset:
-    """Build a dataset from a CSV/JSONL table.
+    """Build a dataset from a CSV/JSONL table (one row per item, a column group per model).
 
     Args:
         path: The table.
         mapping: Which columns hold what.
         name: Dataset name (default: the file's stem).
-        score_range: ``(lo, hi)``; default: ``(0, 1)`` when every score is 0/1, else
-            the observed minimum and maximum.
+        score_range: ``(lo, hi)`` of the judge's scale; default ``(0, 1)`` when every
+            score lies in [0, 1] (kept as they are: 0.37 stays 0.37), else required.
         acceptable: The lowest acceptable score, if known.
         attribution: Source and licence of the data.
+        rows: The table's rows with their line numbers, when already read (the long
+            format's rows joined per item); default: read ``path``.
 
     Raises:
         DatasetError: naming the row (line) and column of a bad cell.
@@ -179,7 +222,7 @@ def convert_table(
     weak, strong = mapping.pair()
     items: list[EvalItem] = []
     seen: dict[str, int] = {}
-    for index, (line, row) in enumerate(read_table(src), start=1):
+    for index, (line, row) in enumerate(read_table(src) if rows is None else rows, start=1):
         where = (str(src), line)
         raw_id = _cell(row, mapping.id, where) if mapping.id else index
         if raw_id is None:
@@ -211,15 +254,24 @@ def convert_table(
 
 
 def _infer_range(scores: Sequence[float | None], path: str) -> tuple[float, float]:
+    """``(0, 1)`` when every score lies in [0, 1] (correctness or a probability-like score).
+
+    Any other range cannot be read off the scores (a 1-10 judge whose answers never
+    got a 1 or a 10 would be misread as 2-9, and every figure normalised by it), so it
+    must be given.
+
+    Raises:
+        DatasetError: asking for ``--score-range`` and saying what the scores span.
+    """
     known = [s for s in scores if s is not None]
-    if not known:
-        return (0.0, 1.0)
-    if all(s in (0.0, 1.0) for s in known):
+    if not known or all(0.0 <= s <= 1.0 for s in known):
         return (0.0, 1.0)
     lo, hi = min(known), max(known)
-    if lo == hi:
-        raise DatasetError(f"every score is {lo}; pass the score range explicitly (--score-range LO,HI)", path=path)
-    return (lo, hi)
+    raise DatasetError(
+        f"the scores span {lo:g} to {hi:g}, and the judge's scale cannot be inferred from them: pass it with "
+        f"--score-range LO,HI (e.g. --score-range 1,10 for a 1-10 judge)",
+        path=path,
+    )
 
 
 def _check_range(dataset: EvalDataset, path: str) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from rpra_agent.core.errors import DatasetError
+from rpra_agent.evaluation.datasets.jsonline import parse_json_line
 from rpra_agent.evaluation.datasets.records import BUNDLED, EvalDataset, EvalItem, load_dataset, render_messages
 
 __all__ = ["load_prompts"]
@@ -57,10 +57,7 @@ def _item(raw: str, number: int, where: str, seen: set[str]) -> EvalItem:
     def fail(message: str, field: str | None = None) -> DatasetError:
         return DatasetError(message, path=where, line=number, field=field)
 
-    try:
-        obj: Any = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise fail(f'not valid JSON ({exc.msg}); each line must be one object such as {{"prompt": "..."}}') from None
+    obj: Any = parse_json_line(raw, where, number, what='each line must be one object such as {"prompt": "..."}')
     if not isinstance(obj, dict):
         raise fail('expected a JSON object such as {"prompt": "..."}')
     unknown = obj.keys() - _KEYS
