@@ -2,8 +2,8 @@
 
 The paper judged all models' responses to a query in one call. A judge may favour the
 first (or last) response it reads, so the candidates are shown in a random order,
-seeded by the judge's seed and the candidates themselves (the same task is always shown
-the same way), and each verdict's rationale records where its response was shown:
+seeded by the judge's seed, the conversation and the candidates themselves (the same
+task is always shown the same way, in every run), and each verdict's rationale records where its response was shown:
 ``[shown 2 of 3: large,given,small] ``.
 """
 
@@ -13,6 +13,7 @@ import random
 import re
 
 from rpra_agent.core.judging import JudgeTask
+from rpra_agent.core.messages import message_text
 
 __all__ = ["ALONE_TAG", "insert_tag", "order_tag", "parse_order_tag", "shown_order"]
 
@@ -26,7 +27,9 @@ def shown_order(task: JudgeTask, seed: int, shuffle: bool = True) -> list[int]:
     """Indices of ``task.candidates`` in the order the judge sees them."""
     order = list(range(len(task.candidates)))
     if shuffle and len(order) > 1:
-        key = "|".join([str(seed), *(f"{c.decision_id}:{c.subject}:{c.text[:200]}" for c in task.candidates)])
+        # seeded by the conversation and the responses, not by (random) decision ids: a re-run shows them alike
+        convo = [f"{m.type}:{message_text(m)[:500]}" for m in task.conversation]
+        key = "|".join([str(seed), *convo, *(f"{c.subject}:{c.text[:200]}" for c in task.candidates)])
         random.Random(key).shuffle(order)  # noqa: S311 - an order, not a secret
     return order
 
