@@ -8,6 +8,7 @@ Two sources: a recorded dataset with a built-in keep-score
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -15,7 +16,9 @@ from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.verdict import Verdict
 from rpra_agent.evaluation.datasets.records import EvalDataset
-from rpra_agent.evaluation.metrics.baselines import keep_scores
+from rpra_agent.evaluation.datasets.scales import scale_for
+from rpra_agent.evaluation.metrics.baselines import KEEP_SCORERS, keep_scores
+from rpra_agent.evaluation.runs.artifacts import artifact_scores
 from rpra_agent.store.base import DecisionFilter, DecisionStore
 
 __all__ = ["JudgedSet", "judged_from_dataset", "judged_from_store", "keep_from_store"]
@@ -50,13 +53,32 @@ class JudgedSet:
 
 
 def judged_from_dataset(dataset: EvalDataset, predictor: str = "category") -> JudgedSet:
-    """The judged items of ``dataset`` with a built-in keep-score (see ``baselines.KEEP_SCORERS``)."""
+    """The judged items of ``dataset`` with a keep-score.
+
+    Args:
+        dataset: The recorded dataset.
+        predictor: A built-in keep-score (see ``baselines.KEEP_SCORERS``), or the
+            directory of a trained predictor artifact (its expected grade).
+
+    Raises:
+        ConfigError: for an unknown keep-score, an artifact on another score scale,
+            or a dataset without judged items.
+    """
     judged = dataset.judged()
     if len(judged) == 0:
         raise ConfigError(
             f"dataset {dataset.name!r} has no item judged for both {dataset.weak!r} and {dataset.strong!r}"
         )
-    keep, metric = keep_scores(judged, predictor)
+    if predictor not in KEEP_SCORERS and Path(predictor).exists():
+        scores = artifact_scores(judged, predictor, scale_for(judged))
+        keep, metric, predictor = scores.keep, "expected_score", scores.name
+    elif predictor not in KEEP_SCORERS:
+        raise ConfigError(
+            f"unknown --predictor {predictor!r}: a built-in keep-score ({', '.join(KEEP_SCORERS)}) or the "
+            "directory of a trained artifact (`rpra train-predictor --out DIR`)"
+        )
+    else:
+        keep, metric = keep_scores(judged, predictor)
     return JudgedSet(
         keep=keep,
         small=judged.scores(judged.weak),
