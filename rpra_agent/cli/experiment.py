@@ -74,6 +74,10 @@ def experiment_command(
     fine_tuned: Annotated[
         str | None, typer.Option(help="A model fine-tuned on OUT/sft (train items only); else that arm is skipped.")
     ] = None,
+    fine_tuned_data: Annotated[
+        str | None,
+        typer.Option(help="The sft/ directory the --fine-tuned model was trained on: refused if it holds a test item."),
+    ] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint for openai: models.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for the log, split, SFT set and report.")] = Path(
         "rpra_experiment"
@@ -119,6 +123,7 @@ def experiment_command(
             seed=seed,
             target_rate=target_rate,
             name=name,
+            fine_tuned_data=fine_tuned_data,
         )
     except RPRAError as exc:
         _fail(str(exc))

@@ -40,7 +40,13 @@ from rpra_agent.core.naming import model_id
 from rpra_agent.core.policy import AlwaysLarge, ThresholdPolicy
 from rpra_agent.evaluation.datasets import EvalDataset, EvalItem
 from rpra_agent.evaluation.datasets.prompts import load_prompts
-from rpra_agent.evaluation.experiment_arms import arm_predictor, judge_items, labels_for, write_train_sft
+from rpra_agent.evaluation.experiment_arms import (
+    arm_predictor,
+    check_no_test_leak,
+    judge_items,
+    labels_for,
+    write_train_sft,
+)
 from rpra_agent.evaluation.experiment_metrics import Outcome, arm_scores, deferral_figures, improvements
 from rpra_agent.evaluation.runs._graphrun import EvalProgress, NullProgress, run_id_for, run_items
 from rpra_agent.store import DecisionStore, open_store
@@ -64,6 +70,8 @@ class ExperimentOptions:
         seed: Seed of the split (and of the cross-fitted calibration halves).
         target_rate: Deferral rate the threshold is calibrated to.
         name: The experiment id to resume (default: derived from prompts, models, split).
+        fine_tuned_data: The ``sft/`` directory the fine-tuned model was trained on; when
+            given, a training set that holds a test item is refused.
         batch_size: Prompts per graph batch (progress is saved after each).
         report: Write PNG and HTML (the JSON is always written).
     """
@@ -74,6 +82,7 @@ class ExperimentOptions:
     seed: int = 0
     target_rate: float = 0.3
     name: str | None = None
+    fine_tuned_data: str | None = None
     batch_size: int = 8
     report: bool = True
 
@@ -195,6 +204,8 @@ def run_experiment(
     db: DecisionStore = open_store(store or f"sqlite:///{(out / 'experiment.db').resolve()}") if owned else store  # type: ignore[assignment,arg-type]
     items = list(ds.items)
     test = [it for it in items if split[it.id] == "test"]
+    if fine_tuned is not None and opts.fine_tuned_data:
+        check_no_test_leak(Path(opts.fine_tuned_data), [it.id for it in test])
     shadow = ThresholdPolicy(threshold=0.5, shadow=True, name="shadow")
     try:
         answers: dict[str, dict[str, Decision]] = {}

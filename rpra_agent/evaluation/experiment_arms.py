@@ -16,7 +16,7 @@ from rpra_agent.evaluation.datasets import EvalItem
 from rpra_agent.evaluation.runs.replay import item_message
 from rpra_agent.store.base import DecisionStore
 
-__all__ = ["arm_predictor", "judge_items", "labels_for", "write_train_sft"]
+__all__ = ["arm_predictor", "check_no_test_leak", "judge_items", "labels_for", "write_train_sft"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,3 +139,24 @@ def arm_predictor(
             f"{sft_dir} --base-model HF_DIR --out FT --merge`, convert FT/merged to GGUF, and pass --fine-tuned"
         )
     return FineTunedPredictor(fine_tuned, scale=scale), ""
+
+
+def check_no_test_leak(sft_dir: Path, test_ids: Sequence[str]) -> None:
+    """Refuse a fine-tuned model whose training set (an experiment's ``sft/``) holds a test item.
+
+    Raises:
+        ConfigError: when the manifest is missing or unreadable, or names a test item.
+    """
+    from rpra_agent.core.errors import ConfigError
+
+    path = sft_dir / "manifest.json"
+    try:
+        examples = json.loads(path.read_text(encoding="utf-8"))["examples"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not the manifest of an experiment's sft/ set ({type(exc).__name__})") from None
+    leaked = sorted({str(e).split(":", 1)[-1] for e in examples} & set(test_ids))
+    if leaked:
+        raise ConfigError(
+            f"the fine-tuned model's training set {sft_dir} holds {len(leaked)} test item(s) of this split "
+            f"(e.g. {leaked[0]!r}): train it on this experiment's OUT/sft, or use the same --seed and --test-fraction"
+        )

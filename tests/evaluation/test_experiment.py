@@ -118,3 +118,29 @@ def test_fine_tuned_arm_is_skipped_with_a_reason(tmp_path: Path, monkeypatch: py
     assert res.exit_code == 0, res.output
     assert re.search(r"skipped pa/fine_tuned: no --fine-tuned model: train one on the train items", res.output)
     assert "RPRA" not in res.output
+
+
+def test_a_fine_tune_trained_on_test_items_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = ScriptedChatModel(responses=["small says"], logprobs=grade_logprobs({"ok": 1.0}), rpra_name="s")
+    tuned = ScriptedChatModel(responses=["ok"], logprobs=grade_logprobs({"ok": 1.0}), rpra_name="t")
+    models = {
+        "s": small,
+        "l": ScriptedChatModel(responses=["large"]),
+        "j": ScriptedChatModel(responses=[judge_by_position]),
+        "t": tuned,
+    }
+    monkeypatch.setattr(experiment_cli, "_model", lambda spec, what, base_url: models[spec])
+    prompts = prompts_file(tmp_path, 3)
+    base = ["experiment", "-d", str(prompts), "--small", "s", "--large", "l", "--judge", "j", "--paradigm", "pa",
+            "--judge-method", "json", "--predictor", "zero_shot"]  # fmt: skip
+    first = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--seed", "1"])
+    assert first.exit_code == 0, first.output
+    sft = tmp_path / "a" / "sft"
+    same = runner.invoke(
+        app, [*base, "--out", str(tmp_path / "b"), "--seed", "1", "--fine-tuned", "t", "--fine-tuned-data", str(sft)]
+    )
+    assert same.exit_code == 0, same.output  # trained on this split's train items: accepted
+    other = runner.invoke(
+        app, [*base, "--out", str(tmp_path / "c"), "--seed", "7", "--fine-tuned", "t", "--fine-tuned-data", str(sft)]
+    )
+    assert other.exit_code == 2 and "holds" in other.output and "test item" in other.output
