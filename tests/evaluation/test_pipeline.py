@@ -12,9 +12,10 @@ import pytest
 from rpra_agent.core.errors import ConfigError, DatasetError
 from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.evaluation.datasets import ModelResponse, load_dataset, save_dataset
-from rpra_agent.evaluation.runs.crossfit import CardStatPredictor, conversation_key, crossfit_cards, fold_ids
+from rpra_agent.evaluation.runs.crossfit import CardStatPredictor, crossfit_cards
 from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
 from rpra_agent.evaluation.runs.replay import ReplayJudge
+from rpra_agent.predictors.folds import conversation_key, fold_ids
 from rpra_agent.store import DecisionFilter, InMemoryDecisionStore, open_store
 from tests.evaluation.toy_data import STRONG, WEAK, toy_dataset
 

@@ -33,12 +33,21 @@ def learned_available() -> bool:
 
 
 def learned_scores(
-    ds: EvalDataset, scale: GradeScale, *, folds: int, seed: int, names: Sequence[str] = ("learned", "learned_draft")
+    ds: EvalDataset,
+    scale: GradeScale,
+    *,
+    folds: np.ndarray,
+    seed: int,
+    names: Sequence[str] = ("learned", "learned_draft"),
 ) -> list[RouterScores]:
-    """The learned predictor's cross-fitted keep-scores in request-only and draft modes.
+    """The learned predictor's cross-fitted keep-scores in request-only and draft modes, on the run's folds.
 
-    Draft mode needs the small model's answer texts; datasets without them (MMLU)
-    get the request-only router alone. Nothing when the learned predictor is not installed.
+    Its target (the small model's score, or its gain over the large one) is chosen by
+    inner validation per fold. Grade distributions (and so agreement figures and a
+    graph route pass) come with it only where every fold predicts the small model's
+    grade on the dataset's scale. Draft mode needs the small model's answer texts;
+    datasets without them (MMLU) get the request-only router alone. Nothing when the
+    learned predictor is not installed.
     """
     if not learned_available():
         logger.info("the learned predictor is not installed; skipping it")
@@ -49,29 +58,18 @@ def learned_scores(
         logger.info("dataset %s has no small-answer texts: no draft-mode learned predictor", ds.name)
     out: list[RouterScores] = []
     for mode, name, what in modes:
-        proba, labels_of, error = _crossfit_one(ds, mode, folds, seed)
-        if error is not None or proba is None:
-            logger.warning("learned predictor (%s) skipped: %s", mode, error)
+        from rpra_agent.predictors.crossfit import crossfit_predictions
+
+        try:
+            fit = crossfit_predictions(ds, mode=mode, seed=seed, folds=folds, k=int(folds.max()) + 1)
+        except ConfigError as exc:
+            logger.warning("learned predictor (%s) skipped: %s", mode, exc)
             continue
-        if tuple(labels_of) != tuple(scale.labels):
-            logger.warning("learned predictor scale %s differs from %s; skipped", labels_of, scale.labels)
-            continue
-        dists = [dict(zip(scale.labels, (float(p) for p in row), strict=True)) for row in proba]
-        keep = proba @ np.asarray(scale.values, dtype=float)
-        note = f"{what}; learned predictor, {folds}-fold cross-fitted by conversation"
-        out.append(RouterScores(name, keep, dists, scale, note))
+        targets = sorted(set(fit.targets))
+        graded = fit.proba is not None and fit.scale is not None and tuple(fit.scale.labels) == tuple(scale.labels)
+        dists = None
+        if graded and targets == ["small"] and fit.proba is not None:
+            dists = [dict(zip(scale.labels, (float(p) for p in row), strict=True)) for row in fit.proba]
+        note = f"{what}; learned predictor (target {'/'.join(targets)}), cross-fitted on the run's folds"
+        out.append(RouterScores(name, np.asarray(fit.keep, dtype=float), dists, scale if dists else None, note))
     return out
-
-
-_Outcome = tuple[np.ndarray | None, tuple[str, ...], str | None]
-
-
-def _crossfit_one(ds: EvalDataset, mode: Literal["request", "draft"], folds: int, seed: int) -> _Outcome:
-    """One mode's cross-fitted distributions and the label order (or the error)."""
-    from rpra_agent.predictors.crossfit import crossfit_proba
-
-    try:
-        proba, predictor = crossfit_proba(ds, k=folds, mode=mode, seed=seed)
-    except ConfigError as exc:
-        return None, (), str(exc)
-    return proba, tuple(predictor.scale.labels), None

@@ -24,8 +24,9 @@ from rpra_agent.evaluation.runs._scoring import (
     predictor_row,
 )
 from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibration_details, run_method
-from rpra_agent.evaluation.runs.crossfit import crossfit_cards, stable_fold_ids
+from rpra_agent.evaluation.runs.crossfit import crossfit_cards
 from rpra_agent.evaluation.runs.replay import item_message
+from rpra_agent.predictors.folds import stable_fold_ids
 from rpra_agent.store.base import DecisionStore
 
 __all__ = ["judge_pending", "live_rows", "predict_pending"]

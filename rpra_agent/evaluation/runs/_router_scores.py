@@ -39,7 +39,7 @@ def router_scores(
     out: list[RouterScores] = []
     wanted = tuple(n for n in ("learned", "learned_draft") if selection.wants(n))
     if wanted:
-        out += learned_scores(ds, scale, folds=k, seed=seed, names=wanted)
+        out += learned_scores(ds, scale, folds=folds, seed=seed, names=wanted)
     has_text = all(t is not None for t in ds.texts(ds.weak))
     for name, mode, what in _TFIDF:
         if selection.wants(name) and (mode == "request" or has_text):
@@ -60,10 +60,14 @@ def length_scores(ds: EvalDataset) -> RouterScores:
 
 
 def _tfidf_keep(ds: EvalDataset, mode: str, folds: np.ndarray) -> np.ndarray | None:
-    """The TF-IDF + ridge baseline's cross-fitted predicted small-model score, or ``None`` when not installed."""
+    """TF-IDF + ridge's cross-fitted predicted small-model score, or ``None`` when not installed."""
     try:
-        from rpra_agent.predictors.baselines import crossfit_tfidf_ridge
+        from rpra_agent.predictors.baselines import RidgeTextPredictor
+        from rpra_agent.predictors.crossfit import crossfit_scores
     except ImportError as exc:
-        logger.warning("the TF-IDF + ridge baseline is not available (%s); skipping it", exc)
+        logger.warning("the TF-IDF + ridge baseline is not installed (%s); skipping it", exc)
         return None
-    return np.asarray(crossfit_tfidf_ridge(ds, mode=mode, folds=folds), dtype=float)
+    return np.asarray(
+        crossfit_scores(ds, lambda: RidgeTextPredictor(mode=mode), mode=mode, folds=folds),  # type: ignore[arg-type]
+        dtype=float,
+    )

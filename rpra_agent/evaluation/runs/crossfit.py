@@ -5,8 +5,9 @@ it predicts the judge's grade of the small model's answer as the grade distribut
 its report card records for the request's task (smoothed toward the all-task
 distribution with ``prior_strength`` pseudo-steps). It costs microseconds, so it can
 route in production too; in the evaluation it is cross-fitted: the items are split
-into ``k`` folds and the items of fold ``f`` are predicted by the card built from the
-other folds' verdicts only.
+into ``k`` folds (by :mod:`rpra_agent.predictors.folds`, the one fold helper, so
+every router of a run is scored on the same folds) and the items of fold ``f`` are
+predicted by the card built from the other folds' verdicts only.
 """
 
 from __future__ import annotations
@@ -26,55 +27,7 @@ from rpra_agent.core.verdict import Verdict
 if TYPE_CHECKING:
     from rpra_agent.feedback import ReportCard
 
-__all__ = ["CardStatPredictor", "conversation_key", "crossfit_cards", "fold_ids", "stable_fold_ids"]
-
-
-def fold_ids(n: int, folds: int, seed: int = 0, groups: Sequence[str] | None = None) -> np.ndarray:
-    """A seeded assignment of ``n`` items to ``folds`` folds of (nearly) equal size.
-
-    Args:
-        n: Number of items.
-        folds: Number of folds.
-        seed: Seed of the permutation.
-        groups: Optional group key per item (e.g. the conversation's first user
-            message): items of one group share a fold, so the two turns of an MT-bench
-            question never inform each other's prediction.
-
-    Raises:
-        ConfigError: when ``folds`` is below 2 or above the number of items (groups).
-    """
-    if folds < 2:
-        raise ConfigError(f"cross-fitting needs at least 2 folds, got {folds}")
-    keys = list(dict.fromkeys(groups)) if groups is not None else None
-    units = len(keys) if keys is not None else n
-    if units < folds:
-        raise ConfigError(f"cannot cross-fit {units} items (groups) in {folds} folds: use fewer --folds or more items")
-    perm = np.random.default_rng(seed).permutation(units) % folds
-    if keys is None or groups is None:
-        return perm
-    fold_of = {k: int(perm[i]) for i, k in enumerate(keys)}
-    return np.array([fold_of[g] for g in groups], dtype=int)
-
-
-def conversation_key(item: object) -> str:
-    """An item's conversation: its first user message (turns of one conversation share it)."""
-    for message in getattr(item, "messages", ()):
-        if message.get("role") in ("user", "human"):
-            return str(message.get("content") or "")
-    return str(getattr(item, "prompt", ""))
-
-
-def stable_fold_ids(ids: Sequence[str], folds: int, seed: int = 0) -> np.ndarray:
-    """Folds from a hash of each id: an item keeps its fold when other items come and go.
-
-    Used where a run resumes over a growing item set (live evaluation), so a
-    prediction journaled earlier never came from a card that saw its own item.
-    """
-    import hashlib
-
-    if folds < 2:
-        raise ConfigError(f"cross-fitting needs at least 2 folds, got {folds}")
-    return np.array([int(hashlib.sha256(f"{seed}:{i}".encode()).hexdigest()[:8], 16) % folds for i in ids], dtype=int)
+__all__ = ["CardStatPredictor", "crossfit_cards"]
 
 
 class CardStatPredictor:

@@ -62,10 +62,11 @@ from rpra_agent.evaluation.runs._scoring import (
     graph_operating_point,
 )
 from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibration_details, run_method
-from rpra_agent.evaluation.runs.crossfit import CardStatPredictor, conversation_key, crossfit_cards, fold_ids
+from rpra_agent.evaluation.runs.crossfit import CardStatPredictor, crossfit_cards
 from rpra_agent.evaluation.runs.replay import ReplayChatModel, ReplayIndex, ReplayJudge
 from rpra_agent.evaluation.runs.routers import ReplayedPredictor, RouterScores, RouterSelection, choose_operating_router
 from rpra_agent.graph import build_rpra_graph
+from rpra_agent.predictors.folds import conversation_key, fold_ids
 from rpra_agent.store import DecisionStore
 
 __all__ = ["ReplayOptions", "run_replay_eval"]
