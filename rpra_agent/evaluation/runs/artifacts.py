@@ -18,7 +18,10 @@ from rpra_agent.core.grades import GradeScale
 from rpra_agent.evaluation.datasets.records import EvalDataset
 from rpra_agent.evaluation.runs.routers import RouterScores
 
-__all__ = ["artifact_name", "artifact_scores", "check_scale", "load_artifact"]
+__all__ = ["NORMALIZED", "artifact_name", "artifact_scores", "check_scale", "load_artifact"]
+
+#: The scale name of an artifact trained on several datasets pooled after normalisation.
+NORMALIZED = "normalized01"
 
 
 def artifact_name(path: str | Path) -> str:
@@ -42,25 +45,33 @@ def load_artifact(path: str | Path) -> Any:
     return LearnedPredictor.load(path)
 
 
-def check_scale(predictor: Any, scale: GradeScale, dataset: EvalDataset, path: str | Path) -> None:
-    """Refuse an artifact whose grade scale is not the dataset's.
+def check_scale(predictor: Any, scale: GradeScale, dataset: EvalDataset, path: str | Path) -> bool:
+    """Whether the artifact predicts on the dataset's own scale (``False``: a pooled, normalised 0-1 artifact).
+
+    An artifact trained on several datasets pooled (``rpra train-predictor --dataset A
+    --dataset B``) predicts normalised scores, ``(score - low) / (high - low)``: its
+    keep-scores rank any dataset's items, in normalised units.
 
     Raises:
-        ConfigError: naming both scales and what to do.
+        ConfigError: when it was trained on one dataset of another scale, naming both
+            scales and what to do.
     """
-    theirs: GradeScale = predictor.scale
+    theirs: GradeScale = getattr(predictor, "data_scale", predictor.scale)
     if tuple(theirs.labels) == tuple(scale.labels) and tuple(theirs.values) == tuple(scale.values):
-        return
+        return True
+    if theirs.name == NORMALIZED:
+        return False
     raise ConfigError(
         f"{path} was trained on score scale {theirs.name!r} ({theirs.low:g}-{theirs.high:g}, {len(theirs.labels)} "
         f"grades) but dataset {dataset.name!r} is on {scale.name!r} ({scale.low:g}-{scale.high:g}, "
-        f"{len(scale.labels)} grades): evaluate it on a dataset of its own scale, or train one on this dataset "
-        f"(`rpra train-predictor --dataset {dataset.name} --out DIR`)"
+        f"{len(scale.labels)} grades): evaluate it on a dataset of its own scale, train one on this dataset "
+        f"(`rpra train-predictor --dataset {dataset.name} --out DIR`), or pool datasets of several scales "
+        "(`rpra train-predictor --dataset A --dataset B`)"
     )
 
 
 def artifact_scores(dataset: EvalDataset, path: str | Path, scale: GradeScale) -> RouterScores:
-    """The artifact's grade distribution and expected grade for every item of ``dataset``.
+    """The artifact's keep-score (and grade distribution, on the dataset's own scale) for every item.
 
     Raises:
         ConfigError: on an unloadable artifact, another score scale, or a draft-mode
@@ -69,7 +80,7 @@ def artifact_scores(dataset: EvalDataset, path: str | Path, scale: GradeScale) -
     from rpra_agent.predictors.features import Sample
 
     predictor = load_artifact(path)
-    check_scale(predictor, scale, dataset, path)
+    own_scale = check_scale(predictor, scale, dataset, path)
     texts = dataset.texts(dataset.weak)
     draft = predictor.mode == "draft"
     if draft and any(t is None for t in texts):
@@ -85,9 +96,12 @@ def artifact_scores(dataset: EvalDataset, path: str | Path, scale: GradeScale) -
         )
         for item, text in zip(dataset.items, texts, strict=True)
     ]
-    proba = np.asarray(predictor.predict_proba(samples), dtype=float)
-    dists = [dict(zip(scale.labels, (float(p) for p in row), strict=True)) for row in proba]
-    keep = proba @ np.asarray(scale.values, dtype=float)
+    keep = np.asarray(predictor.keep_scores(samples), dtype=float)
+    dists = None
+    if own_scale and tuple(predictor.scale.labels) == tuple(scale.labels):
+        proba = np.asarray(predictor.predict_proba(samples), dtype=float)
+        dists = [dict(zip(scale.labels, (float(p) for p in row), strict=True)) for row in proba]
     source = predictor.training.get("source", "?") if isinstance(predictor.training, dict) else "?"
-    note = f"trained artifact {predictor.version} ({predictor.mode} mode, trained on {source}); not cross-fitted"
-    return RouterScores(artifact_name(path), keep, dists, scale, note)
+    units = "" if own_scale else "; normalised 0-1 scores (pooled training)"
+    note = f"trained artifact {predictor.version} ({predictor.mode} mode, trained on {source}){units}; not cross-fitted"
+    return RouterScores(artifact_name(path), keep, dists, scale if dists else None, note)
