@@ -96,7 +96,9 @@ def category_keep_scores(
     if n < 2:
         return np.full(n, 0.5)
     codes = np.unique(np.asarray([str(c) for c in categories]), return_inverse=True)[1]
-    fold = np.random.default_rng(seed).permutation(n) % min(folds, n)
+    from rpra_agent.predictors.folds import fold_ids
+
+    fold = fold_ids(n, min(folds, n), seed)
     out = np.empty(n, dtype=float)
     for f in range(min(folds, n)):
         test, train = fold == f, fold != f
