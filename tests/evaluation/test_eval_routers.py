@@ -71,7 +71,8 @@ def test_unknown_operating_router_is_a_clear_exit_2(tmp_path: Path, toy_file: Pa
 def test_operating_router_is_said_and_can_be_a_baseline(tmp_path: Path, toy_file: Path) -> None:
     code, out = _eval(tmp_path, toy_file, "--predictor", "card,length", "--operating-router", "length")
     assert code == 0, out
-    assert "operating point set by answer_length (--operating-router length)" in out
+    flat = " ".join(out.split())
+    assert "operating point: answer_length" in flat and "set by │ answer_length (--operating-router length)" in flat
     assert "answer_length *" in out  # the table marks the row
     data = json.loads((tmp_path / "o" / "eval.json").read_text())
     assert data["operating"]["predictor"] == "answer_length" and data["operating"]["details"]["computed"] is True
@@ -80,7 +81,7 @@ def test_operating_router_is_said_and_can_be_a_baseline(tmp_path: Path, toy_file
 def test_default_operating_router_is_auto_and_said(tmp_path: Path, toy_file: Path) -> None:
     code, out = _eval(tmp_path, toy_file, "--no-learned")
     assert code == 0, out
-    assert "operating point set by report_card (auto: the best cross-fitted APGR" in out
+    assert "sets the operating point: report_card (auto: the best cross-fitted APGR" in " ".join(out.split())
 
 
 def _artifact(tmp_path: Path, binary: bool = False) -> Path:

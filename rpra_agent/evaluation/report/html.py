@@ -92,7 +92,7 @@ def operating_table(result: EvalResult) -> Any:
     op = result.operating
     if op is None:
         return None
-    table = Table(title=f"operating point set by {operating_choice(result)}, {op.method} threshold", show_header=False)
+    table = Table(title=f"operating point: {op.predictor}, {op.method} threshold", show_header=False)
     table.add_column("figure", style="bold")
     table.add_column("value", justify="right")
     for label, value in _operating_rows(result):
