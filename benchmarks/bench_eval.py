@@ -78,8 +78,9 @@ def main() -> None:
     )
     print(f"wall time          {wall:8.1f} s   (imports {imported:.1f} s)")
     print(f"CPU time           {cpu:8.1f} s   (user + system, with child processes; {os.cpu_count()} cores)")
+    print(f"  {'stage':16s} {'wall':>8s}   {'CPU':>8s}")
     for stage, seconds in result.timings.items():
-        print(f"  {stage:16s} {seconds:8.2f} s")
+        print(f"  {stage:16s} {seconds:8.2f} s {result.cpu_timings.get(stage, float('nan')):8.2f} s")
     print(f"graph runs         {graph_runs} in {graph_s:.1f} s = {graph_runs / graph_s if graph_s else 0:.0f} runs/s")
     print(f"peak RSS           {rss / 1024:8.0f} MiB (before the run: {rss_before / 1024:.0f} MiB)")
     if args.workers > 1:

@@ -84,7 +84,8 @@ class EvalResult:
         operating: The calibrated operating point, when one was set.
         report_card: The report card (``text`` and per-category grade distributions).
         paths: Files written (``db``, ``png``, ``html``, ``json``).
-        timings: Seconds per stage.
+        timings: Seconds per stage (wall time).
+        cpu_timings: CPU seconds per stage (this process's user + system time).
         eval_id: The id that prefixes this run's graph run ids in the store.
         mode: ``replay`` or ``live``.
     """
@@ -102,6 +103,7 @@ class EvalResult:
     report_card: dict[str, Any] = field(default_factory=dict)
     paths: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_timings: dict[str, float] = field(default_factory=dict)
     eval_id: str = ""
     mode: str = "replay"
 

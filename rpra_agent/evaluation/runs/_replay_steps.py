@@ -33,16 +33,21 @@ _VERDICT_CHUNK = 2000
 
 
 class Timer:
+    """Wall and CPU seconds per stage (CPU: this process's user + system time)."""
+
     def __init__(self, progress: EvalProgress) -> None:
         self.times: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
         self.progress = progress
 
     @contextmanager
     def stage(self, name: str, label: str, total: int | None = None) -> Iterator[None]:
+        """Time the stage ``name``, shown as ``label`` on the progress bar."""
         self.progress.stage(label, total)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         yield
         self.times[name] = round(time.perf_counter() - start, 3)
+        self.cpu[name] = round(time.process_time() - cpu, 3)
 
 
 def open_db(store: DecisionStore | str | None, out: Path) -> tuple[DecisionStore, bool, str]:

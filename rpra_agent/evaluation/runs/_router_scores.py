@@ -21,7 +21,7 @@ _TFIDF = (("tfidf", "request", "request only"), ("tfidf_draft", "draft", "reques
 
 
 def router_scores(
-    ds: EvalDataset, scale: GradeScale, selection: RouterSelection, folds: np.ndarray, k: int, seed: int
+    ds: EvalDataset, scale: GradeScale, selection: RouterSelection, folds: np.ndarray, seed: int, *, learned: bool
 ) -> list[RouterScores]:
     """The selected routers other than the report card and the reference baselines.
 
@@ -29,17 +29,18 @@ def router_scores(
         ds: The judged dataset.
         scale: Its grade scale.
         selection: Which routers run.
-        folds: The run's fold of every item (the TF-IDF baselines use these folds).
-        k: Number of folds (the learned predictor cross-fits with ``k`` and ``seed``).
-        seed: Fold seed.
+        folds: The run's fold of every item (every router is cross-fitted on them).
+        seed: Seed of the learned predictor's inner folds.
+        learned: ``True``: the learned predictor's routers; ``False``: the TF-IDF +
+            ridge baselines and the artifacts (two calls, so each is timed apart).
 
     Raises:
         ConfigError: when a selected artifact cannot be evaluated on ``ds``.
     """
+    if learned:
+        wanted = tuple(n for n in ("learned", "learned_draft") if selection.wants(n))
+        return learned_scores(ds, scale, folds=folds, seed=seed, names=wanted) if wanted else []
     out: list[RouterScores] = []
-    wanted = tuple(n for n in ("learned", "learned_draft") if selection.wants(n))
-    if wanted:
-        out += learned_scores(ds, scale, folds=folds, seed=seed, names=wanted)
     has_text = all(t is not None for t in ds.texts(ds.weak))
     for name, mode, what in _TFIDF:
         if selection.wants(name) and (mode == "request" or has_text):

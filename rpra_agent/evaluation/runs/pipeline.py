@@ -221,8 +221,11 @@ def run_replay_eval(
             scale,
             card_note(ds, opts.folds),
         )
-        with timer.stage("routers", "routers: learned, baselines, artifacts (cross-fitted)"):
-            scores = [card_scores, *router_scores(ds, scale, opts.selected_routers(), folds, opts.folds, opts.seed)]
+        selection = opts.selected_routers()
+        with timer.stage("learned", "learned predictor: cross-fitting (request, draft)"):
+            scores = [card_scores, *router_scores(ds, scale, selection, folds, opts.seed, learned=True)]
+        with timer.stage("baselines", "baselines and artifacts: TF-IDF + ridge (cross-fitted), shortest-first"):
+            scores += router_scores(ds, scale, selection, folds, opts.seed, learned=False)
             rows_curves: list[tuple[PredictorRow, Curve | None]] = [router_row(r, weak, strong, labels) for r in scores]
             rows_curves += baseline_rows(
                 weak, strong, ds.texts(ds.weak) if opts.routers.wants("answer_length") else None
@@ -289,10 +292,12 @@ def run_replay_eval(
         report_card=card_summary(card, scale),
         paths={"db": masked_url(db_label)},
         timings=timer.times,
+        cpu_timings=timer.cpu,
         eval_id=eval_id,
     )
     if opts.report:
         with timer.stage("report", "report: plot, HTML and JSON"):
             write_report(result, out)
         result.timings = timer.times
+        result.cpu_timings = timer.cpu
     return result
