@@ -63,7 +63,7 @@ def parse_json_line(raw: str, path: str, line: int, *, what: str = "each line mu
     """
     if len(raw) > MAX_LINE_CHARS:
         raise DatasetError(f"the line has {len(raw):,} characters (at most {MAX_LINE_CHARS:,})", path=path, line=line)
-    if ("[" in raw or "{" in raw) and _depth(raw) > MAX_DEPTH:
+    if raw.count("[") + raw.count("{") > MAX_DEPTH and _depth(raw) > MAX_DEPTH:  # scan only when it could be
         raise DatasetError(f"JSON nested deeper than {MAX_DEPTH} levels; {what}", path=path, line=line)
     try:
         return json.loads(raw, parse_int=_int, parse_constant=_constant)
