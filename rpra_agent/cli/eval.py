@@ -23,7 +23,7 @@ err = Console(stderr=True)
 
 
 class RichProgress:
-    """An :class:`~rpra_agent.evaluation.runs._graphrun.EvalProgress` drawn as one Rich bar per stage."""
+    """An :class:`~rpra_agent.evaluation.runs.graphrun.EvalProgress` drawn as one Rich bar per stage."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress

@@ -48,7 +48,7 @@ from rpra_agent.evaluation.experiment_arms import (
     write_train_sft,
 )
 from rpra_agent.evaluation.experiment_metrics import Outcome, arm_scores, deferral_figures, improvements
-from rpra_agent.evaluation.runs._graphrun import EvalProgress, NullProgress, run_id_for, run_items
+from rpra_agent.evaluation.runs.graphrun import EvalProgress, NullProgress, run_id_for, run_items
 from rpra_agent.store import DecisionStore, open_store
 
 __all__ = ["PARADIGMS", "PREDICTORS", "ExperimentOptions", "run_experiment"]

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from rpra_agent.core.decision import Decision, Paradigm
-from rpra_agent.evaluation.runs._graphrun import EvalProgress, NullProgress
+from rpra_agent.evaluation.runs.graphrun import EvalProgress, NullProgress
 
 __all__ = ["GraphPool"]
 
@@ -40,7 +40,7 @@ def _run(
     batch_size: int,
     max_concurrency: int,
 ) -> list[dict[str, Any]]:
-    from rpra_agent.evaluation.runs._graphrun import run_items
+    from rpra_agent.evaluation.runs.graphrun import run_items
     from rpra_agent.graph import build_rpra_graph
 
     small, large = _STATE["models"]

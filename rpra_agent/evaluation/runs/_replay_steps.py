@@ -18,9 +18,9 @@ from rpra_agent.core.verdict import Verdict
 from rpra_agent.evaluation.datasets.records import EvalDataset
 from rpra_agent.evaluation.metrics.costs import item_costs
 from rpra_agent.evaluation.report.results import Curve, PredictorRow
-from rpra_agent.evaluation.runs._graphrun import EvalProgress, run_items
 from rpra_agent.evaluation.runs._parallel import GraphPool
 from rpra_agent.evaluation.runs._scoring import predictor_row
+from rpra_agent.evaluation.runs.graphrun import EvalProgress, run_items
 from rpra_agent.evaluation.runs.replay import ReplayChatModel, ReplayJudge
 from rpra_agent.evaluation.runs.routers import RouterScores
 from rpra_agent.graph import build_rpra_graph

@@ -39,9 +39,9 @@ from rpra_agent.evaluation.datasets.prompts import load_prompts
 from rpra_agent.evaluation.datasets.records import EvalDataset
 from rpra_agent.evaluation.report.html import write_report
 from rpra_agent.evaluation.report.results import EvalResult
-from rpra_agent.evaluation.runs._graphrun import EvalProgress, NullProgress, masked_url, run_id_for, run_items
 from rpra_agent.evaluation.runs._journal import PredictionJournal
 from rpra_agent.evaluation.runs._live_steps import judge_pending, live_rows, predict_pending
+from rpra_agent.evaluation.runs.graphrun import EvalProgress, NullProgress, masked_url, run_id_for, run_items
 from rpra_agent.graph import build_rpra_graph
 from rpra_agent.predictors import ZeroShotPredictor
 from rpra_agent.store import DecisionStore, open_store

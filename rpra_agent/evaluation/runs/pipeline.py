@@ -40,7 +40,6 @@ from rpra_agent.evaluation.datasets.scales import scale_for
 from rpra_agent.evaluation.metrics.costs import PriceTable
 from rpra_agent.evaluation.report.html import write_report
 from rpra_agent.evaluation.report.results import Curve, EvalResult, PredictorRow
-from rpra_agent.evaluation.runs._graphrun import EvalProgress, NullProgress, masked_url, run_items
 from rpra_agent.evaluation.runs._replay_steps import (
     Timer,
     by_item_id,
@@ -63,6 +62,7 @@ from rpra_agent.evaluation.runs._scoring import (
 )
 from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibration_details, run_method
 from rpra_agent.evaluation.runs.crossfit import CardStatPredictor, crossfit_cards
+from rpra_agent.evaluation.runs.graphrun import EvalProgress, NullProgress, masked_url, run_items
 from rpra_agent.evaluation.runs.replay import ReplayChatModel, ReplayIndex, ReplayJudge
 from rpra_agent.evaluation.runs.routers import ReplayedPredictor, RouterScores, RouterSelection, choose_operating_router
 from rpra_agent.graph import build_rpra_graph
