@@ -208,3 +208,31 @@ def test_csv_quoted_line_breaks_keep_their_line_numbers(tmp_path: Path) -> None:
     src = tmp_path / "ok.csv"
     src.write_text('id,p\n1,"two\nlines"\n2,x\n', encoding="utf-8")
     assert [(line, row["id"]) for line, row in read_table(src)] == [(2, "1"), (4, "2")]
+
+
+def test_long_columns_without_long_are_refused(tmp_path: Path) -> None:
+    src = tmp_path / "w.csv"
+    src.write_text("p,a,b\nq,1,0\n", encoding="utf-8")
+    code, text = _run(
+        "data", "convert", str(src), "-o", str(tmp_path / "o.jsonl"), "--prompt-col", "p",
+        "--model", "a=:a", "--model", "b=:b", "--model-col", "model",
+    )  # fmt: skip
+    assert code == 2 and "--model-col belongs to a long table: add --long" in text
+
+
+def test_calibrate_a_continuous_dataset_uses_a_bound_for_continuous_losses(tmp_path: Path) -> None:
+    rows = [{"p": f"q{i}", "c": "ab"[i % 2], "s": (i % 10) / 10 + 0.05, "t": 0.97} for i in range(60)]
+    src = _jsonl(tmp_path / "c.jsonl", rows)
+    out = tmp_path / "c.out.jsonl"
+    code, text = _run(
+        "data", "convert", str(src), "-o", str(out), "--prompt-col", "p", "--category-col", "c",
+        "--model", "small=:s", "--model", "large=:t",
+    )  # fmt: skip
+    assert code == 0, text
+    cal = tmp_path / "cal.json"
+    code, text = _run(
+        "calibrate", "--dataset", str(out), "--predictor", "category", "--epsilon", "0.2", "--out", str(cal)
+    )
+    assert code == 0, text
+    data = json.loads(cal.read_text())
+    assert data["method"] == "hoeffding-bentkus" and data["score_range"] == [0.0, 1.0] and data["mode"] == "quality"
