@@ -20,9 +20,9 @@ import time
 
 import numpy as np
 
-from rpra_agent.evaluation.metrics.baselines import oracle_keep_scores
 from rpra_agent.evaluation.datasets import load_dataset
 from rpra_agent.evaluation.metrics import apgr
+from rpra_agent.evaluation.metrics.baselines import oracle_keep_scores
 from rpra_agent.predictors.crossfit import crossfit_keep_scores, transfer_keep_scores
 
 DATASETS = ("mt-bench", "mt-bench-question", "gsm8k", "mmlu", "arena")

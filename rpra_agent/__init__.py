@@ -32,12 +32,12 @@ if TYPE_CHECKING:
     from rpra_agent.core.policy import AlwaysLarge, AlwaysSmall, DeferralPolicy, PolicyContext, Route, ThresholdPolicy
     from rpra_agent.core.prediction import Prediction, PredictionRequest, Predictor
     from rpra_agent.core.verdict import Verdict
+    from rpra_agent.feedback import LLMJudge, ReportCard, build_report_cards, report_card_loader
+    from rpra_agent.feedback.calibration import Calibration, load_calibrated_policy
     from rpra_agent.graph import RPRAState, build_rpra_graph, decisions_from_state
     from rpra_agent.middleware import RPRAMiddleware
     from rpra_agent.predictors import FineTunedPredictor, ReportCardPredictor, SelfPredictor, ZeroShotPredictor
     from rpra_agent.store import Artifact, DecisionFilter, DecisionStore, InMemoryDecisionStore, open_store
-    from rpra_agent.feedback import LLMJudge, ReportCard, build_report_cards, report_card_loader
-    from rpra_agent.feedback.calibration import Calibration, load_calibrated_policy
 
 __version__ = "0.1.0"
 

@@ -26,7 +26,12 @@ print(json.dumps({"codes": [o.exit_code for o in outputs], "heavy": heavy, "help
 def test_help_imports_no_heavy_module() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, ",".join(HEAVY)], capture_output=True, text=True, env=env, timeout=120, check=True
+        [sys.executable, "-c", _PROBE, ",".join(HEAVY)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
     )
     data = json.loads(done.stdout.strip().splitlines()[-1])
     assert data["codes"] == [0, 0, 0]
