@@ -110,3 +110,21 @@ def test_an_artifact_on_another_score_scale_is_a_clear_exit_2(tmp_path: Path) ->
     code, out = _eval(tmp_path, binary, "--predictor", str(art))
     assert code == 2
     assert "was trained on score scale 'ten'" in out and "'correct01'" in out and "rpra train-predictor" in out
+
+
+def test_the_graph_routes_with_the_learned_predictors_cross_fitted_predictions(tmp_path: Path) -> None:
+    pytest.importorskip("rpra_agent.predictors.learned")
+    from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
+    from rpra_agent.store import InMemoryDecisionStore
+
+    store = InMemoryDecisionStore()
+    opts = ReplayOptions(
+        folds=3, report=False, routers=select_routers(["card", "learned_request"]), operating_router="learned"
+    )
+    result = run_replay_eval(toy_dataset(36), out_dir=tmp_path, store=store, options=opts)
+    op = result.operating
+    assert op is not None and op.predictor == "learned" and "computed" not in op.details
+    assert "route_mismatches" not in op.details  # the graph deferred exactly the items below the threshold
+    assert op.quality == pytest.approx(op.details["expected_quality"])
+    routed = [d for d in store.decisions() if ":route:" in d.run_id]
+    assert len(routed) == 36 and {d.prediction.predictor for d in routed if d.prediction} == {"learned"}
