@@ -9,16 +9,23 @@
 3. **report card**: the small model's card is built from the log (the feedback
    builder) and stored as an artifact; ``k`` cross-fitted cards are built, one per
    fold, each from the other folds only.
-4. **predict**: each item is predicted by its fold's card, read statistically
-   (:class:`~rpra_agent.evaluation.runs.crossfit.CardStatPredictor`); the learned
-   predictor joins, cross-fitted, when installed.
-5. **calibrate**: a threshold on the card's expected grade (fixed, a target deferral
-   rate, or a quality-loss bound), stored as a calibration artifact.
-6. **route**: the graph runs every item again with its fold's card predictor and
-   the calibrated ``ThresholdPolicy``; the judge grades what it answered; the
-   realised quality, deferral rate and cost form the operating point.
-7. **metrics and report**: agreement and routing figures for every predictor and
-   baseline; a PNG, a self-contained HTML report and a JSON file in ``out_dir``.
+4. **learned** and **baselines**: every selected router of
+   :mod:`~rpra_agent.evaluation.runs.routers` scores every item, cross-fitted on the
+   run's folds: the card read statistically
+   (:class:`~rpra_agent.evaluation.runs.crossfit.CardStatPredictor`), the learned
+   predictor and TF-IDF + ridge (request, request + draft), shortest-first, random,
+   oracle, and any trained artifact; the operating router is chosen
+   (``--operating-router``, by default the grade predictor with the best APGR).
+5. **calibrate**: a threshold on the operating router's keep-score (fixed, a target
+   deferral rate, or a quality-loss bound), stored as a calibration artifact.
+6. **route**: the graph runs every item again with the operating router (its fold's
+   card, or its cross-fitted predictions replayed) and the calibrated
+   ``ThresholdPolicy``; the judge grades what it answered; the realised quality,
+   deferral rate and cost form the operating point. A router that predicts no grade
+   (shortest-first, TF-IDF + ridge) gives an operating point computed from the
+   recording instead.
+7. **report**: agreement and routing figures for every router; a PNG, a
+   self-contained HTML report and a JSON file in ``out_dir``.
 """
 
 from __future__ import annotations
