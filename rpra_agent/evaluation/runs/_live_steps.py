@@ -221,7 +221,10 @@ def live_rows(
             weak=weak,
             strong=strong,
             keep=keeps[route],
-            details=calibration_details(cal),
+            details={
+                **calibration_details(cal),
+                "operating_router_choice": "live: the report card when it was built, else zero-shot",
+            },
         )
     decisions = [answers[it.id] for it in items]
     card = save_report_card(store, build_report_card(decisions, given, decisions[0].small_model, scale=scale))
