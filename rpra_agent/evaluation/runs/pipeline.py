@@ -240,7 +240,11 @@ def run_replay_eval(
             rows = [r for r, _ in rows_curves]
             candidates = [r.name for r in rows if r.name in {s.name for s in scores} or r.name == "answer_length"]
             op_name = choose_operating_router(
-                opts.operating_router, rows, candidates, [s.name for s in scores if s.distributions is not None]
+                opts.operating_router,
+                rows,
+                candidates,
+                # auto picks among the cross-fitted grade predictors: an artifact may have seen these items
+                [s.name for s in scores if s.distributions is not None and not s.name.startswith("artifact:")],
             )
             op = next((s for s in scores if s.name == op_name), None) or length_scores(ds)
         with timer.stage("calibrate", "calibrate: choosing the threshold"):

@@ -147,8 +147,10 @@ def choose_operating_router(
             predict a grade, the best cross-fitted APGR in this run).
         rows: The run's table rows.
         available: Routers that can set it (computed in this run, not oracle/random).
-        graded: Those of them that predict a grade distribution (the graph can route
-            with them; the others' operating point is computed from the recording).
+        graded: Those of them that ``auto`` may choose: cross-fitted routers that
+            predict a grade distribution (the graph can route with them; the others'
+            operating point is computed from the recording). Trained artifacts are
+            left out: they may have seen the items.
 
     Raises:
         ConfigError: for a name that is not among ``available``.
