@@ -81,7 +81,11 @@ def test_operating_router_is_said_and_can_be_a_baseline(tmp_path: Path, toy_file
 def test_default_operating_router_is_auto_and_said(tmp_path: Path, toy_file: Path) -> None:
     code, out = _eval(tmp_path, toy_file, "--no-learned")
     assert code == 0, out
-    assert "sets the operating point: report_card (auto: the best cross-fitted APGR" in " ".join(out.split())
+    data = json.loads((tmp_path / "o" / "eval.json").read_text())
+    graded = [r for r in data["rows"] if r["name"] in ("report_card", "tfidf", "tfidf_draft")]
+    best = max(graded, key=lambda r: r["apgr"])["name"]  # the TF-IDF rows route through the graph as grades too
+    assert data["operating"]["predictor"] == best and "computed" not in data["operating"]["details"]
+    assert f"sets the operating point: {best} (auto: the best cross-fitted APGR" in " ".join(out.split())
 
 
 def _artifact(tmp_path: Path, binary: bool = False) -> Path:

@@ -46,11 +46,22 @@ def router_scores(
         if selection.wants(name) and (mode == "request" or has_text):
             keep = _tfidf_keep(ds, mode, folds)
             if keep is not None:
-                out.append(
-                    RouterScores(name, keep, None, None, f"{what}; TF-IDF + ridge, cross-fitted on the run's folds")
-                )
+                out.append(_as_grades(name, keep, scale, f"{what}; TF-IDF + ridge, cross-fitted on the run's folds"))
     out += [artifact_scores(ds, path, scale) for path in selection.artifacts]
     return out
+
+
+def _as_grades(name: str, predicted: np.ndarray, scale: GradeScale, note: str) -> RouterScores:
+    """A predicted score as a grade distribution on its two nearest grades (its mean: the score, clipped to the scale).
+
+    So a regression baseline can set the operating point through the graph like any
+    grade predictor; its keep-score is that mean.
+    """
+    from rpra_agent.predictors.baselines import point_distribution
+
+    dists = [point_distribution(scale, float(v)) for v in predicted]
+    keep = np.array([sum(d[lab] * v for lab, v in zip(scale.labels, scale.values, strict=True)) for d in dists])
+    return RouterScores(name, keep, dists, scale, note + "; the score spread on its two nearest grades")
 
 
 def length_scores(ds: EvalDataset) -> RouterScores:

@@ -22,7 +22,7 @@
    card, or its cross-fitted predictions replayed) and the calibrated
    ``ThresholdPolicy``; the judge grades what it answered; the realised quality,
    deferral rate and cost form the operating point. A router that predicts no grade
-   (shortest-first, TF-IDF + ridge) gives an operating point computed from the
+   (shortest-first) gives an operating point computed from the
    recording instead.
 7. **report**: agreement and routing figures for every router; a PNG, a
    self-contained HTML report and a JSON file in ``out_dir``.
