@@ -236,3 +236,23 @@ def test_calibrate_a_continuous_dataset_uses_a_bound_for_continuous_losses(tmp_p
     assert code == 0, text
     data = json.loads(cal.read_text())
     assert data["method"] == "hoeffding-bentkus" and data["score_range"] == [0.0, 1.0] and data["mode"] == "quality"
+
+
+def test_long_jsonl_with_tokens_and_cost_and_the_prompt_as_key(tmp_path: Path) -> None:
+    rows = [
+        {"q": "hi?", "m": "s", "a": "hello", "g": 0.4, "n": 3, "usd": 0.001},
+        {"q": "hi?", "m": "l", "a": "hello there", "g": 0.9, "n": 5, "usd": 0.01},
+        {"q": "bye?", "m": "l", "a": "", "g": 0.2, "n": 0, "usd": 0.01},
+    ]
+    src = _jsonl(tmp_path / "long.jsonl", rows)
+    out = tmp_path / "o.jsonl"
+    code, text = _run(
+        "data", "convert", str(src), "-o", str(out), "--long", "--prompt-col", "q", "--model-col", "m",
+        "--response-col", "a", "--score-col", "g", "--tokens-col", "n", "--cost-col", "usd",
+    )  # fmt: skip
+    assert code == 0, text
+    ds = load_dataset(out)
+    assert [i.prompt for i in ds.items] == ["hi?", "bye?"] and (ds.weak, ds.strong) == ("s", "l")
+    assert ds.items[0].responses["l"].tokens == 5 and ds.items[0].responses["s"].cost == 0.001
+    assert ds.texts("l") == ["hello there", ""] and ds.texts("s") == ["hello", None]  # no row: not recorded
+    np.testing.assert_array_equal(ds.scores("s"), [0.4, np.nan])
