@@ -9,8 +9,8 @@ from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 import numpy as np
 from scipy import sparse
 
-from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.core.messages import message_text
+from rpra_agent.core.prediction import PredictionRequest
 
 __all__ = ["REGISTRY", "FeatureMatrix", "Featurizer", "Sample", "register_featurizer"]
 

@@ -12,10 +12,10 @@ from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import ConfigError, PredictorError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import PredictionRequest, Predictor
+from rpra_agent.core.verdict import Verdict
 from rpra_agent.predictors.features import Sample, TextFeaturizer
 from rpra_agent.predictors.learned import LearnedPredictor
 from rpra_agent.store.memory import InMemoryDecisionStore
-from rpra_agent.core.verdict import Verdict
 from tests.predictors.learned_data import make_dataset, make_samples
 
 TEN = GradeScale.ten_point()
