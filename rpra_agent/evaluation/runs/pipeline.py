@@ -234,9 +234,7 @@ def run_replay_eval(
         with timer.stage("baselines", "baselines and artifacts: TF-IDF + ridge (cross-fitted), shortest-first"):
             scores += router_scores(ds, scale, selection, folds, opts.seed, learned=False)
             rows_curves: list[tuple[PredictorRow, Curve | None]] = [router_row(r, weak, strong, labels) for r in scores]
-            rows_curves += baseline_rows(
-                weak, strong, ds.texts(ds.weak) if opts.routers.wants("answer_length") else None
-            )
+            rows_curves += baseline_rows(weak, strong, ds.texts(ds.weak) if selection.wants("answer_length") else None)
             rows = [r for r, _ in rows_curves]
             candidates = [r.name for r in rows if r.name in {s.name for s in scores} or r.name == "answer_length"]
             op_name = choose_operating_router(
