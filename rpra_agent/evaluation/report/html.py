@@ -180,13 +180,16 @@ def plot_png(result: EvalResult, *, width: float = 7.5, height: float = 5.0) -> 
 def _html_table(result: EvalResult) -> str:
     head = "".join(f"<th>{html.escape(label)}</th>" for _, _, label in _COLUMNS)
     rows = []
+    chosen = result.operating.predictor if result.operating is not None else None
     for row in result.rows:
         cells = "".join(f"<td class='num'>{html.escape(_cell(row, k))}</td>" for k, _, _ in _COLUMNS)
+        name = f"{row.name} *" if row.name == chosen else row.name
         rows.append(
-            f"<tr class='{html.escape(row.kind)}'><th>{html.escape(row.name)}</th>{cells}"
+            f"<tr class='{html.escape(row.kind)}'><th>{html.escape(name)}</th>{cells}"
             f"<td class='note'>{html.escape(row.note)}</td></tr>"
         )
-    return f"<table><tr><th>predictor</th>{head}<th>note</th></tr>{''.join(rows)}</table>"
+    note = f"<p>* sets the operating point: {html.escape(operating_choice(result))}</p>" if chosen else ""
+    return f"<table><tr><th>predictor</th>{head}<th>note</th></tr>{''.join(rows)}</table>{note}"
 
 
 def _html_operating(result: EvalResult) -> str:
