@@ -77,7 +77,9 @@ def test_operating_router_is_said_and_can_be_a_baseline(tmp_path: Path, toy_file
     data = json.loads((tmp_path / "o" / "eval.json").read_text())
     assert data["operating"]["predictor"] == "answer_length" and data["operating"]["details"]["computed"] is True
     page = (tmp_path / "o" / "eval.html").read_text()
-    assert "<th>answer_length *</th>" in page and "* sets the operating point: answer_length (--operating-router" in page
+    assert (
+        "<th>answer_length *</th>" in page and "* sets the operating point: answer_length (--operating-router" in page
+    )
 
 
 def test_default_operating_router_is_auto_and_said(tmp_path: Path, toy_file: Path) -> None:
