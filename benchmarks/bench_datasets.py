@@ -8,8 +8,9 @@ from __future__ import annotations
 import resource
 import time
 
-from rpra_agent.evaluation.baselines import dataset_baselines
-from rpra_agent.evaluation.datasets import BUNDLED, _load_file, bundled_path
+from rpra_agent.evaluation.datasets import BUNDLED, bundled_path
+from rpra_agent.evaluation.datasets.records import _load_file
+from rpra_agent.evaluation.metrics.baselines import dataset_baselines
 
 
 def main() -> None:

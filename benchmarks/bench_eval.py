@@ -6,13 +6,19 @@ Run by hand (not a test)::
     .venv/bin/python benchmarks/bench_eval.py --dataset mt-bench
     .venv/bin/python benchmarks/bench_eval.py --tracemalloc   # Python-heap peak too (slower)
 
-Prints the run time, each stage's time, graph runs per second, the peak resident set
-size (ru_maxrss) and, with --tracemalloc, the peak traced Python allocation.
+Prints the wall and CPU time (user + system, this process and its children, imports
+included), each stage's time, graph runs per second, the peak resident set size
+(ru_maxrss) and, with --tracemalloc, the peak traced Python allocation.
+
+The README's figure for the main job (``rpra eval --dataset mt-bench``, every router)::
+
+    .venv/bin/python benchmarks/bench_eval.py --dataset mt-bench
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import sys
@@ -20,6 +26,12 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> None:
@@ -38,7 +50,8 @@ def main() -> None:
     if args.tracemalloc:
         tracemalloc.start()
     start = time.perf_counter()
-    from rpra_agent.evaluation.pipeline import ReplayOptions, run_replay_eval
+    cpu_start = _cpu_seconds()
+    from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
 
     imported = time.perf_counter() - start
     result = run_replay_eval(
@@ -53,6 +66,7 @@ def main() -> None:
         ),
     )
     wall = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_start
     traced = tracemalloc.get_traced_memory()[1] if args.tracemalloc else None
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -63,8 +77,10 @@ def main() -> None:
         f"dataset            {result.dataset} (n={result.n_items}, dropped {result.n_dropped}), workers {args.workers}"
     )
     print(f"wall time          {wall:8.1f} s   (imports {imported:.1f} s)")
+    print(f"CPU time           {cpu:8.1f} s   (user + system, with child processes; {os.cpu_count()} cores)")
+    print(f"  {'stage':16s} {'wall':>8s}   {'CPU':>8s}")
     for stage, seconds in result.timings.items():
-        print(f"  {stage:16s} {seconds:8.2f} s")
+        print(f"  {stage:16s} {seconds:8.2f} s {result.cpu_timings.get(stage, float('nan')):8.2f} s")
     print(f"graph runs         {graph_runs} in {graph_s:.1f} s = {graph_runs / graph_s if graph_s else 0:.0f} runs/s")
     print(f"peak RSS           {rss / 1024:8.0f} MiB (before the run: {rss_before / 1024:.0f} MiB)")
     if args.workers > 1:

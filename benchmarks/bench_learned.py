@@ -1,8 +1,13 @@
-"""Predict latency: the learned predictor against a zero-shot self-prediction on the tiny GGUF.
+"""Fit time of the learned predictor on MT-bench, and predict latency against a zero-shot self-prediction.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_learned.py [--calls 200] [--threads 2]
+    .venv/bin/python benchmarks/bench_learned.py --fit-only      # the fit times alone
+
+Fit time: ``LearnedPredictor(mode=...).fit_dataset(mt-bench)`` with the defaults (the
+target and ``C`` chosen by inner validation), CPU seconds of this process (and wall
+seconds, which depend on what else runs on the machine), best of ``--repeats``.
 
 Requests are real MT-bench prompts (drafts: the recorded Mixtral answers). The
 zero-shot predictor runs the synthesized tiny llama GGUF through the llama.cpp chat
@@ -24,10 +29,10 @@ from pathlib import Path
 
 from langchain_core.messages import AIMessage, HumanMessage
 
-from rpra_agent.evaluation.datasets import load_dataset
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.models import load_chat_model
 from rpra_agent.core.prediction import PredictionRequest
+from rpra_agent.evaluation.datasets import load_dataset
+from rpra_agent.models import load_chat_model
 from rpra_agent.predictors import ZeroShotPredictor
 from rpra_agent.predictors.embeddings import LlamaEmbeddingFeaturizer
 from rpra_agent.predictors.learned import LearnedPredictor
@@ -61,11 +66,32 @@ def _time(fn: Callable[[PredictionRequest], object], requests: list[PredictionRe
     return times
 
 
+def fit_times(repeats: int) -> None:
+    """Print the CPU and wall seconds of fitting the default learned predictor on MT-bench."""
+    ds = load_dataset("mt-bench").judged()
+    print(f"fit on MT-bench ({len(ds)} turns), best of {repeats}")
+    print(f"{'mode':8} {'cpu s':>7} {'wall s':>7}  target  C")
+    for mode in ("request", "draft"):
+        runs = []
+        predictor = LearnedPredictor(mode=mode)  # type: ignore[arg-type]
+        for _ in range(max(repeats, 1)):
+            cpu, wall = time.process_time(), time.perf_counter()
+            predictor = LearnedPredictor(mode=mode).fit_dataset(ds)  # type: ignore[arg-type]
+            runs.append((time.process_time() - cpu, time.perf_counter() - wall))
+        best = min(runs)
+        print(f"{mode:8} {best[0]:>7.2f} {best[1]:>7.2f}  {predictor.target:6}  {predictor.model.C}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fit-only", action="store_true")
     args = parser.parse_args()
+    fit_times(args.repeats)
+    if args.fit_only:
+        return
     ds = load_dataset("mt-bench")
     plain, drafted = _requests(80, False), _requests(80, True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,12 +101,12 @@ def main() -> None:
         learned = LearnedPredictor(mode="request").fit_dataset(ds)
         learned_draft = LearnedPredictor(mode="draft").fit_dataset(ds)
         probe = LlamaEmbeddingFeaturizer(gguf, n_ctx=512, n_threads=args.threads)
-        learned_llama = LearnedPredictor(probe, C=1.0, block_grid=None).fit_dataset(ds)
+        learned_llama = LearnedPredictor(probe, C=1.0, target="small").fit_dataset(ds)
         rows = [
             ("zero-shot self-prediction (tiny GGUF), request", zero.predict, plain),
             ("zero-shot self-prediction (tiny GGUF), with draft", zero.predict, drafted),
-            ("learned, TF-IDF+cues (default), request mode", learned.predict, plain),
-            ("learned, TF-IDF+cues (default), draft mode", learned_draft.predict, drafted),
+            ("learned, TF-IDF words+chars+cues (default), request", learned.predict, plain),
+            ("learned, TF-IDF words+chars+cues (default), draft", learned_draft.predict, drafted),
             ("learned, llama.cpp embedding probe (tiny GGUF)", learned_llama.predict, plain),
         ]
         print(f"predict latency over {args.calls} calls (ms), MT-bench prompts, {args.threads} llama.cpp threads")

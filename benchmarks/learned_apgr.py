@@ -1,84 +1,155 @@
-"""Cross-fitted APGR of the learned predictor on every bundled dataset, beside random and oracle.
+"""Cross-fitted APGR of the learned predictor against its baselines on every bundled dataset.
 
 Usage::
 
-    .venv/bin/python benchmarks/learned_apgr.py                  # every dataset, modes, targets, transfer table
-    .venv/bin/python benchmarks/learned_apgr.py mt-bench --seeds 3 --no-transfer
+    .venv/bin/python benchmarks/learned_apgr.py                      # every dataset, both modes, 3 fold seeds
+    .venv/bin/python benchmarks/learned_apgr.py mt-bench --targets auto,small,gain --seeds 3
+    .venv/bin/python benchmarks/learned_apgr.py --transfer mt-bench gsm8k mmlu arena
 
-Every figure is 5-fold cross-fitted: turns of one conversation share a fold, and the
-regularisation and feature-block weights are tuned by an inner CV on the training
-folds only. Columns: mode (request: the prompt alone; draft: also the weak model's
-answer) x target (small: the weak answer's grade; no_worse: P(weak graded no worse
-than strong)). Protocol: every point of the routing curve, every item with both
-scores (RouteLLM's APGR definition; MT-bench routed per turn; all 1,319 GSM8K items).
+Every router of a row is scored on the same folds (``predictors.crossfit.dataset_folds``:
+5 folds by conversation, per fold seed), and every learned figure is cross-fitted:
+the target (``auto``) and the regularisation are chosen by an inner validation on the
+training folds only. Rows: mode (request: the prompt alone; draft: also the weak
+model's answer). Columns, each mean ± sd over the fold seeds:
+
+- ``learned/<target>``: the learned predictor (``auto`` = its default);
+- ``ridge``: TF-IDF + ridge on the same inputs (``predictors.baselines.RidgeTextPredictor``);
+- ``card``: the category card (the smoothed mean small score of the item's category
+  in the training folds: the statistical report card's expected score);
+- ``shortest``: defer the shortest small answers first (it reads the answer, so in
+  request mode it uses what a request-mode router cannot see);
+- ``bar``: the best of ridge, card and shortest (``bar*``: ridge and card only, the
+  baselines with the same inputs in request mode), and the margin of learned/auto over it.
+
+Protocol: every point of the routing curve, every item with both scores (RouteLLM's
+APGR definition; MT-bench routed per turn; all 1,319 GSM8K items).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from rpra_agent.evaluation.baselines import oracle_keep_scores
 from rpra_agent.evaluation.datasets import load_dataset
 from rpra_agent.evaluation.metrics import apgr
-from rpra_agent.predictors.crossfit import crossfit_keep_scores, transfer_keep_scores
+from rpra_agent.predictors.baselines import RidgeTextPredictor
+from rpra_agent.predictors.crossfit import crossfit_predictions, crossfit_scores, dataset_folds, transfer_keep_scores
+from rpra_agent.predictors.learned import LearnedPredictor
 
-DATASETS = ("mt-bench", "mt-bench-question", "gsm8k", "mmlu", "arena")
+DATASETS = ("mt-bench", "gsm8k", "mmlu", "arena")
+
+
+def card_keep(categories: Sequence[Any], weak: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Cross-fitted category card: ``(sum in category + overall mean) / (count + 1)`` of the training folds."""
+    cats = np.asarray([str(c) for c in categories])
+    keep = np.zeros(len(weak))
+    for f in np.unique(folds):
+        train, test = folds != f, np.flatnonzero(folds == f)
+        overall = float(weak[train].mean())
+        for c in np.unique(cats[test]):
+            same = train & (cats == c)
+            keep[test[cats[test] == c]] = (weak[same].sum() + overall) / (same.sum() + 1.0)
+    return keep
+
+
+def _fmt(values: list[float]) -> str:
+    return f"{np.mean(values):.3f}±{np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def table(names: Sequence[str], modes: Sequence[str], targets: Sequence[str], seeds: int, k: int) -> None:
+    cols = [f"learned/{t}" for t in targets] + ["ridge", "card", "shortest", "bar", "bar*", "auto-bar", "auto-bar*"]
+    print(f"{'dataset':9} {'mode':8} {'n':>6} " + " ".join(f"{c:>12}" for c in cols) + "  targets chosen  seconds")
+    for name in names:
+        ds = load_dataset(name).judged()
+        weak, strong = ds.scores(ds.weak), ds.scores(ds.strong)
+        texts = ds.texts(ds.weak)
+        has_text = all(t is not None for t in texts)
+        for mode in modes:
+            if mode == "draft" and not has_text:
+                print(f"{name:9} {mode:8} {len(ds):>6}  n/a (no answer texts)")
+                continue
+            start = time.perf_counter()
+            got: dict[str, list[float]] = {c: [] for c in cols[:-4]}
+            chosen: list[str] = []
+            for seed in range(seeds):
+                folds = dataset_folds(ds, k, seed)
+                for target in targets:
+
+                    def make(mode: Any, target: Any, seed: int = seed) -> LearnedPredictor:
+                        return LearnedPredictor(mode=mode, target=target, seed=seed)
+
+                    fit = crossfit_predictions(ds, make, mode=mode, target=target, folds=folds)  # type: ignore[arg-type]
+                    got[f"learned/{target}"].append(apgr(weak, strong, fit.keep))
+                    if target == "auto":
+                        chosen.append("".join(t[0] for t in fit.targets))
+                ridge = crossfit_scores(ds, lambda m=mode: RidgeTextPredictor(mode=m), mode=mode, folds=folds)  # type: ignore[arg-type]
+                got["ridge"].append(apgr(weak, strong, ridge))
+                got["card"].append(apgr(weak, strong, card_keep(ds.categories(), weak, folds)))
+                if has_text:
+                    got["shortest"].append(apgr(weak, strong, np.array([len(t or "") for t in texts], dtype=float)))
+            bar = [
+                max(r, c, s) for r, c, s in zip(got["ridge"], got["card"], got["shortest"] or got["card"], strict=True)
+            ]
+            bar_same = [max(r, c) for r, c in zip(got["ridge"], got["card"], strict=True)]
+            cells = [_fmt(got[c]) if got[c] else "-" for c in cols[:-4]] + [_fmt(bar), _fmt(bar_same)]
+            if "learned/auto" in got and got["learned/auto"]:
+                auto = got["learned/auto"]
+                cells += [f"{np.mean(auto) - np.mean(bar):+.3f}", f"{np.mean(auto) - np.mean(bar_same):+.3f}"]
+            else:
+                cells += ["-", "-"]
+            print(
+                f"{name:9} {mode:8} {len(ds):>6} "
+                + " ".join(f"{c:>12}" for c in cells)
+                + f"  {','.join(chosen) or '-':14}  {time.perf_counter() - start:.0f}",
+                flush=True,
+            )
+
+
+def transfer(names: Sequence[str]) -> None:
+    sets = {n: load_dataset(n).judged() for n in names}
+    print("\nTransfer (request mode, target auto; rows: trained on all of it, columns: scored on)")
+    print(f"{'train / test':14}" + "".join(f"{n:>10}" for n in sets))
+    for train_name, train in sets.items():
+        row = []
+        for test_name, test in sets.items():
+            if train_name == test_name:
+                row.append(f"{'(cv)':>10}")
+                continue
+            keep = transfer_keep_scores(train, test, mode="request")
+            row.append(f"{apgr(test.scores(test.weak), test.scores(test.strong), keep):>10.3f}")
+        print(f"{train_name:14}" + "".join(row), flush=True)
+    if len(sets) > 2:
+        print(
+            "\nPooled (request mode, target auto; trained on every other dataset pooled on 0-1, scored on the column)"
+        )
+        row = []
+        for test_name, test in sets.items():
+            others = [d for n, d in sets.items() if n != test_name]
+            predictor = LearnedPredictor(mode="request").fit_dataset(others)
+            from rpra_agent.predictors._training import dataset_examples
+
+            keep = predictor.keep_scores(dataset_examples(test, mode="request")[0])
+            row.append(f"{apgr(test.scores(test.weak), test.scores(test.strong), keep):>10.3f}")
+        print(f"{'pooled others':14}" + "".join(row), flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="*", default=list(DATASETS))
-    parser.add_argument("--seeds", type=int, default=1, help="fold seeds to average over (mean ± sd)")
+    parser.add_argument("--seeds", type=int, default=3, help="fold seeds (mean ± sd)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--modes", default="request,draft")
-    parser.add_argument("--targets", default="small,no_worse")
-    parser.add_argument("--no-transfer", action="store_true", help="skip the cross-dataset table")
+    parser.add_argument("--targets", default="auto", help="learned targets: auto, small, gain, no_worse")
+    parser.add_argument("--transfer", action="store_true", help="print the transfer tables instead")
     args = parser.parse_args()
-    cols = [(m, t) for m in args.modes.split(",") for t in args.targets.split(",")]
-    head = " ".join(f"{m + '/' + t:>17}" for m, t in cols)
-    print(f"{'dataset':10} {'n':>6} {'random':>7} {'oracle':>7} {head}  seconds", flush=True)
-    for name in args.datasets:
-        ds = load_dataset(name).judged()
-        weak, strong = ds.scores(ds.weak), ds.scores(ds.strong)
-        cells = []
-        start = time.perf_counter()
-        for mode, target in cols:
-            if mode == "draft" and any(t is None for t in ds.texts(ds.weak)):
-                cells.append(f"{'n/a (no answers)':>17}")
-                continue
-            vals = [
-                apgr(weak, strong, crossfit_keep_scores(ds, k=args.folds, mode=mode, seed=s, target=target))  # type: ignore[arg-type]
-                for s in range(args.seeds)
-            ]
-            sd = f"±{np.std(vals):.3f}" if len(vals) > 1 else ""
-            cells.append(f"{np.mean(vals):>11.3f}{sd:>6}")
-        oracle = apgr(weak, strong, oracle_keep_scores(weak, strong))
-        print(
-            f"{name:10} {len(ds):>6} {0.5:>7.3f} {oracle:>7.3f} "
-            + " ".join(cells)
-            + f"  {time.perf_counter() - start:.0f}",
-            flush=True,
-        )
-    if args.no_transfer:
-        return
-    sets = {n: load_dataset(n).judged() for n in args.datasets}
-    for target in args.targets.split(","):
-        print(
-            f"\nCross-dataset generalisation (request mode, target {target}; rows: trained on, columns: evaluated on)"
-        )
-        print(f"{'train / test':14}" + "".join(f"{n:>10}" for n in sets))
-        for train_name, train in sets.items():
-            row = []
-            for test_name, test in sets.items():
-                if train_name == test_name:
-                    row.append(f"{'(cv)':>10}")
-                    continue
-                keep = transfer_keep_scores(train, test, mode="request", target=target)  # type: ignore[arg-type]
-                row.append(f"{apgr(test.scores(test.weak), test.scores(test.strong), keep):>10.3f}")
-            print(f"{train_name:14}" + "".join(row), flush=True)
+    if args.transfer:
+        transfer(args.datasets)
+    else:
+        table(args.datasets, args.modes.split(","), args.targets.split(","), args.seeds, args.folds)
 
 
 if __name__ == "__main__":

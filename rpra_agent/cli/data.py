@@ -1,8 +1,7 @@
-"""``rpra data list|convert`` and ``rpra calibrate``."""
+"""``rpra data list|convert``."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -80,7 +79,7 @@ def list_datasets(
 
 
 def _print_baselines(datasets: list[Any]) -> None:
-    from rpra_agent.evaluation.baselines import dataset_baselines
+    from rpra_agent.evaluation.metrics.baselines import dataset_baselines
 
     table = Table(title="Baselines (APGR over every point of the curve; ties averaged exactly)")
     for col in ("dataset", "router", "APGR", "CPT(50%)", "CPT(80%)", "quality"):
@@ -99,51 +98,55 @@ def convert(
     out: Annotated[Path, typer.Option("--out", "-o", help="The dataset to write (.jsonl or .jsonl.gz).")],
     prompt_col: Annotated[str, typer.Option("--prompt-col", help="Column of the prompt text.")],
     model: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option(
-            "--model", help="NAME=RESPONSE_COL:SCORE_COL[:TOKENS_COL[:COST_COL]] (repeat; parts may be empty)."
+            "--model",
+            help="Wide table: NAME=RESPONSE_COL:SCORE_COL[:TOKENS_COL[:COST_COL]] (repeat; parts may be empty). "
+            "With --long: a model NAME to keep (repeat; default all, in order of appearance).",
         ),
-    ],
-    id_col: Annotated[str | None, typer.Option("--id-col", help="Column of the item id (default: row number).")] = None,
+    ] = None,
+    long: Annotated[
+        bool, typer.Option("--long", help="One row per model per item, with a --model-col (see docs/DATASETS.md).")
+    ] = False,
+    model_col: Annotated[str | None, typer.Option("--model-col", help="--long: column of the model name.")] = None,
+    response_col: Annotated[str | None, typer.Option("--response-col", help="--long: column of the answer.")] = None,
+    score_col: Annotated[str | None, typer.Option("--score-col", help="--long: column of the score.")] = None,
+    tokens_col: Annotated[str | None, typer.Option("--tokens-col", help="--long: column of the tokens.")] = None,
+    cost_col: Annotated[str | None, typer.Option("--cost-col", help="--long: column of the cost.")] = None,
+    id_col: Annotated[
+        str | None,
+        typer.Option("--id-col", help="Column of the item id (default: the row number; --long: the prompt)."),
+    ] = None,
     category_col: Annotated[str | None, typer.Option("--category-col", help="Column of the category.")] = None,
-    weak: Annotated[str | None, typer.Option("--weak", help="The small model (default: first --model).")] = None,
-    strong: Annotated[str | None, typer.Option("--strong", help="The large model (default: second --model).")] = None,
-    score_range: Annotated[str | None, typer.Option("--score-range", help="LO,HI (default: inferred).")] = None,
+    weak: Annotated[str | None, typer.Option("--weak", help="The small model (default: first model).")] = None,
+    strong: Annotated[str | None, typer.Option("--strong", help="The large model (default: second model).")] = None,
+    score_range: Annotated[
+        str | None,
+        typer.Option("--score-range", help="LO,HI of the judge's scale (needed unless every score is in [0, 1])."),
+    ] = None,
     acceptable: Annotated[float | None, typer.Option("--acceptable", help="Lowest acceptable score.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Dataset name (default: file stem).")] = None,
     attribution: Annotated[str, typer.Option("--attribution", help="Source and licence of the data.")] = "",
 ) -> None:
-    """Convert a CSV or JSONL table into an rpra dataset (see docs/DATASETS.md)."""
-    from rpra_agent.evaluation.convert import ColumnMapping, ModelColumns, convert_table
-    from rpra_agent.evaluation.datasets import load_dataset, save_dataset
+    """Convert a CSV or JSONL table into an rpra dataset (see docs/DATASETS.md).
 
-    rng = None
-    if score_range is not None:
-        try:
-            lo, hi = (float(x) for x in score_range.split(","))
-        except ValueError:
-            _fail(f"--score-range must be LO,HI (e.g. 1,10), got {score_range!r}")
-        if not lo < hi:
-            _fail(f"--score-range needs LO < HI, got {score_range!r}")
-        rng = (lo, hi)
+    Scores are kept as they are (continuous scores stay continuous); an empty answer
+    stays an empty answer.
+    """
+    rng = _score_range(score_range)
     try:
-        mapping = ColumnMapping(
-            prompt=prompt_col,
-            models=tuple(ModelColumns.parse(spec) for spec in model),
-            id=id_col,
-            category=category_col,
-            weak=weak,
-            strong=strong,
-        )
-        dataset = convert_table(
-            input_path, mapping, name=name, score_range=rng, acceptable=acceptable, attribution=attribution
-        )
+        if long:
+            dataset = _convert_long(input_path, locals(), rng)
+        else:
+            dataset = _convert_wide(input_path, locals(), rng)
+        from rpra_agent.evaluation.datasets import load_dataset, save_dataset
+
         written = save_dataset(dataset, out)
         check = load_dataset(written)  # the strict loader must accept what we wrote
     except RPRAError as exc:
         _fail(str(exc))
     lo, hi = check.score_range
-    inferred = "" if rng else " (inferred; set it with --score-range)"
+    inferred = "" if rng else " (inferred: every score lies in [0, 1]; set another with --score-range)"
     console.print(
         f"wrote {written}: {len(check)} items, weak {check.weak!r}, strong {check.strong!r}, "
         f"score range [{lo:g}, {hi:g}]{inferred}",
@@ -152,152 +155,60 @@ def convert(
     )
 
 
-@app.command("calibrate")
-def calibrate(
-    dataset: Annotated[
-        str | None, typer.Option("--dataset", help="Bundled name or path: calibrate a built-in keep-score on it.")
-    ] = None,
-    predictor: Annotated[
-        str, typer.Option("--predictor", help="Built-in keep-score for --dataset: category, length, random.")
-    ] = "category",
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db", help="Store URL: read decisions+verdicts (without --dataset) and store the calibration there."
-        ),
-    ] = None,
-    target_rate: Annotated[
-        float | None, typer.Option("--target-rate", help="Defer this share of requests (a quantile).")
-    ] = None,
-    epsilon: Annotated[
-        float | None, typer.Option("--epsilon", help="Tolerated quality loss vs always-large (score units).")
-    ] = None,
-    delta: Annotated[
-        float, typer.Option("--delta", help="Allowed failure probability of the quality guarantee.")
-    ] = 0.1,
-    metric: Annotated[
-        str, typer.Option("--metric", help="With --db: p_acceptable or expected_score.")
-    ] = "p_acceptable",
-    bound: Annotated[
-        str, typer.Option("--bound", help="auto, binomial, hoeffding, bentkus or hoeffding-bentkus.")
-    ] = "auto",
-    task: Annotated[str | None, typer.Option("--task", help="With --db: only decisions of this task.")] = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="With --db: only decisions of this run.")] = None,
-    name: Annotated[str, typer.Option("--name", help="Name of the stored calibration.")] = "default",
-    out: Annotated[Path | None, typer.Option("--out", help="Also write the calibration as JSON here.")] = None,
-) -> None:
-    """Set the deferral threshold from judged data, by target deferral rate or target quality."""
-    if (target_rate is None) == (epsilon is None):
-        _fail("give exactly one of --target-rate R or --epsilon E (with --delta D)")
-    store = None
+def _score_range(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
     try:
-        if db is not None or dataset is None:
-            from rpra_agent.store import open_store
-
-            store = open_store(db)
-        cal = _calibrate(store, dataset, predictor, db, target_rate, epsilon, delta, metric, bound, task, run_id)
-        if store is not None:
-            from rpra_agent.feedback.calibration import save_calibration
-
-            cal = save_calibration(store, cal, name)
-    except RPRAError as exc:
-        _fail(str(exc))
-    finally:
-        if store is not None:
-            store.close()
-    _print_calibration(cal, name)
-    if out is not None:
-        out.write_text(
-            json.dumps({**cal.to_dict(), "version": cal.version, "name": name}, indent=2) + "\n", encoding="utf-8"
-        )
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        _fail(f"--score-range must be LO,HI (e.g. 1,10), got {text!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        _fail(f"--score-range needs finite LO < HI, got {text!r}")
+    return lo, hi
 
 
-def _calibrate(
-    store: Any,
-    dataset: str | None,
-    predictor: str,
-    db: str | None,
-    target_rate: float | None,
-    epsilon: float | None,
-    delta: float,
-    metric: str,
-    bound: str,
-    task: str | None,
-    run_id: str | None,
-) -> Any:
-    """The calibration from a dataset (built-in keep-score) or from the store's decisions."""
-    from rpra_agent.evaluation.judged import judged_from_dataset, judged_from_store, keep_from_store
-    from rpra_agent.feedback.calibration import calibrate_deferral_rate, calibrate_quality
+def _convert_wide(path: Path, a: dict[str, Any], rng: tuple[float, float] | None) -> Any:
+    from rpra_agent.evaluation.datasets.convert import ColumnMapping, ModelColumns, convert_table
 
-    if dataset is not None:
-        from rpra_agent.evaluation.datasets import load_dataset
-
-        judged = judged_from_dataset(load_dataset(dataset), predictor)
-    else:
-        from rpra_agent.store.base import DecisionFilter
-
-        where = DecisionFilter(run_id=run_id, task=task)
-        source = db or "default store"
-        if target_rate is not None:
-            keep = keep_from_store(store, metric=metric, where=where)
-            upper_rate = None if metric == "p_acceptable" else _scale_high(store, where)
-            return calibrate_deferral_rate(
-                keep, target_rate, metric=metric, upper=upper_rate, predictor="store", source=source
-            )
-        judged = judged_from_store(store, metric=metric, where=where, source=source)
-    upper = judged.score_range[1] if judged.metric == "expected_score" else None
-    if target_rate is not None:
-        return calibrate_deferral_rate(
-            judged.keep,
-            target_rate,
-            metric=judged.metric,
-            upper=upper,
-            predictor=judged.predictor,
-            source=judged.source,
-        )
-    assert epsilon is not None  # noqa: S101 - checked by the caller
-    return calibrate_quality(
-        judged.keep,
-        judged.small,
-        judged.large,
-        epsilon=epsilon,
-        delta=delta,
-        score_range=judged.score_range,
-        metric=judged.metric,
-        upper=upper,
-        bound=bound,  # type: ignore[arg-type]
-        predictor=judged.predictor,
-        source=judged.source,
+    if not a["model"]:
+        _fail("map each model with --model NAME=RESPONSE_COL:SCORE_COL (twice), or pass --long for a long table")
+    longs = [f for f in ("model_col", "response_col", "score_col", "tokens_col", "cost_col") if a[f]]
+    if longs:
+        _fail(f"--{longs[0].replace('_', '-')} belongs to a long table: add --long")
+    mapping = ColumnMapping(
+        prompt=a["prompt_col"],
+        models=tuple(ModelColumns.parse(spec) for spec in a["model"]),
+        id=a["id_col"],
+        category=a["category_col"],
+        weak=a["weak"],
+        strong=a["strong"],
+    )
+    return convert_table(
+        path, mapping, name=a["name"], score_range=rng, acceptable=a["acceptable"], attribution=a["attribution"]
     )
 
 
-def _scale_high(store: Any, where: Any) -> float | None:
-    """The best grade's value of the stored predictions' scale (caps expected_score thresholds)."""
-    for decision in store.decisions(where):
-        if decision.prediction is not None:
-            return float(decision.prediction.scale.high)
-    return None
+def _convert_long(path: Path, a: dict[str, Any], rng: tuple[float, float] | None) -> Any:
+    from rpra_agent.evaluation.datasets.convert_long import LongMapping, convert_long_table
 
-
-def _print_calibration(cal: Any, name: str) -> None:
-    table = Table(title=f"Calibration {name!r}" + (f" v{cal.version}" if cal.version is not None else " (not stored)"))
-    table.add_column("field")
-    table.add_column("value", justify="right")
-    rows = [
-        ("threshold", f"{cal.threshold:.6g} on {cal.metric} (defer below)"),
-        ("mode", cal.mode),
-        ("target", _fmt(cal.target)),
-        ("judged items", str(cal.n)),
-        ("deferral rate", f"{cal.deferral_rate:.1%}"),
-    ]
-    if cal.mode == "quality":
-        rows += [
-            ("epsilon / delta", f"{cal.epsilon:g} / {cal.delta:g}"),
-            ("empirical loss", _fmt(cal.empirical_loss, 4)),
-            (f"upper bound ({cal.method})", _fmt(cal.bound, 4)),
-            ("certified", "yes" if cal.certified else "NO: too few judged items; deferring everything observed"),
-        ]
-    rows += [("predictor", cal.predictor), ("source", cal.source)]
-    for key, value in rows:
-        table.add_row(key, value)
-    console.print(table)
+    if not a["model_col"] or not a["score_col"]:
+        _fail("--long needs --model-col COL (the model's name) and --score-col COL (its score)")
+    specs = a["model"] or []
+    if any("=" in m for m in specs):
+        _fail("with --long, --model takes a plain model NAME to keep (the columns come from --*-col)")
+    mapping = LongMapping(
+        prompt=a["prompt_col"],
+        model=a["model_col"],
+        score=a["score_col"],
+        response=a["response_col"],
+        tokens=a["tokens_col"],
+        cost=a["cost_col"],
+        id=a["id_col"],
+        category=a["category_col"],
+        weak=a["weak"],
+        strong=a["strong"],
+        models=tuple(specs),
+    )
+    return convert_long_table(
+        path, mapping, name=a["name"], score_range=rng, acceptable=a["acceptable"], attribution=a["attribution"]
+    )

@@ -23,7 +23,7 @@ err = Console(stderr=True)
 
 
 class RichProgress:
-    """An :class:`~rpra_agent.evaluation._graphrun.EvalProgress` drawn as one Rich bar per stage."""
+    """An :class:`~rpra_agent.evaluation.runs.graphrun.EvalProgress` drawn as one Rich bar per stage."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
@@ -53,17 +53,13 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 
 def _prices(spec: str | None) -> Any:
-    """A price table from a JSON file ``{model: {per_call, per_1k_tokens}}`` or ``MODEL=X/1k,MODEL=Y/call``."""
+    """A price table from a JSON file (see ``PriceTable.from_dict``) or ``MODEL=X/1k,MODEL=Y/call``."""
     if not spec:
         return None
-    from rpra_agent.evaluation.costs import PriceTable
+    from rpra_agent.store.prices import PriceTable
 
-    path = Path(spec)
-    if path.exists():
-        try:
-            return PriceTable.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, TypeError, AttributeError) as exc:
-            _fail(f'{path}: not a price table ({exc}); write {{"MODEL": {{"per_1k_tokens": 0.01}}}}')
+    if Path(spec).exists():
+        return PriceTable.from_file(spec)
     return PriceTable.parse(s.strip() for s in spec.split(",") if s.strip())
 
 
@@ -111,6 +107,22 @@ def eval_command(
     folds: Annotated[int, typer.Option(help="Cross-fitting folds.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the fold assignment.")] = 0,
     no_learned: Annotated[bool, typer.Option("--no-learned", help="Skip the learned predictor.")] = False,
+    predictor: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--predictor",
+            "-p",
+            help="Routers to compute (repeat or comma-separate): report_card|card, learned, learned_draft, tfidf, "
+            "tfidf_draft, answer_length|length, all, or the DIR of a trained artifact. Default: all built-in ones.",
+        ),
+    ] = None,
+    operating_router: Annotated[
+        str,
+        typer.Option(
+            "--operating-router",
+            help="The router whose calibrated threshold the graph routes with; auto: the best cross-fitted APGR.",
+        ),
+    ] = "auto",
     batch_size: Annotated[int, typer.Option(help="Graph runs per batch.")] = 256,
     concurrency: Annotated[int, typer.Option(help="Concurrent graph runs within a batch.")] = 4,
     workers: Annotated[int, typer.Option(help="Replay: worker processes for the graph passes (SQL store).")] = 1,
@@ -159,7 +171,8 @@ def eval_command(
 
 
 def _run_replay(a: dict[str, Any], sink: RichProgress) -> Any:
-    from rpra_agent.evaluation.pipeline import ReplayOptions, run_replay_eval
+    from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
+    from rpra_agent.evaluation.runs.routers import select_routers
 
     opts = ReplayOptions(
         folds=a["folds"],
@@ -173,13 +186,15 @@ def _run_replay(a: dict[str, Any], sink: RichProgress) -> Any:
         max_concurrency=a["concurrency"],
         learned=not a["no_learned"],
         workers=a["workers"],
+        routers=select_routers(a["predictor"]),
+        operating_router=a["operating_router"],
     )
     return run_replay_eval(a["dataset"], out_dir=a["out"], store=a["db"], options=opts, progress=sink)
 
 
 def _run_live(a: dict[str, Any], sink: RichProgress) -> Any:
     from rpra_agent.core.grades import GradeScale
-    from rpra_agent.evaluation.live import LiveOptions, run_live_eval
+    from rpra_agent.evaluation.runs.live import LiveOptions, run_live_eval
 
     opts = LiveOptions(
         folds=a["folds"],

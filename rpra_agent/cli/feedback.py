@@ -116,13 +116,26 @@ def judge_cmd(
             "(needed by rpra calibrate --epsilon).",
         ),
     ] = None,
+    extra_model: Annotated[
+        list[str] | None,
+        typer.Option("--extra-model", help="Another model string whose answer joins each joint call (repeatable)."),
+    ] = None,
+    isolated: Annotated[
+        bool, typer.Option("--isolated", help="Ablation: judge each response alone, not all of a request together.")
+    ] = False,
+    judge_seed: Annotated[int, typer.Option("--order-seed", help="Seed of the order responses are shown in.")] = 0,
     scale: ScaleOpt = "paper3",
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Concurrent judge calls.")] = 4,
     retries: Annotated[int, typer.Option("--retries", min=0, help="Retries of a failed or malformed judge call.")] = 2,
     judge_name: Annotated[str | None, typer.Option("--judge-name", help="Name recorded on verdicts.")] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
 ) -> None:
-    """Grade the unjudged decisions in the log with an LLM judge (verdicts go to the store)."""
+    """Grade the unjudged decisions in the log with an LLM judge (verdicts go to the store).
+
+    Steps that answered the same conversation are judged together in one call (joint
+    judging, as in the paper), with any regenerated or extra answers, in a seeded random
+    order recorded on each verdict; --isolated judges each response alone.
+    """
     from rpra_agent.feedback import LLMJudge, judge_log
 
     if not judge:
@@ -141,6 +154,7 @@ def judge_cmd(
         model = _model_or_fail(judge, "judge", base_url)
         small = _model_or_fail(regenerate_small, "small", base_url) if regenerate_small else None
         large = _model_or_fail(regenerate_large, "large", base_url) if regenerate_large else None
+        extras = [(spec, _model_or_fail(spec, "extra", base_url)) for spec in extra_model or []]
         llm_judge = LLMJudge(
             model,
             scale=grade_scale,
@@ -148,8 +162,20 @@ def judge_cmd(
             method=method,
             max_retries=retries,
             max_concurrency=concurrency,
+            isolated=isolated,
+            seed=judge_seed,
         )
-        result = judge_log(store, llm_judge, sample=sample, seed=seed, small=small, large=large, progress=progress)
+        result = judge_log(
+            store,
+            llm_judge,
+            sample=sample,
+            seed=seed,
+            small=small,
+            large=large,
+            extra=extras,
+            max_concurrency=concurrency,
+            progress=progress,
+        )
         table = Table(title=f"judged by {llm_judge.name} (rubric {llm_judge.rubric.version})")
         table.add_column("")
         table.add_column("count", justify="right")
@@ -157,7 +183,9 @@ def judge_cmd(
             ("decisions needing a verdict", result.considered),
             ("verdicts with a grade", result.judged),
             ("unjudged (judge output unusable)", result.unjudged),
-            ("answers regenerated (small or large)", result.regenerated),
+            ("answers regenerated (small, large or extra)", result.regenerated),
+            ("judge calls", result.calls),
+            ("of which joint (several responses)" if not isolated else "of which split (--isolated)", result.joint),
             *((f"skipped: {k}", v) for k, v in sorted(result.skipped.items())),
             *((f"unjudged: {k}", v) for k, v in sorted(result.failures.items())),
         ):
@@ -166,7 +194,8 @@ def judge_cmd(
         console.print(
             f"judged {result.considered} decisions: {result.judged} verdicts with a grade, {result.unjudged} "
             f"unjudged, {result.regenerated} {'/'.join(n for n, m in (('small', small), ('large', large)) if m) or 'small'} "
-            "answers regenerated",
+            f"answers regenerated; {result.calls} judge calls, {result.joint} "
+            + ("with several responses each judged alone" if isolated else "joint"),
             highlight=False,
         )
         if result.considered == 0:
@@ -179,7 +208,8 @@ def judge_cmd(
 def report_card_build(
     db: DbOpt = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="Graded model's id (Decision.small_model); default: all.")
+        str | None,
+        typer.Option("--model", help="Graded model, as logged (gguf:small.gguf) or typed (small.gguf); default: all."),
     ] = None,
     scale: ScaleOpt = "paper3",
     judge_name: JudgeNameOpt = None,
@@ -209,7 +239,9 @@ def report_card_build(
 @report_card_app.command("show")
 def report_card_show(
     db: DbOpt = None,
-    model: Annotated[str, typer.Option("--model", help="Graded model's id.")] = "",
+    model: Annotated[
+        str, typer.Option("--model", help="Graded model, as logged (gguf:small.gguf) or typed (small.gguf).")
+    ] = "",
     task: Annotated[str | None, typer.Option("--task", help="Show the card as seen for this task tag.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stored payload as JSON.")] = False,
 ) -> None:
@@ -217,7 +249,7 @@ def report_card_show(
     from rpra_agent.feedback import load_report_card
 
     if not model:
-        _fail("pass --model NAME (the graded model's id, as in Decision.small_model)")
+        _fail("pass --model NAME (the graded model, e.g. small.gguf or gguf:small.gguf)")
     with _store(db) as store:
         card = load_report_card(store, model)
         if card is None:
@@ -235,7 +267,9 @@ def export_sft_cmd(
     db: DbOpt = None,
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share held out for validation.")] = 0.2,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the split.")] = 0,
-    model: Annotated[str | None, typer.Option("--model", help="Only this small model's steps.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Only this small model's steps (small.gguf or gguf:small.gguf).")
+    ] = None,
     judge_name: JudgeNameOpt = None,
     scale: ScaleOpt = "paper3",
 ) -> None:

@@ -45,8 +45,12 @@ def _featurizer(kind: str, llama_model: str | None) -> Any:
 def train_predictor(
     out: Annotated[Path | None, typer.Option("--out", help="Directory to save the artifact in.")] = None,
     dataset: Annotated[
-        str | None,
-        typer.Option("--dataset", help="A bundled dataset name (mt-bench, gsm8k, mmlu, arena) or a .jsonl path."),
+        list[str] | None,
+        typer.Option(
+            "--dataset",
+            help="A bundled dataset name (mt-bench, gsm8k, mmlu, arena) or a .jsonl path; repeat to pool datasets "
+            "(each score normalised to 0-1 by its own range, see docs/LEARNED.md).",
+        ),
     ] = None,
     db: Annotated[
         str | None, typer.Option("--db", help="Store URL: train on its judged decisions (without --dataset).")
@@ -59,8 +63,12 @@ def train_predictor(
     ] = "text",
     target: Annotated[
         str,
-        typer.Option("--target", help="small (the small answer's grade) or no_worse (P(small no worse than large))."),
-    ] = "small",
+        typer.Option(
+            "--target",
+            help="auto (chosen by inner validation), small (the small answer's grade), gain (the large model's "
+            "gain over it) or no_worse (P(small no worse than large)).",
+        ),
+    ] = "auto",
     llama_model: Annotated[str | None, typer.Option("--llama-model", help="GGUF file for llama embeddings.")] = None,
     C: Annotated[float | None, typer.Option("--C", help="Fixed regularisation (default: tuned by inner CV).")] = None,
     store_name: Annotated[
@@ -74,31 +82,41 @@ def train_predictor(
     """Train the learned predictor (a calibrated head on hindsight labels) and save it."""
     from rpra_agent.predictors.learned import LearnedPredictor
 
-    if dataset is None and db is None:
+    if crossfit and dataset and len(dataset) > 1:
+        _fail("--crossfit scores one dataset; pass a single --dataset")
+    if not dataset and db is None:
         _fail("give a training source: --dataset NAME|PATH, or --db URL for the judged decision log")
     if store_name is not None and db is None:
         _fail("--store-as NAME saves into a store: give its --db URL too")
     if mode not in ("request", "draft"):
         _fail(f"--mode must be request or draft, not {mode!r}")
-    if target not in ("small", "no_worse"):
-        _fail(f"--target must be small or no_worse, not {target!r}")
+    if target not in ("auto", "small", "gain", "no_worse"):
+        _fail(f"--target must be auto, small, gain or no_worse, not {target!r}")
+
     if out is None and store_name is None:
         _fail("say where to save it: --out DIR (and/or --store-as NAME with --db)")
     try:
         predictor = LearnedPredictor(_featurizer(featurizer, llama_model), mode=mode, C=C, target=target)  # type: ignore[arg-type]
-        if dataset is not None:
+        if dataset:
             from rpra_agent.evaluation.datasets import load_dataset
 
-            data = load_dataset(dataset)
-            with console.status(f"training on {data.name} ({len(data)} items)"):
-                predictor.fit_dataset(data)
+            datas = [load_dataset(d) for d in dataset]
+            names = ", ".join(f"{d.name} ({len(d)} items)" for d in datas)
+            with console.status(f"training on {names}"):
+                predictor.fit_dataset(datas if len(datas) > 1 else datas[0])
+            if len(datas) > 1:
+                console.print(
+                    f"pooled {len(datas)} datasets on a normalised 0-1 scale: "
+                    + ", ".join(f"{d.name} [{d.score_range[0]:g}, {d.score_range[1]:g}]" for d in datas),
+                    highlight=False,
+                )
         store = None
         if db is not None:
             from rpra_agent.store import open_store
 
             store = open_store(db)
         try:
-            if dataset is None and store is not None:
+            if not dataset and store is not None:
                 with console.status("training on the judged decisions"):
                     predictor.fit_store(store)
             if out is not None:
@@ -111,8 +129,8 @@ def train_predictor(
             if store is not None:
                 store.close()
         _print_metrics(predictor)
-        if crossfit and dataset is not None:
-            _print_crossfit(dataset, mode, target, featurizer, llama_model, C)
+        if crossfit and dataset:
+            _print_crossfit(dataset[0], mode, target, featurizer, llama_model, C)
     except RPRAError as exc:
         _fail(str(exc))
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rpra_agent.core.errors import ConfigError
 
-__all__ = ["GradeScale"]
+__all__ = ["CONTINUOUS_LEVELS", "GradeScale"]
+
+CONTINUOUS_LEVELS = 11
+"""Labels of a continuous scale by default (``0, 0.1, ... 1`` on 0-1); scores stay exact."""
 
 
 @dataclass(frozen=True)
@@ -21,12 +25,17 @@ class GradeScale:
         values: The numeric value of each label, strictly increasing.
         acceptable_from: The lowest label that counts as an acceptable answer.
         name: A short identifier stored with every prediction and verdict.
+        threshold: For a continuous scale (:meth:`continuous`), the lowest acceptable
+            score; ``None`` for a scale of discrete grades. The labels of a continuous
+            scale are evenly spaced levels that a score is nearest to; scores keep
+            their exact value wherever a model is fitted (:meth:`position`).
     """
 
     labels: tuple[str, ...]
     values: tuple[float, ...]
     acceptable_from: str
     name: str = "custom"
+    threshold: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.labels) < 2:
@@ -39,6 +48,10 @@ class GradeScale:
             raise ConfigError("GradeScale values must increase from worst to best label")
         if self.acceptable_from not in self.labels:
             raise ConfigError(f"acceptable_from={self.acceptable_from!r} is not one of {self.labels}")
+        if self.threshold is not None and not self.values[0] <= self.threshold <= self.values[-1]:
+            raise ConfigError(
+                f"threshold {self.threshold} lies outside the scale [{self.values[0]}, {self.values[-1]}]"
+            )
 
     @classmethod
     def paper(cls) -> GradeScale:
@@ -60,7 +73,120 @@ class GradeScale:
             return cls.ten_point()
         raise ConfigError(f"unknown grade scale {name!r}; use 'paper3' or 'ten'")
 
+    @classmethod
+    def binary(cls) -> GradeScale:
+        """Correctness: ``incorrect < correct`` (values 0 and 1), named ``correct01``."""
+        return cls(("incorrect", "correct"), (0.0, 1.0), "correct", "correct01")
+
+    @classmethod
+    def integer(cls, low: int, high: int, acceptable: float) -> GradeScale:
+        """One label per integer of ``[low, high]`` (e.g. 1-10), acceptable from ``ceil(acceptable)``."""
+        if not 1 <= high - low <= 100:
+            raise ConfigError(f"an integer scale needs 2 to 101 grades, got [{low}, {high}]")
+        labels = tuple(str(v) for v in range(int(low), int(high) + 1))
+        ok = min(max(math.ceil(acceptable - 1e-9), int(low)), int(high))
+        name = "ten" if (low, high) == (1, 10) else f"int{int(low)}-{int(high)}"
+        return cls(labels, tuple(float(x) for x in labels), str(ok), name)
+
+    @classmethod
+    def continuous(
+        cls, low: float, high: float, acceptable: float, *, levels: int = CONTINUOUS_LEVELS, name: str | None = None
+    ) -> GradeScale:
+        """A continuous score range ``[low, high]``, acceptable from ``acceptable``.
+
+        The labels are ``levels`` evenly spaced values (named by the value, e.g.
+        ``"0.3"``); a distribution over them describes a score anywhere in the range,
+        and :attr:`threshold` keeps the exact acceptable score. Example::
+
+            GradeScale.continuous(0.0, 1.0, 0.5)   # labels "0", "0.1", ... "1"
+
+        Raises:
+            ConfigError: when ``low >= high``, a bound is not finite, ``levels < 2``
+                or ``acceptable`` lies outside the range.
+        """
+        if not (math.isfinite(low) and math.isfinite(high) and low < high):
+            raise ConfigError(f"a continuous scale needs finite low < high, got [{low}, {high}]")
+        if levels < 2:
+            raise ConfigError(f"a continuous scale needs at least 2 levels, got {levels}")
+        step = (high - low) / (levels - 1)
+        values = tuple(round(float(low + i * step), 12) for i in range(levels - 1)) + (float(high),)
+        labels = tuple(f"{v:.6g}" for v in values)
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"{levels} levels over [{low}, {high}] are too close to name apart; use fewer levels")
+        ok = next((lab for lab, v in zip(labels, values, strict=True) if v >= acceptable - 1e-9), labels[-1])
+        return cls(labels, values, ok, name or f"continuous:{low:g}-{high:g}", threshold=float(acceptable))
+
+    @classmethod
+    def for_scores(cls, scores: Iterable[float], low: float, high: float, acceptable: float) -> GradeScale:
+        """The scale of recorded scores on ``[low, high]``: nothing is rounded away.
+
+        - every score 0 or 1 on the range 0-1: :meth:`binary`;
+        - an integer range of 2 to 20 steps whose scores are whole or half numbers
+          (a mean of two grades): :meth:`integer`;
+        - anything else (e.g. 0.37 on 0-1): :meth:`continuous`.
+
+        NaN scores (unjudged) are ignored.
+        """
+        seen = [float(s) for s in scores if s is not None and not math.isnan(float(s))]
+        if (float(low), float(high)) == (0.0, 1.0) and all(s in (0.0, 1.0) for s in seen):
+            return cls.binary()
+        whole = float(low).is_integer() and float(high).is_integer() and 2 <= high - low <= 20
+        if whole and all(float(2 * s).is_integer() for s in seen):
+            return cls.integer(int(low), int(high), acceptable)
+        return cls.continuous(float(low), float(high), acceptable)
+
+    # -- derived scales --------------------------------------------------------
+    def margin(self) -> GradeScale:
+        """The scale of ``small - large`` score differences (acceptable: no worse, margin >= 0).
+
+        Integer-valued scales give one label per integer difference (``-9`` .. ``9``
+        for 1-10; ``-1``, ``0``, ``1`` for correctness); others a continuous scale
+        over ``[-(high - low), high - low]``.
+        """
+        span = self.high - self.low
+        if all(float(v).is_integer() for v in self.values) and self.threshold is None and span <= 100:
+            return GradeScale.integer(-int(span), int(span), 0.0).with_name(f"margin:{self.name}")
+        return GradeScale.continuous(-span, span, 0.0, levels=2 * len(self.values) - 1, name=f"margin:{self.name}")
+
+    def normalized(self) -> GradeScale:
+        """The scale mapped onto a continuous ``[0, 1]`` (for pooling datasets on different scales).
+
+        The acceptable threshold maps with it: ``(threshold - low) / (high - low)``.
+        """
+        return GradeScale.continuous(0.0, 1.0, self.normalize(self.acceptable_value), name="normalized01")
+
+    def with_name(self, name: str) -> GradeScale:
+        """The same scale under another name."""
+        return GradeScale(self.labels, self.values, self.acceptable_from, name, self.threshold)
+
     # -- lookups ---------------------------------------------------------------
+    @property
+    def is_continuous(self) -> bool:
+        """Whether scores may lie anywhere in the range (:meth:`continuous`)."""
+        return self.threshold is not None
+
+    @property
+    def acceptable_value(self) -> float:
+        """The lowest acceptable score: :attr:`threshold`, or the value of ``acceptable_from``."""
+        return self.threshold if self.threshold is not None else self.value(self.acceptable_from)
+
+    def position(self, score: float) -> float:
+        """A score's fractional label index: 0 at the worst label, ``len(labels) - 1`` at the best.
+
+        A score between two labels' values falls between their indices (linearly),
+        so a model fitted on positions sees the exact score (clipped to the range).
+        NaN (an unjudged score) stays NaN.
+        """
+        x, v = float(score), self.values
+        if math.isnan(x):
+            return math.nan
+        if x <= v[0]:
+            return 0.0
+        if x >= v[-1]:
+            return float(len(v) - 1)
+        i = bisect.bisect_right(v, x) - 1
+        return i + (x - v[i]) / (v[i + 1] - v[i])
+
     @property
     def low(self) -> float:
         """The value of the worst label."""
@@ -139,13 +265,16 @@ class GradeScale:
 
     # -- serialisation ---------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable form."""
-        return {
+        """A JSON-serialisable form (``threshold`` only for a continuous scale)."""
+        out: dict[str, Any] = {
             "labels": list(self.labels),
             "values": list(self.values),
             "acceptable_from": self.acceptable_from,
             "name": self.name,
         }
+        if self.threshold is not None:
+            out["threshold"] = self.threshold
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GradeScale:
@@ -157,4 +286,5 @@ class GradeScale:
             tuple(float(v) for v in values),
             str(data["acceptable_from"]),
             str(data.get("name", "custom")),
+            None if data.get("threshold") is None else float(data["threshold"]),
         )

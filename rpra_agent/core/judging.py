@@ -8,6 +8,8 @@ scores) implement it; every caller takes a :class:`Judge`.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -18,7 +20,7 @@ from rpra_agent.core.messages import message_text
 from rpra_agent.core.prediction import Kind
 from rpra_agent.core.verdict import Verdict
 
-__all__ = ["Candidate", "Judge", "JudgeTask"]
+__all__ = ["Candidate", "Judge", "JudgeTask", "ajudge_tasks", "judge_tasks"]
 
 
 @dataclass(frozen=True)
@@ -76,3 +78,19 @@ class Judge(Protocol):
     async def ajudge_task(self, task: JudgeTask) -> list[Verdict]:
         """Async twin of :meth:`judge_task`."""
         ...
+
+
+async def ajudge_tasks(judge: Judge, tasks: Sequence[JudgeTask], *, max_concurrency: int = 4) -> list[list[Verdict]]:
+    """Judge many tasks concurrently (at most ``max_concurrency`` calls at once), in the tasks' order."""
+    limit = asyncio.Semaphore(max(1, max_concurrency))
+
+    async def one(task: JudgeTask) -> list[Verdict]:
+        async with limit:
+            return await judge.ajudge_task(task)
+
+    return list(await asyncio.gather(*(one(t) for t in tasks)))
+
+
+def judge_tasks(judge: Judge, tasks: Sequence[JudgeTask], *, max_concurrency: int = 4) -> list[list[Verdict]]:
+    """Sync form of :func:`ajudge_tasks` (call it outside a running event loop)."""
+    return asyncio.run(ajudge_tasks(judge, tasks, max_concurrency=max_concurrency))

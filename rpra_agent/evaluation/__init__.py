@@ -1,21 +1,21 @@
-"""Offline evaluation on recorded data: datasets, metrics, baselines.
+"""Offline and live evaluation, split by stage.
 
-- :mod:`~rpra_agent.evaluation.datasets`: the JSONL format, the bundled recordings.
-- :mod:`~rpra_agent.evaluation.metrics`: routing curves, APGR/CPT (RouteLLM's
-  definitions, exact over ties), costs, deferral precision/recall, and the
-  predictor-agreement metrics of :mod:`~rpra_agent.evaluation.agreement`.
-- :mod:`~rpra_agent.evaluation.baselines`: random, oracle, always-small/large,
-  answer length, and built-in keep-scores.
-- :mod:`~rpra_agent.feedback.bounds`: finite-sample tests used by calibration.
+1. :mod:`~rpra_agent.evaluation.datasets`: the dataset format, the bundled recordings,
+   ``rpra data convert`` and the grade scale of a recording.
+2. :mod:`~rpra_agent.evaluation.metrics`: routing curves, APGR/CPT (RouteLLM's
+   definitions, exact over ties), costs, agreement with the judge, baselines.
+3. :mod:`~rpra_agent.evaluation.runs`: the replay and live runs through the RPRA graph,
+   cross-fitting, calibration of the run's threshold, the routers compared.
+4. :mod:`~rpra_agent.evaluation.report`: the result record, tables, plot, HTML, JSON.
+
+Each stage imports only the stages before it (the report sits below the runs, which
+fill it).
 """
 
-from rpra_agent.evaluation.baselines import RouterSummary, baseline_summaries, dataset_baselines, keep_scores
 from rpra_agent.evaluation.datasets import BUNDLED, EvalDataset, EvalItem, ModelResponse, load_dataset, save_dataset
-from rpra_agent.evaluation.judged import JudgedSet, judged_from_dataset, judged_from_store
 from rpra_agent.evaluation.metrics import (
     AgreementReport,
     DeferralStats,
-    ModelPrice,
     OperatingPoint,
     PriceTable,
     RoutingCurve,
@@ -28,6 +28,7 @@ from rpra_agent.evaluation.metrics import (
     operating_point,
     routing_curve,
 )
+from rpra_agent.evaluation.metrics.baselines import RouterSummary, baseline_summaries, dataset_baselines, keep_scores
 
 __all__ = [
     "BUNDLED",
@@ -35,8 +36,6 @@ __all__ = [
     "DeferralStats",
     "EvalDataset",
     "EvalItem",
-    "JudgedSet",
-    "ModelPrice",
     "ModelResponse",
     "OperatingPoint",
     "PriceTable",
@@ -50,8 +49,6 @@ __all__ = [
     "dataset_baselines",
     "deferral_precision_recall",
     "item_costs",
-    "judged_from_dataset",
-    "judged_from_store",
     "keep_scores",
     "load_dataset",
     "operating_point",

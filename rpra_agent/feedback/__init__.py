@@ -21,11 +21,19 @@ from rpra_agent.feedback.finetune import FinetuneResult, finetune
 from rpra_agent.feedback.judge import Candidate, JudgeTask, LLMJudge
 from rpra_agent.feedback.log import JudgeLogResult, ajudge_log, conversation_for, graded_model, judge_log
 from rpra_agent.feedback.report_card import CardSection, ReportCard, build_report_card, latest_verdicts
-from rpra_agent.feedback.rubric import PAPER_RUBRIC, Rubric
+from rpra_agent.feedback.rubric import (
+    PAPER_RUBRIC,
+    RECONSTRUCTED_RUBRIC,
+    RUBRIC_VERSION,
+    Rubric,
+    canonical_rubric_version,
+)
 from rpra_agent.feedback.sft import SFTExample, SFTExport, collect_examples, export_sft, sft_messages
 
 __all__ = [
     "PAPER_RUBRIC",
+    "RECONSTRUCTED_RUBRIC",
+    "RUBRIC_VERSION",
     "AuditingStore",
     "Candidate",
     "CardSection",
@@ -40,6 +48,7 @@ __all__ = [
     "ajudge_log",
     "build_report_card",
     "build_report_cards",
+    "canonical_rubric_version",
     "collect_examples",
     "conversation_for",
     "export_sft",

@@ -17,8 +17,8 @@ from typing import Any
 
 from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.judging import Candidate, Judge, JudgeTask
 from rpra_agent.core.verdict import Verdict
-from rpra_agent.feedback.judge import Candidate, JudgeTask, LLMJudge
 from rpra_agent.feedback.log import conversation_for, has_text
 from rpra_agent.store.base import Artifact, DecisionFilter, DecisionStore
 
@@ -46,7 +46,7 @@ class AuditingStore:
     def __init__(
         self,
         store: DecisionStore,
-        judge: LLMJudge,
+        judge: Judge,
         fraction: float,
         *,
         kinds: Sequence[str] = ("answer", "action"),

@@ -10,6 +10,7 @@ from typing import Any
 
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.naming import model_spellings
 from rpra_agent.feedback.log import graded_model
 from rpra_agent.feedback.report_card import ARTIFACT_KIND, ReportCard, build_report_card, latest_verdicts
 from rpra_agent.store.base import DecisionStore
@@ -71,9 +72,17 @@ def save_report_card(store: DecisionStore, card: ReportCard) -> ReportCard:
 
 
 def load_report_card(store: DecisionStore, model: str) -> ReportCard | None:
-    """The latest stored report card of ``model``, or ``None``."""
-    artifact = store.latest_artifact(ARTIFACT_KIND, model)
-    return ReportCard.from_payload(artifact.payload, version=artifact.version) if artifact else None
+    """The latest stored report card of ``model``, or ``None``.
+
+    ``model`` may be spelt as the log records it (``gguf:small.gguf``, ``openai:gpt-4o``)
+    or as typed (``small.gguf``, ``gpt-4o``): every spelling of
+    :func:`~rpra_agent.core.naming.model_spellings` is looked up and the newest card wins.
+    """
+    found = [a for a in (store.latest_artifact(ARTIFACT_KIND, n) for n in model_spellings(model)) if a is not None]
+    if not found:
+        return None
+    artifact = max(found, key=lambda a: (str(a.created_at), a.version))
+    return ReportCard.from_payload(artifact.payload, version=artifact.version)
 
 
 def report_card_loader(

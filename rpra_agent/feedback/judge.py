@@ -1,5 +1,10 @@
 """LLM-as-judge over any LangChain chat model: rubric, joint judging, retries, batches.
 
+Joint judging (the paper's): every candidate response to one conversation is graded in
+one call, shown in a seeded random order that each verdict's rationale records
+(``[shown 2 of 3: large,given,small]``). ``isolated=True`` is the paper's ablation: each
+response is judged alone, in its own call (``[judged alone]``).
+
 A judge reply that cannot be read is retried with exponential backoff; after the
 last attempt the response is recorded as unjudged (``Verdict.grade is None``). A
 grade is never guessed.
@@ -26,8 +31,9 @@ from rpra_agent.core.judging import Candidate, JudgeTask
 from rpra_agent.core.naming import model_id
 from rpra_agent.core.prediction import Kind
 from rpra_agent.core.verdict import Verdict
+from rpra_agent.feedback._order import ALONE_TAG, order_tag, shown_order
 from rpra_agent.feedback._parse import Malformed, ParsedGrade, parse_judge_reply
-from rpra_agent.feedback.rubric import PAPER_RUBRIC, Rubric, build_judge_prompt, verdict_schema
+from rpra_agent.feedback.rubric import RECONSTRUCTED_RUBRIC, Rubric, build_judge_prompt, verdict_schema
 
 __all__ = ["Candidate", "JudgeTask", "LLMJudge", "WEAKEST_TAG"]
 
@@ -45,7 +51,7 @@ class LLMJudge:
     Args:
         model: Any LangChain chat model (ideally one with tool calling / structured output).
         scale: The grade scale (the paper's ``great / ok / bad`` by default).
-        rubric: The rubric; :data:`PAPER_RUBRIC` by default.
+        rubric: The rubric; :data:`RECONSTRUCTED_RUBRIC` (reconstructed from the paper's description) by default.
         name: The judge's name recorded on verdicts (the model id by default).
         method: ``auto`` (structured output when available, else JSON text),
             ``structured`` (require it) or ``json`` (plain text JSON only).
@@ -53,6 +59,11 @@ class LLMJudge:
         backoff_s: First retry delay; doubles each attempt (with jitter).
         max_concurrency: Default concurrency limit of batch judging.
         timeout_s: Per-call timeout in async judging (``None``: the model's own).
+        isolated: Judge each candidate alone, one call each (the paper's ablation),
+            instead of all candidates of a task together.
+        shuffle: Show a joint call's candidates in a seeded random order (recorded in
+            each verdict's rationale); ``False`` keeps the task's order.
+        seed: Seed of that order.
     """
 
     def __init__(
@@ -67,6 +78,9 @@ class LLMJudge:
         backoff_s: float = 1.0,
         max_concurrency: int = 4,
         timeout_s: float | None = None,
+        isolated: bool = False,
+        shuffle: bool = True,
+        seed: int = 0,
     ) -> None:
         if method not in ("auto", "structured", "json"):
             raise ConfigError(f"LLMJudge method must be 'auto', 'structured' or 'json', got {method!r}")
@@ -74,13 +88,16 @@ class LLMJudge:
             raise ConfigError("LLMJudge needs max_retries >= 0, max_concurrency >= 1 and backoff_s >= 0")
         self.model = model
         self.scale = scale or GradeScale.paper()
-        self.rubric = rubric or PAPER_RUBRIC
+        self.rubric = rubric or RECONSTRUCTED_RUBRIC
         self.name = name or model_id(model)
         self.method = method
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_concurrency = max_concurrency
         self.timeout_s = timeout_s
+        self.isolated = isolated
+        self.shuffle = shuffle
+        self.seed = seed
         self._runnables: dict[int, Runnable[Any, Any]] = {}
 
     # -- plumbing ------------------------------------------------------------------
@@ -106,22 +123,29 @@ class LLMJudge:
         return runnable
 
     def prompt(self, task: JudgeTask) -> list[BaseMessage]:
-        """The judge prompt for ``task``."""
+        """The judge prompt for ``task``, its candidates in the order they are shown (see :meth:`order`)."""
         return build_judge_prompt(
             task.conversation,
-            [c.text for c in task.candidates],
+            [task.candidates[i].text for i in self.order(task)],
             self.scale,
             self.rubric,
             kind=task.kind,
             tool_names=task.tool_names,
         )
 
+    def order(self, task: JudgeTask) -> list[int]:
+        """Indices of ``task.candidates`` in the order the judge is shown them (seeded, random)."""
+        return shown_order(task, self.seed, self.shuffle)
+
     def _delay(self, attempt: int) -> float:
         return self.backoff_s * (2**attempt) * (0.5 + random.random() / 2)  # noqa: S311 - jitter only
 
     def _verdicts(self, task: JudgeTask, parsed: list[ParsedGrade] | None, failure: str) -> list[Verdict]:
+        order = self.order(task)
+        shown = [task.candidates[i].subject for i in order]
         out = []
         for i, cand in enumerate(task.candidates):
+            position = order.index(i)
             common = {
                 "decision_id": cand.decision_id,
                 "scale": self.scale.name,
@@ -132,8 +156,9 @@ class LLMJudge:
             if parsed is None:
                 out.append(Verdict(grade=None, score=None, rationale=f"unjudged: {failure}", **common))
                 continue
-            p = parsed[i]
+            p = parsed[position]
             prefix = WEAKEST_TAG.format(p.weakest) if p.weakest else ""
+            prefix += order_tag(position, shown) if len(shown) > 1 else (ALONE_TAG if self.isolated else "")
             out.append(
                 Verdict(grade=p.grade, score=self.scale.value(p.grade), rationale=prefix + p.rationale, **common)
             )
@@ -153,8 +178,13 @@ class LLMJudge:
 
     # -- single tasks ----------------------------------------------------------------
     def judge_task(self, task: JudgeTask) -> list[Verdict]:
-        """Grade a task's responses in one call (retrying); one verdict per candidate."""
+        """Grade a task's responses in one call (retrying); one verdict per candidate.
+
+        With ``isolated``, each response is graded alone, one call each.
+        """
         self._check(task)
+        if self.isolated and len(task.candidates) > 1:
+            return [self.judge_task(one)[0] for one in _singles(task)]
         n, prompt, failure = len(task.candidates), self.prompt(task), ""
         runnable = self._runnable(n)
         for attempt in range(self.max_retries + 1):
@@ -170,6 +200,9 @@ class LLMJudge:
     async def ajudge_task(self, task: JudgeTask) -> list[Verdict]:
         """Async twin of :meth:`judge_task`."""
         self._check(task)
+        if self.isolated and len(task.candidates) > 1:
+            alone = await asyncio.gather(*(self.ajudge_task(one) for one in _singles(task)))
+            return [vs[0] for vs in alone]
         n, prompt, failure = len(task.candidates), self.prompt(task), ""
         runnable = self._runnable(n)
         for attempt in range(self.max_retries + 1):
@@ -257,6 +290,10 @@ class LLMJudge:
         except RuntimeError:
             return asyncio.run(self.ajudge_many(tasks, **kwargs))
         raise ConfigError("judge_many was called inside a running event loop: await ajudge_many instead")
+
+
+def _singles(task: JudgeTask) -> list[JudgeTask]:
+    return [JudgeTask(task.conversation, (c,), task.kind, task.tool_names) for c in task.candidates]
 
 
 def _task(

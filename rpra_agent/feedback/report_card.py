@@ -8,7 +8,7 @@ user text at all: only task tags, counts, grades and rubric criteria.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,10 +16,11 @@ from typing import Any
 from rpra_agent.core.decision import Decision, utcnow
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.naming import model_key
 from rpra_agent.core.verdict import Verdict
 from rpra_agent.feedback._summary import failure_line, summarise_failures, weakest_of
 from rpra_agent.feedback.log import graded_model
-from rpra_agent.feedback.rubric import PAPER_RUBRIC
+from rpra_agent.feedback.rubric import PAPER_RUBRIC, canonical_rubric_version
 
 __all__ = ["CardSection", "ReportCard", "build_report_card", "latest_verdicts"]
 
@@ -145,7 +146,7 @@ class ReportCard:
             ),
             text=str(payload["text"]),
             judges=tuple(payload.get("judges", ())),
-            rubric_versions=tuple(payload.get("rubric_versions", ())),
+            rubric_versions=tuple(canonical_rubric_version(str(r)) for r in payload.get("rubric_versions", ())),
             version=version,
             created_at=str(payload.get("created_at") or utcnow()),
         )
@@ -172,7 +173,9 @@ def _group(
     groups: dict[tuple[str | None, str], list[Verdict]] = defaultdict(list)
     for (decision_id, subject), v in verdicts.items():
         d = decisions.get(decision_id)
-        if d is None or v.scale != scale.name or v.grade not in scale.labels or graded_model(d, subject) != model:
+        if d is None or v.scale != scale.name or v.grade not in scale.labels:
+            continue
+        if model_key(graded_model(d, subject)) != model_key(model):
             continue
         groups[(d.task, d.kind)].append(v)
         groups[("*", d.kind)].append(v)
@@ -194,7 +197,9 @@ def build_report_card(
     Args:
         decisions: The decisions (e.g. ``store.decisions()``).
         verdicts: Their verdicts (the newest judged one per decision and subject counts).
-        model: The graded model's identifier (``Decision.small_model`` or ``large_model``).
+        model: The graded model, spelt as the log records it (``gguf:small.gguf``) or as a
+            user types it (``small.gguf``): names match by :func:`~rpra_agent.core.naming.model_key`.
+            The card is named with the log's spelling.
         scale: The verdicts' grade scale (the paper's by default).
         judge: Only use this judge's verdicts.
         summarizer: A chat model that writes the typical-failure line from the judge's
@@ -223,6 +228,7 @@ def build_report_card(
         counts = {lab: sum(1 for v in vs if v.grade == lab) for lab in scale.labels}
         sections.append(CardSection(task, kind, counts, "typical failure: " + line if low else line))
     used = [v for vs in groups.values() for v in vs]
+    model = _log_spelling(by_id, used, model)
     judges = tuple(sorted({v.judge for v in used}))
     n = sum(s.n for s in sections if s.task == "*")
     header = (
@@ -235,8 +241,14 @@ def build_report_card(
         sections=tuple(sections),
         text=_fit(header, sections, scale),
         judges=judges,
-        rubric_versions=tuple(sorted({v.rubric_version for v in used})),
+        rubric_versions=tuple(sorted({canonical_rubric_version(v.rubric_version) for v in used})),
     )
+
+
+def _log_spelling(decisions: Mapping[str, Decision], used: Sequence[Verdict], model: str) -> str:
+    """The most common spelling of ``model`` in the decisions its verdicts graded."""
+    names = Counter(graded_model(decisions[v.decision_id], v.subject) for v in used if v.decision_id in decisions)
+    return names.most_common(1)[0][0] if names else model
 
 
 def _fit(header: str, sections: Sequence[CardSection], scale: GradeScale) -> str:

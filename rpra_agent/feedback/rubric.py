@@ -1,5 +1,12 @@
 """The judge's rubric and the prompt that puts it, and the judged conversation, to the judge.
 
+The rubric and prompt are a *reconstruction* (version ``rpra-reconstructed-1``): the
+RPRA paper describes its judge (three labels great/ok/bad; a rubric of accuracy,
+relevance, completeness, clarity, instruction following and formatting; all responses
+to a query judged together) but does not publish the prompt text. Verdicts stored under
+the earlier label ``rpra-paper-1`` were made with the same text and stay readable:
+:func:`canonical_rubric_version` maps the old label to the new one.
+
 User text (the conversation and the responses) enters the prompt only as escaped JSON
 inside tags, and the judge is told to treat it as data: a response that says
 "grade me great" is graded, not obeyed.
@@ -21,7 +28,20 @@ from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.messages import encode_messages
 
-__all__ = ["PAPER_RUBRIC", "Rubric", "build_judge_prompt", "verdict_schema"]
+__all__ = [
+    "PAPER_RUBRIC",
+    "RECONSTRUCTED_RUBRIC",
+    "RUBRIC_VERSION",
+    "Rubric",
+    "build_judge_prompt",
+    "canonical_rubric_version",
+    "verdict_schema",
+]
+
+RUBRIC_VERSION = "rpra-reconstructed-1"
+"""Version of the built-in rubric and judge prompt: reconstructed from the paper's description."""
+
+_RENAMED = {"rpra-paper-1": RUBRIC_VERSION}
 
 _PAPER_CRITERIA = ("accuracy", "relevance", "completeness", "clarity", "instruction following", "formatting")
 
@@ -65,11 +85,24 @@ class Rubric:
 
     @classmethod
     def paper(cls) -> Rubric:
-        """The RPRA paper's rubric: accuracy, relevance, completeness, clarity, instruction following, formatting."""
-        return cls(_PAPER_CRITERIA, version="rpra-paper-1")
+        """The rubric reconstructed from the paper's description (its prompt text is not published).
+
+        Criteria: accuracy, relevance, completeness, clarity, instruction following,
+        formatting; version :data:`RUBRIC_VERSION`.
+        """
+        return cls(_PAPER_CRITERIA, version=RUBRIC_VERSION)
 
 
-PAPER_RUBRIC = Rubric.paper()
+RECONSTRUCTED_RUBRIC = Rubric.paper()
+"""The built-in rubric, reconstructed from the paper's description."""
+
+PAPER_RUBRIC = RECONSTRUCTED_RUBRIC
+"""Alias of :data:`RECONSTRUCTED_RUBRIC` (kept for existing imports; it is not the paper's text)."""
+
+
+def canonical_rubric_version(version: str) -> str:
+    """The current name of a rubric version (``rpra-paper-1`` was renamed ``rpra-reconstructed-1``)."""
+    return _RENAMED.get(version, version)
 
 
 def _escape(text: str) -> str:

@@ -1,8 +1,13 @@
-"""The paper's hindsight training set: the bare request, and the judge's grade as the target.
+"""The paper's hindsight training set: each step's context, and the judge's grade of that step as the target.
 
 Each judged small-model step becomes one chat example whose prompt is exactly what
-:class:`~rpra_agent.predictors.FineTunedPredictor` sends (``build_finetuned_prompt``)
-and whose assistant reply is the grade label. The set is written twice, in the OpenAI
+:class:`~rpra_agent.predictors.FineTunedPredictor` sends at that step
+(``build_finetuned_prompt``: the conversation so far with tool calls and results, the
+step's kind, the RPRA reasoning; see :mod:`rpra_agent.feedback.context`) and whose
+assistant reply is the grade label. In the paper every query was one step, so the
+prompt was the query alone; in an agent run one request takes several steps that the
+judge grades differently (a tool call ``great``, the answer ``bad``), and a bare-request
+prompt would give the same prompt contradictory targets. The set is written twice, in the OpenAI
 fine-tuning chat format and in the Hugging Face TRL conversational ``messages`` format,
 split into train and validation sets stratified by grade.
 
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +30,15 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage
 
+from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.naming import model_key
 from rpra_agent.core.prediction import PredictionRequest
+from rpra_agent.feedback.context import step_request
 from rpra_agent.feedback.log import has_text
 from rpra_agent.feedback.report_card import latest_verdicts
-from rpra_agent.predictors.prompts import build_finetuned_prompt
+from rpra_agent.predictors.prompts import FINETUNE_PROMPT_VERSION, build_finetuned_prompt
 from rpra_agent.store.base import DecisionFilter, DecisionStore
 
 __all__ = ["SFTExample", "SFTExport", "collect_examples", "export_sft", "sft_messages"]
@@ -42,7 +50,17 @@ _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
 @dataclass(frozen=True)
 class SFTExample:
-    """One training example: a judged small-model step."""
+    """One training example: a judged small-model step.
+
+    Attributes:
+        decision_id: The step's decision.
+        request: The bare request text.
+        grade: The target: the judge's grade of this step.
+        task: The task tag.
+        kind: The step's kind (what it turned out to be).
+        small_model: The small model's id.
+        step: What the predictor saw at this step (conversation, kind, reasoning).
+    """
 
     decision_id: str
     request: str
@@ -50,6 +68,11 @@ class SFTExample:
     task: str | None
     kind: str
     small_model: str
+    step: PredictionRequest | None = None
+
+    def prompt_request(self) -> PredictionRequest:
+        """The predictor's input for this example (the bare request when no step context is known)."""
+        return self.step or PredictionRequest(messages=(HumanMessage(self.request),))
 
 
 @dataclass(frozen=True)
@@ -71,9 +94,15 @@ class SFTExport:
     stratified: bool
 
 
-def sft_messages(request: str, grade: str) -> list[dict[str, str]]:
-    """The chat example for one request: FineTunedPredictor's prompt, then the grade."""
-    prompt = build_finetuned_prompt(PredictionRequest(messages=(HumanMessage(request),)))
+def sft_messages(request: str | PredictionRequest, grade: str) -> list[dict[str, str]]:
+    """The chat example for one step: FineTunedPredictor's prompt, then the grade.
+
+    ``request`` is the step (:func:`~rpra_agent.feedback.context.step_request`), or a
+    bare request text for a single-turn query.
+    """
+    if isinstance(request, str):
+        request = PredictionRequest(messages=(HumanMessage(request),))
+    prompt = build_finetuned_prompt(request)
     messages = [{"role": _ROLES[m.type], "content": str(m.content)} for m in prompt]
     return [*messages, {"role": "assistant", "content": grade}]
 
@@ -90,15 +119,19 @@ def collect_examples(
     """
     scale = scale or GradeScale.paper()
     decisions = store.decisions()
+    runs: dict[str, list[Decision]] = defaultdict(list)
+    for d in decisions:
+        runs[d.run_id].append(d)
     latest = latest_verdicts(store.verdicts(), judge=judge, scale=scale.name)
     out = []
     for d in decisions:
-        if not has_text(d.request) or (model is not None and d.small_model != model):
+        if not has_text(d.request) or (model is not None and model_key(d.small_model) != model_key(model)):
             continue
         v = latest.get((d.id, "small")) or (latest.get((d.id, "given")) if d.route == "small" else None)
         if v is None or v.grade is None or v.scale != scale.name or v.grade not in scale.labels:
             continue
-        out.append(SFTExample(d.id, d.request, v.grade, d.task, d.kind, d.small_model))
+        step = step_request(d, runs[d.run_id])
+        out.append(SFTExample(d.id, d.request, v.grade, d.task, d.kind, d.small_model, step))
     return out
 
 
@@ -165,7 +198,7 @@ def export_sft(
     train, val, stratified = _split(examples, val_fraction, seed)
     root = Path(out)
     for split, rows in (("train", train), ("validation", val)):
-        records = [{"messages": sft_messages(e.request, e.grade)} for e in rows]
+        records = [{"messages": sft_messages(e.prompt_request(), e.grade)} for e in rows]
         _write(root / "openai" / f"{split}.jsonl", records)
         _write(root / "trl" / f"{split}.jsonl", records)
     balance = {
@@ -174,7 +207,8 @@ def export_sft(
         "validation": dict(Counter(e.grade for e in val)),
     }
     manifest = {
-        "format": "rpra-sft-1",
+        "format": "rpra-sft-2",
+        "prompt": FINETUNE_PROMPT_VERSION,
         "labels": list((scale or GradeScale.paper()).labels),
         "balance": balance,
         "stratified": stratified,

@@ -34,6 +34,7 @@ class Persistent:
     mode: Any
     target: Any
     scale: GradeScale
+    data_scale: GradeScale
     featurizer: Featurizer
     model: OrdinalLogit
     training: dict[str, Any]
@@ -46,7 +47,7 @@ class Persistent:
 
     @property
     def version(self) -> str:
-        """``learned-<mode>[-no_worse]-<hash>`` of the training data and configuration."""
+        """``learned-<mode>[-<target>]-<hash>`` of the training data and configuration (no suffix for ``small``)."""
         return self._version
 
     # -- persistence -----------------------------------------------------------
@@ -55,7 +56,7 @@ class Persistent:
             {"f": self.featurizer.config(), "m": self.model.config(), "d": self.training.get("data_sha256")},
             sort_keys=True,
         )
-        target = "-no_worse" if self.target == "no_worse" else ""
+        target = f"-{self.target}" if self.target != "small" else ""
         return f"learned-{self.mode}{target}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
     def _manifest(self) -> dict[str, Any]:
@@ -137,7 +138,11 @@ class Persistent:
             raise ConfigError(f"the learned-predictor artifact is incomplete or malformed ({exc!r})") from None
         if model.n_labels != len(scale.labels):
             raise ConfigError("the artifact's classifier and grade scale disagree on the number of grades")
-        self = cls(featurizer, scale=scale, mode=mode, target=target, name=str(manifest.get("name") or "") or None)
+        self = cls(featurizer, mode=mode, target=target, name=str(manifest.get("name") or "") or None)
+        self.scale = scale  # the prediction's scale (the judge's, its margin, or no_worse)
+        self.data_scale = GradeScale.from_dict(
+            dict(manifest.get("training") or {}).get("data_scale") or manifest["scale"]
+        )
         self.model = model
         self.training = dict(manifest.get("training") or {})
         self.metrics = dict(manifest.get("metrics") or {})

@@ -8,9 +8,17 @@ logistic regression) plus an L2 penalty, with L-BFGS. Differencing the cumulativ
 probabilities gives the grade distribution. With two grades it is plain logistic
 regression.
 
-The regularisation ``C`` is chosen by an inner cross-validation on the training data
-only (mean all-threshold log-loss), and the out-of-fold probabilities at the chosen
-``C`` are kept for honest metrics.
+Labels are *positions* on the scale (:meth:`~rpra_agent.core.grades.GradeScale.position`):
+a whole number is a grade's index, a fraction lies between two grades (a score of 8.5
+on 1-10, or 0.37 on a continuous 0-1 scale), and its threshold targets are soft
+(``P(grade >= 9)`` has target 0.5 for 8.5). So continuous and half scores are modelled
+as they are, never rounded; the expected position of the fitted distribution
+estimates the expected score.
+
+:meth:`OrdinalLogit.fit` chooses the regularisation ``C`` by an inner
+cross-validation on the training data only (mean all-threshold log-loss) and keeps the
+out-of-fold probabilities at the chosen ``C`` for honest metrics;
+:meth:`OrdinalLogit.fit_fixed` fits one ``C`` (warm-startable).
 """
 
 from __future__ import annotations
@@ -25,8 +33,9 @@ from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.predictors.folds import fold_ids
 
-__all__ = ["DEFAULT_CS", "OrdinalLogit", "group_folds"]
+__all__ = ["DEFAULT_CS", "OrdinalLogit", "threshold_targets"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +43,9 @@ DEFAULT_CS: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0, 3.0)
 _EPS = 1e-6
 
 
-def group_folds(groups: Sequence[Any], folds: int, seed: int) -> np.ndarray:
-    """Assign items to ``folds`` folds so that items of one group share a fold (seeded)."""
-    keys = list(dict.fromkeys(str(g) for g in groups))
-    order = np.random.default_rng(seed).permutation(len(keys))
-    fold_of = {k: int(order[i] % folds) for i, k in enumerate(keys)}
-    return np.array([fold_of[str(g)] for g in groups], dtype=int)
+def threshold_targets(y: np.ndarray, n_labels: int) -> np.ndarray:
+    """Soft targets of ``P(grade >= k)``, ``k = 1 .. n_labels - 1``, for label positions ``y``."""
+    return np.clip(np.asarray(y, dtype=float)[:, None] - np.arange(n_labels - 1)[None, :], 0.0, 1.0)
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -88,8 +94,7 @@ class OrdinalLogit:
     def _fit_once(self, X: sparse.csr_matrix, y: np.ndarray, C: float, start: np.ndarray | None = None) -> np.ndarray:
         """Minimise ``C * (all-threshold log-loss) + |beta|^2 / 2``; returns ``[beta, theta]``."""
         d = X.shape[1]
-        targets = (y[:, None] >= np.arange(1, self.n_labels)[None, :]).astype(float)
-        sign = np.where(targets > 0, -1.0, 1.0)
+        targets = threshold_targets(y, self.n_labels)
         if start is None:
             rate = (targets.sum(axis=0) + 0.5) / (len(y) + 1.0)
             start = np.concatenate([np.zeros(d), np.log(rate / (1.0 - rate))])
@@ -98,7 +103,7 @@ class OrdinalLogit:
         def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
             beta, theta = w[:d], w[d:]
             z = np.asarray(X @ beta).ravel()[:, None] + theta[None, :]
-            loss = np.logaddexp(0.0, sign * z).sum()
+            loss = (np.logaddexp(0.0, z) - targets * z).sum()
             g = _sigmoid(z) - targets
             grad_beta = C * np.asarray(Xt @ g.sum(axis=1)).ravel() + beta
             return float(C * loss + 0.5 * beta @ beta), np.concatenate([grad_beta, C * g.sum(axis=0)])
@@ -108,30 +113,48 @@ class OrdinalLogit:
             logger.debug("ordinal model: L-BFGS stopped early (%s)", result.message)
         return np.asarray(result.x, dtype=np.float64)
 
-    def fit(self, X: Any, y: Sequence[int] | np.ndarray, groups: Sequence[Any] | None = None) -> OrdinalLogit:
-        """Fit on features ``X`` and grade indices ``y`` (0 = worst).
-
-        ``groups`` keeps related items (e.g. turns of one conversation) in one inner fold.
-        """
+    def _check(self, X: Any, y: Sequence[float] | np.ndarray) -> tuple[sparse.csr_matrix, np.ndarray]:
         X = sparse.csr_matrix(X, dtype=np.float64)
-        y = np.asarray(y, dtype=int)
+        y = np.asarray(y, dtype=float)
         if len(y) != X.shape[0]:
             raise ConfigError(f"{X.shape[0]} feature rows but {len(y)} labels")
-        if len(y) == 0 or y.min() < 0 or y.max() >= self.n_labels:
-            raise ConfigError(f"labels must be grade indices in [0, {self.n_labels - 1}]")
+        if len(y) == 0 or np.isnan(y).any() or y.min() < 0 or y.max() > self.n_labels - 1:
+            raise ConfigError(f"labels must be grade positions in [0, {self.n_labels - 1}]")
+        return X, y
+
+    def fit(self, X: Any, y: Sequence[float] | np.ndarray, groups: Sequence[Any] | None = None) -> OrdinalLogit:
+        """Fit on features ``X`` and grade positions ``y`` (0 = worst; fractions between grades).
+
+        ``C`` is chosen from ``Cs`` by the inner cross-validation (or ``C`` is scored
+        alone, for honest metrics); ``groups`` keeps related items (e.g. turns of one
+        conversation) in one inner fold.
+        """
+        X, y = self._check(X, y)
+        units = len(set(map(str, groups))) if groups is not None else len(y)
         # Small BLAS calls inside L-BFGS run far slower with several threads (spin-waiting).
         with threadpool_limits(limits=1, user_api="blas"):
             grid = self.Cs if self.C is None else (self.C,)
-            # Inner CV picks C from the grid (or just scores a fixed C, for honest metrics).
-            self.C = float(self._select_C(X, y, groups, grid) if len(y) >= 2 * self.folds else grid[-1])
+            cv = len(y) >= 2 * self.folds and units >= self.folds
+            self.C = float(self._select_C(X, y, groups, grid) if cv else grid[-1])
             w = self._fit_once(X, y, self.C)
         self.beta, self.theta = w[: X.shape[1]], np.minimum.accumulate(w[X.shape[1] :])
         return self
 
+    def fit_fixed(
+        self, X: Any, y: Sequence[float] | np.ndarray, C: float, start: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Fit at one ``C`` (no inner CV); returns the weights ``[beta, theta]`` to warm-start another fit."""
+        X, y = self._check(X, y)
+        with threadpool_limits(limits=1, user_api="blas"):
+            w = self._fit_once(X, y, float(C), start=start)
+        self.C = float(C)
+        self.beta, self.theta = w[: X.shape[1]], np.minimum.accumulate(w[X.shape[1] :])
+        return w
+
     def _select_C(
         self, X: sparse.csr_matrix, y: np.ndarray, groups: Sequence[Any] | None, grid: Sequence[float]
     ) -> float:
-        fold = group_folds(groups if groups is not None else range(len(y)), self.folds, self.seed)
+        fold = fold_ids(len(y), self.folds, self.seed, groups=groups)
         oof = {C: np.zeros((len(y), self.n_labels - 1)) for C in grid}
         d = X.shape[1]
         for f in range(self.folds):
@@ -142,7 +165,7 @@ class OrdinalLogit:
             for C in grid:  # ascending C, warm-started
                 w = self._fit_once(X[train], y[train], C, start=w)
                 oof[C][test] = self._cumulative(X[test], w[:d], np.minimum.accumulate(w[d:]))
-        targets = (y[:, None] >= np.arange(1, self.n_labels)[None, :]).astype(float)
+        targets = threshold_targets(y, self.n_labels)
         for C, cum in oof.items():
             p = np.clip(cum, _EPS, 1 - _EPS)
             self.cv_loss[repr(C)] = float(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)).sum(axis=1).mean())
@@ -164,6 +187,11 @@ class OrdinalLogit:
     def score(self, X: Any) -> np.ndarray:
         """The linear score ``x . beta``: every cumulative probability increases with it."""
         return np.asarray(sparse.csr_matrix(X, dtype=np.float64) @ self.beta).reshape(-1)
+
+    @staticmethod
+    def expected_position(cumulative: np.ndarray) -> np.ndarray:
+        """The expected grade position: the sum of the cumulative probabilities of a row."""
+        return np.asarray(cumulative).sum(axis=1)
 
     @staticmethod
     def to_proba(cumulative: np.ndarray) -> np.ndarray:

@@ -14,7 +14,10 @@ __all__ = ["TextVectorizer"]
 
 
 class TextVectorizer:
-    """Sublinear TF-IDF (or hashed sublinear TF) rows, L2-normalised.
+    """Sublinear TF-IDF (or hashed sublinear TF) rows of word or character n-grams, L2-normalised.
+
+    ``params["analyzer"]`` is scikit-learn's: ``"word"`` (the default) or ``"char_wb"``
+    (character n-grams inside word boundaries: robust to spelling, code and numbers).
 
     Fitting learns the vocabulary and the smoothed IDF with scikit-learn's
     ``CountVectorizer``; transforming rebuilds a ``CountVectorizer`` over the fixed
@@ -26,13 +29,19 @@ class TextVectorizer:
         self.terms = [str(t) for t in terms]
         self.idf = np.asarray(idf, dtype=np.float64)
         ngram = (int(params["ngram_range"][0]), int(params["ngram_range"][1]))
+        analyzer = str(params.get("analyzer", "word"))
         self._counter: CountVectorizer | HashingVectorizer | None
         if params["vectorizer"] == "hashing":
             self._counter = HashingVectorizer(
-                n_features=int(params["n_features"]), ngram_range=ngram, alternate_sign=False, norm=None
+                n_features=int(params["n_features"]),
+                ngram_range=ngram,
+                alternate_sign=False,
+                norm=None,
+                analyzer=analyzer,
             )
         elif self.terms:
-            self._counter = CountVectorizer(vocabulary={t: i for i, t in enumerate(self.terms)}, ngram_range=ngram)
+            vocabulary = {t: i for i, t in enumerate(self.terms)}
+            self._counter = CountVectorizer(vocabulary=vocabulary, ngram_range=ngram, analyzer=analyzer)
         else:
             self._counter = None
 
@@ -51,7 +60,12 @@ class TextVectorizer:
         ngram = (int(params["ngram_range"][0]), int(params["ngram_range"][1]))
         n = len(texts)
         for min_df in dict.fromkeys((min(int(params["min_df"]), max(n, 1)), 1)):
-            counter = CountVectorizer(ngram_range=ngram, min_df=min_df, max_features=int(params["max_features"]))
+            counter = CountVectorizer(
+                ngram_range=ngram,
+                min_df=min_df,
+                max_features=int(params["max_features"]),
+                analyzer=str(params.get("analyzer", "word")),
+            )
             try:
                 counts = counter.fit_transform(texts)
             except ValueError:  # empty vocabulary (e.g. no draft text at all)

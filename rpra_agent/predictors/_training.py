@@ -1,41 +1,36 @@
-"""Training examples for the learned predictor: from a recorded dataset or from the decision log."""
+"""Training examples for the learned predictor: from recorded datasets (one, or several pooled) or the decision log."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.predictors.data import RecordedDataset, scale_of
 from rpra_agent.predictors.features import Sample
+from rpra_agent.predictors.folds import conversation_key
 
 if TYPE_CHECKING:
     from rpra_agent.core.verdict import Verdict
-    from rpra_agent.evaluation.datasets import EvalDataset, EvalItem
     from rpra_agent.store.base import DecisionFilter, DecisionStore
 
-__all__ = ["Mode", "conversation_group", "dataset_examples", "store_examples"]
+__all__ = ["Examples", "Mode", "dataset_examples", "pooled_examples", "store_examples"]
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["request", "draft"]
 
 
-def conversation_group(item: EvalItem) -> str:
-    """Items whose conversations open with the same user message form one group.
-
-    Turn 2 of an MT-bench question shares its first message with turn 1, so grouped
-    folds never let one turn of a conversation predict the other.
-    """
-    for message in item.messages:
-        if message.get("role") == "user":
-            return str(message.get("content") or "")
-    return item.prompt
+Examples = tuple[list[Sample], np.ndarray, np.ndarray, list[str], GradeScale]
+"""Samples, small scores, large scores (NaN where unjudged), conversation groups, the scores' scale."""
 
 
 def dataset_examples(
-    dataset: EvalDataset, *, mode: Mode, model: str | None = None
+    dataset: RecordedDataset, *, mode: Mode, model: str | None = None
 ) -> tuple[list[Sample], np.ndarray, list[str]]:
     """Samples, the graded model's scores (NaN where unjudged) and conversation groups.
 
@@ -64,7 +59,41 @@ def dataset_examples(
         )
         for item, text in zip(dataset.items, texts, strict=True)
     ]
-    return samples, dataset.scores(who), [conversation_group(item) for item in dataset.items]
+    return samples, dataset.scores(who), [conversation_key(item) for item in dataset.items]
+
+
+def pooled_examples(datasets: Sequence[RecordedDataset], *, mode: Mode) -> Examples:
+    """Examples of one dataset on its own scale, or of several pooled on a normalised 0-1 scale.
+
+    Pooling maps each dataset's scores to ``(score - low) / (high - low)`` of its own
+    score range, so a 1-10 judge score and a 0/1 correctness share a scale; the pooled
+    scale is :meth:`GradeScale.continuous` on 0-1, acceptable from the mean of the
+    datasets' normalised thresholds. Conversation groups are kept per dataset.
+
+    Raises:
+        ConfigError: for no dataset, or draft mode on a dataset without answer texts.
+    """
+    if not datasets:
+        raise ConfigError("give at least one dataset to train on")
+    if len(datasets) == 1:
+        ds = datasets[0]
+        samples, scores, groups = dataset_examples(ds, mode=mode)
+        return samples, scores, ds.scores(ds.strong), groups, scale_of(ds)
+    pooled_samples: list[Sample] = []
+    small: list[np.ndarray] = []
+    large: list[np.ndarray] = []
+    pooled_groups: list[str] = []
+    thresholds: list[float] = []
+    for ds in datasets:
+        scale = scale_of(ds)
+        s, w, g = dataset_examples(ds, mode=mode)
+        pooled_samples.extend(s)
+        small.append((w - scale.low) / (scale.high - scale.low))
+        large.append((ds.scores(ds.strong) - scale.low) / (scale.high - scale.low))
+        pooled_groups.extend(f"{ds.name}\x1f{key}" for key in g)
+        thresholds.append(scale.normalize(scale.acceptable_value))
+    pooled = GradeScale.continuous(0.0, 1.0, float(np.mean(thresholds)), name="normalized01")
+    return pooled_samples, np.concatenate(small), np.concatenate(large), pooled_groups, pooled
 
 
 def _latest(verdicts: list[Verdict]) -> dict[tuple[str, str], Verdict]:

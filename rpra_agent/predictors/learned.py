@@ -2,17 +2,20 @@
 
 The judge's verdicts on the small model's past answers (the decision log) or a
 recorded evaluation's scores are the labels; the request (and, in ``draft`` mode, the
-small model's drafted answer) is the input. A featurizer (TF-IDF + cues by default)
-feeds a proportional-odds logistic model over the grades of a
-:class:`~rpra_agent.core.grades.GradeScale`, whose regularisation is tuned by an inner
-cross-validation on the training data. Predicting costs about a millisecond.
+small model's drafted answer) is the input. A featurizer (word and character TF-IDF,
+cues and the task tag by default) feeds a proportional-odds logistic model over the
+grades of a :class:`~rpra_agent.core.grades.GradeScale`; scores between grades
+(continuous or half scores) are modelled as they are (soft threshold targets). What it
+predicts (the small answer's score, or its margin over the large answer) and the
+regularisation are chosen by an inner validation on the training data. Predicting
+costs about a millisecond.
 
 Example::
 
     from rpra_agent.evaluation.datasets import load_dataset
     from rpra_agent.predictors.learned import LearnedPredictor
 
-    predictor = LearnedPredictor(mode="request").fit_dataset(load_dataset("mt-bench"))
+    predictor = LearnedPredictor.from_dataset(load_dataset("mt-bench"))
     predictor.save("artifacts/learned-mt-bench")
     predictor = LearnedPredictor.load("artifacts/learned-mt-bench")   # no pickle
 """
@@ -36,25 +39,27 @@ from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.predictors._blocksearch import fit_head
 from rpra_agent.predictors._learned_io import ARTIFACT_KIND, Persistent
 from rpra_agent.predictors._learned_metrics import oof_metrics
-from rpra_agent.predictors._ordinal import DEFAULT_CS, OrdinalLogit
-from rpra_agent.predictors._training import Mode, dataset_examples, store_examples
+from rpra_agent.predictors._ordinal import OrdinalLogit
+from rpra_agent.predictors._select import choose_head
+from rpra_agent.predictors._training import Mode, pooled_examples, store_examples
+from rpra_agent.predictors.data import RecordedDataset
 from rpra_agent.predictors.features import Featurizer, Sample, TextFeaturizer
 
 if TYPE_CHECKING:
-    from rpra_agent.evaluation.datasets import EvalDataset
     from rpra_agent.store.base import DecisionFilter, DecisionStore
 
-__all__ = ["ARTIFACT_KIND", "DEFAULT_BLOCK_GRID", "NO_WORSE_SCALE", "LearnedPredictor", "Target"]
+__all__ = ["ARTIFACT_KIND", "FAST_CS", "NO_WORSE_SCALE", "TARGETS", "LearnedPredictor", "Target"]
 
 logger = logging.getLogger(__name__)
 
-Target = Literal["small", "no_worse"]
+Target = Literal["auto", "small", "gain", "no_worse"]
+TARGETS: tuple[str, ...] = ("auto", "small", "gain", "no_worse")
 
 NO_WORSE_SCALE = GradeScale(("worse", "no_worse"), (0.0, 1.0), "no_worse", "no_worse")
 """The scale of ``target="no_worse"``: is the small answer graded at least as well as the large one?"""
 
-DEFAULT_BLOCK_GRID: Mapping[str, Sequence[float]] = {"task": (1.0, 3.0), "cues": (0.5, 1.0, 2.0)}
-"""Block weights searched by default (with ``C``) in the inner cross-validation."""
+FAST_CS: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
+"""The regularisation grid searched by default (warm-started, with the target)."""
 
 
 class LearnedPredictor(Persistent):
@@ -62,26 +67,28 @@ class LearnedPredictor(Persistent):
 
     Args:
         featurizer: How samples become features (default :class:`TextFeaturizer`).
-        scale: The grade scale; inferred from the data by :meth:`fit_dataset` /
-            :meth:`fit_store` when not given.
+        scale: The judge's grade scale of the training scores; inferred from the
+            data by :meth:`fit_dataset` / :meth:`fit_store` when not given.
         mode: ``"request"`` (the request alone, before answering) or ``"draft"``
             (also the small model's drafted answer: verify-before-show).
-        Cs: Regularisation grid searched by inner cross-validation.
-        C: A fixed regularisation (skips the search over ``Cs``; faster).
+        Cs: Regularisation grid searched by the inner validation.
+        C: A fixed regularisation (no search over ``Cs``).
         folds: Inner cross-validation folds.
         seed: Seed of the inner folds.
-        block_grid: Candidate weights of the featurizer's blocks (e.g. ``task``,
-            ``cues``), searched with ``C`` by the same inner cross-validation (nested:
-            the held-out data never choose them). Needs a featurizer with ``blocks()``
-            and ``weights`` (the :class:`TextFeaturizer`); ``None`` keeps its weights.
-        target: ``"small"`` (default): predict the judge's grade of the small
-            model's answer. ``"no_worse"``: predict whether the small answer is graded
-            at least as well as the large model's (a calibrated P(no worse) on the
-            two-label :data:`NO_WORSE_SCALE`, like RouteLLM's win probability):
-            deferral is then ordered by its benefit, which helps where the large model
-            also fails often (correctness data). Needs the large model's scores too.
+        block_grid: Candidate weights of the featurizer's blocks (e.g. ``{"task": (1,
+            3)}``), searched first by the inner log-loss (slower); ``None`` (default)
+            keeps the featurizer's weights.
+        target: What the head predicts. ``"small"``: the judge's score of the small
+            answer (the prediction is on the judge's scale). ``"gain"``: the small
+            answer's margin over the large one, ``small - large`` (the prediction is on
+            :meth:`GradeScale.margin`; ``p_acceptable`` is P(no worse than the large
+            answer)), so deferral is ordered by what it gains; needs the large
+            model's scores. ``"no_worse"``: P(small graded at least as well as large)
+            on :data:`NO_WORSE_SCALE`. ``"auto"`` (default): ``small`` or ``gain``,
+            whichever routes better in the inner validation (``small`` when the large
+            scores are missing).
         name: Recorded as the predictor's name (default ``learned``, with ``_draft``
-            and ``_no_worse`` suffixes for those options).
+            and ``_<target>`` suffixes for draft mode and an explicit non-small target).
     """
 
     name: str = "learned"
@@ -92,39 +99,61 @@ class LearnedPredictor(Persistent):
         *,
         scale: GradeScale | None = None,
         mode: Mode = "request",
-        Cs: Sequence[float] = DEFAULT_CS,
+        Cs: Sequence[float] = FAST_CS,
         C: float | None = None,
         folds: int = 3,
         seed: int = 0,
-        block_grid: Mapping[str, Sequence[float]] | None = DEFAULT_BLOCK_GRID,
-        target: Target = "small",
+        block_grid: Mapping[str, Sequence[float]] | None = None,
+        target: Target = "auto",
         name: str | None = None,
     ) -> None:
         if mode not in ("request", "draft"):
             raise ConfigError(f"mode must be 'request' or 'draft', not {mode!r}")
-        if target not in ("small", "no_worse"):
-            raise ConfigError(f"target must be 'small' or 'no_worse', not {target!r}")
-        if target == "no_worse":
-            if scale is not None and scale != NO_WORSE_SCALE:
-                raise ConfigError("target='no_worse' predicts on NO_WORSE_SCALE; do not pass another scale")
-            scale = NO_WORSE_SCALE
-        self.target: Target = target
+        if target not in TARGETS:
+            raise ConfigError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+        if target == "no_worse" and scale is not None and scale != NO_WORSE_SCALE:
+            raise ConfigError("target='no_worse' predicts on NO_WORSE_SCALE; do not pass another scale")
+        if C is None and not Cs:
+            raise ConfigError("give C or a non-empty Cs grid")
+        if any(c <= 0 for c in Cs) or (C is not None and C <= 0):
+            raise ConfigError("C values must be positive")
+        self.target_option: Target = target
+        self.target: Target = "small" if target == "auto" else target
         self.featurizer: Featurizer = featurizer if featurizer is not None else TextFeaturizer()
-        self.scale = scale or GradeScale.paper()
+        self.data_scale = scale if scale is not None and target != "no_worse" else GradeScale.paper()
+        self.scale = NO_WORSE_SCALE if target == "no_worse" else self.data_scale
         self._scale_given = scale is not None
         self.mode: Mode = mode
-        suffix = ("_draft" if mode == "draft" else "") + ("_no_worse" if target == "no_worse" else "")
+        suffix = ("_draft" if mode == "draft" else "") + (f"_{target}" if target not in ("auto", "small") else "")
         self.name = name or f"learned{suffix}"
-        self._options: dict[str, Any] = {"Cs": tuple(Cs), "C": C, "folds": folds, "seed": seed}
-        self.model = OrdinalLogit(len(self.scale.labels), **self._options)
+        self._options: dict[str, Any] = {"Cs": tuple(Cs) if C is None else (float(C),), "folds": folds, "seed": seed}
+        self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], folds=folds, seed=seed)
         self.block_grid = {k: tuple(float(x) for x in v) for k, v in (block_grid or {}).items()}
         self.fitted = False
-        self._block_search: dict[str, Any] = {}
         self.training: dict[str, Any] = {}
         self.metrics: dict[str, Any] = {}
         self._version = "unfitted"
 
     # -- training --------------------------------------------------------------
+    def _targets(self, small: np.ndarray, large: np.ndarray | None) -> dict[str, tuple[GradeScale, np.ndarray]]:
+        """Each candidate target's scale and label positions (NaN where unlabelled)."""
+        has_large = large is not None and not np.isnan(large).all()
+        if self.target_option in ("gain", "no_worse") and not has_large:
+            raise ConfigError(
+                f"target={self.target_option!r} needs large_scores: the large model's score of every sample"
+            )
+        out: dict[str, tuple[GradeScale, np.ndarray]] = {}
+        if self.target_option in ("auto", "small"):
+            out["small"] = (self.data_scale, np.array([self.data_scale.position(v) for v in small]))
+            out["small"][1][np.isnan(small)] = np.nan
+        if large is not None and (self.target_option == "gain" or (self.target_option == "auto" and has_large)):
+            margin, diff = self.data_scale.margin(), small - large
+            out["gain"] = (margin, np.array([np.nan if np.isnan(d) else margin.position(d) for d in diff]))
+        if self.target_option == "no_worse" and large is not None:
+            no_worse = np.where(np.isnan(small) | np.isnan(large), np.nan, (small >= large).astype(float))
+            out["no_worse"] = (NO_WORSE_SCALE, no_worse)
+        return out
+
     def fit(
         self,
         samples: Sequence[Sample],
@@ -134,73 +163,120 @@ class LearnedPredictor(Persistent):
         groups: Sequence[str] | None = None,
         source: str = "samples",
     ) -> LearnedPredictor:
-        """Train on samples and the judge's scores of the small model's answers.
+        """Train on samples and the judge's scores of the small model's answers (on :attr:`data_scale`).
 
-        Items whose score is NaN are left out. ``groups`` keeps related items (turns
-        of one conversation) together in the inner folds. With ``target="no_worse"``
-        the large model's scores of the same items are needed too (``large_scores``).
+        Items whose score is NaN are left out (with a target that needs it, so are
+        items without a large score). ``groups`` keeps related items (turns of one
+        conversation) together in the inner folds.
 
         Raises:
             ConfigError: with fewer than two scored samples, drafts missing in draft
-                mode, or no large scores for the ``no_worse`` target.
+                mode, or no large scores for the ``gain`` / ``no_worse`` targets.
         """
-        values = np.asarray(scores, dtype=float)
-        if len(values) != len(samples):
-            raise ConfigError(f"{len(samples)} samples but {len(values)} scores")
-        if self.target == "no_worse":
-            if large_scores is None or len(large_scores) != len(values):
-                raise ConfigError("target='no_worse' needs large_scores: the large model's score of every sample")
-            large = np.asarray(large_scores, dtype=float)
-            values = np.where(np.isnan(values) | np.isnan(large), np.nan, (values >= large).astype(float))
-        keep = np.flatnonzero(~np.isnan(values))
+        small = np.asarray(scores, dtype=float)
+        if len(small) != len(samples):
+            raise ConfigError(f"{len(samples)} samples but {len(small)} scores")
+        large = None if large_scores is None else np.asarray(large_scores, dtype=float)
+        if large is not None and len(large) != len(small):
+            raise ConfigError(f"{len(small)} scores but {len(large)} large scores")
+        candidates = self._targets(small, large)
+        needed = np.isnan(small)
+        for _, pos in candidates.values():
+            needed |= np.isnan(pos)
+        if self.target_option == "auto" and "gain" in candidates and needed.sum() > np.isnan(small).sum():
+            del candidates["gain"]  # some items lack a large score: keep them all, predict the small score
+            needed = np.isnan(small)
+        keep = np.flatnonzero(~needed)
         if len(keep) < 2:
             raise ConfigError(f"the learned predictor needs at least 2 judged examples, got {len(keep)}")
         train = [samples[int(i)] for i in keep]
         if self.mode == "draft" and any(s.draft is None for s in train):
             raise ConfigError("draft mode needs every training sample's draft (the small model's answer)")
-        labels = [self.scale.label_for(float(values[i])) for i in keep]
-        y = np.array([self.scale.labels.index(lab) for lab in labels], dtype=int)
+        kept_groups = None if groups is None else [groups[int(i)] for i in keep]
         start = time.perf_counter()
         self.featurizer.fit(train, draft=self.mode == "draft")
-        self.model, self._block_search = fit_head(
-            self.featurizer,
-            train,
-            y,
-            None if groups is None else [groups[int(i)] for i in keep],
-            n_labels=len(self.scale.labels),
-            options=self._options,
-            grid=self.block_grid,
-        )
-        digest = _data_hash(train, values[keep])
+        search: dict[str, Any] = {}
+        if self.block_grid and "small" in candidates:
+            _, search = fit_head(
+                self.featurizer, train, np.rint(candidates["small"][1][keep]).astype(int), kept_groups,
+                n_labels=len(self.data_scale.labels), options=self._options, grid=self.block_grid,
+            )  # fmt: skip
+        X = self.featurizer.transform(train)
+        weak = small[keep]
+        strong = None if large is None or np.isnan(large[keep]).any() else large[keep]
+        choice = choose_head(
+            X,
+            {t: pos[keep] for t, (_, pos) in candidates.items()},
+            {t: len(sc.labels) for t, (sc, _) in candidates.items()},
+            weak=weak, strong=strong, groups=kept_groups,
+            Cs=self._options["Cs"], folds=self._options["folds"], seed=self._options["seed"],
+        )  # fmt: skip
+        self.target = choice.target  # type: ignore[assignment]
+        self.scale, y = candidates[choice.target][0], candidates[choice.target][1][keep]
+        self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], **_inner(self._options))
+        self.model.fit_fixed(X, y, choice.C)
+        self.model.oof_cumulative = choice.oof
+        labels = [self.scale.labels[int(round(p))] for p in y]
         self.training = {
             "n": len(train),
             "source": source,
-            "data_sha256": digest,
+            "data_sha256": _data_hash(train, weak),
             "label_counts": {lab: labels.count(lab) for lab in self.scale.labels if lab in labels},
             "trained_at": utcnow(),
             "seconds": round(time.perf_counter() - start, 3),
             "n_features": int(self.model.beta.shape[0]),
+            "target": self.target,
+            "data_scale": self.data_scale.to_dict(),
+            "selection": choice.scores,
         }
-        self.metrics = oof_metrics(self.model, y, values[keep], self.scale)
-        if self._block_search:
-            self.metrics["block_weights"] = self._block_search
+        label_scores = np.interp(y, np.arange(len(self.scale.values)), self.scale.values)
+        self.metrics = oof_metrics(self.model, y, label_scores, self.scale)
+        if search:
+            self.metrics["block_weights"] = search
         self.fitted = True
         self._version = self._fingerprint()
         logger.info(
-            "learned predictor %s trained on %d examples from %s (C=%s, ECE %s)",
-            self.version, len(train), source, self.model.C, self.metrics.get("ece"),
+            "learned predictor %s trained on %d examples from %s (target %s, C=%s, ECE %s)",
+            self.version, len(train), source, self.target, self.model.C, self.metrics.get("ece"),
         )  # fmt: skip
         return self
 
-    def fit_dataset(self, dataset: EvalDataset, *, model: str | None = None) -> LearnedPredictor:
-        """Train on a recorded dataset: ``model``'s (default the weak model's) scores are the labels."""
-        if not self._scale_given:
-            from rpra_agent.evaluation.replay import scale_for
+    def fit_dataset(
+        self, dataset: RecordedDataset | Sequence[RecordedDataset], *, model: str | None = None
+    ) -> LearnedPredictor:
+        """Train on a recorded dataset, or several pooled on a normalised 0-1 scale.
 
-            self.scale = scale_for(dataset)
-        samples, scores, groups = dataset_examples(dataset, mode=self.mode, model=model)
-        large = dataset.scores(dataset.strong) if self.target == "no_worse" else None
-        return self.fit(samples, scores, large_scores=large, groups=groups, source=f"dataset:{dataset.name}")
+        The weak model's scores are the labels (``model`` picks another model of a
+        single dataset); the strong model's are the large scores. Pooled datasets'
+        scores are mapped to ``(score - low) / (high - low)`` of their own ranges
+        (see ``docs/LEARNED.md``).
+        """
+        datasets = list(dataset) if isinstance(dataset, Sequence) and not isinstance(dataset, str) else [dataset]
+        if model is not None:
+            if len(datasets) != 1:
+                raise ConfigError("model= picks the labelled model of a single dataset")
+            from rpra_agent.predictors._training import dataset_examples
+
+            samples, small, groups = dataset_examples(datasets[0], mode=self.mode, model=model)
+            large, scale = datasets[0].scores(datasets[0].strong), None
+        else:
+            samples, small, large, groups, scale = pooled_examples(datasets, mode=self.mode)  # type: ignore[arg-type]
+        if not self._scale_given and scale is not None:
+            self.data_scale = scale
+        if not self._scale_given and model is not None:
+            from rpra_agent.predictors.data import scale_of
+
+            self.data_scale = scale_of(datasets[0])  # type: ignore[arg-type]
+        names = "+".join(str(getattr(d, "name", "dataset")) for d in datasets)
+        return self.fit(samples, small, large_scores=large, groups=groups, source=f"dataset:{names}")
+
+    @classmethod
+    def from_dataset(cls, dataset: RecordedDataset | Sequence[RecordedDataset], **options: Any) -> LearnedPredictor:
+        """``LearnedPredictor(**options).fit_dataset(dataset)``: a loaded dataset (or several, pooled).
+
+        Load one by name with ``rpra_agent.evaluation.datasets.load_dataset``.
+        """
+        return cls(**options).fit_dataset(dataset)
 
     def fit_store(self, store: DecisionStore, *, where: DecisionFilter | None = None) -> LearnedPredictor:
         """Train on judged decisions (hindsight labels) from the decision log.
@@ -209,14 +285,14 @@ class LearnedPredictor(Persistent):
         to ``context=False`` (what it sees at prediction time then matches training).
         """
         samples, scores, large, groups, scale_name = store_examples(store, mode=self.mode, where=where)
-        if not self._scale_given and self.target == "small":
-            self.scale = GradeScale.named(scale_name)
+        if not self._scale_given:
+            self.data_scale = GradeScale.named(scale_name)
         if isinstance(self.featurizer, TextFeaturizer):
             self.featurizer.context = False
-        if self.target == "no_worse" and np.isnan(large).all():
+        if self.target_option in ("gain", "no_worse") and np.isnan(large).all():
             raise ConfigError(
-                "target='no_worse' needs verdicts on the large model's answers too: judge them in hindsight "
-                "(`rpra judge --regenerate-large`)"
+                f"target={self.target_option!r} needs verdicts on the large model's answers too: judge them in "
+                "hindsight (`rpra judge --regenerate-large`)"
             )
         return self.fit(samples, scores, large_scores=large, groups=groups, source="store")
 
@@ -271,6 +347,10 @@ class LearnedPredictor(Persistent):
         if getattr(self.featurizer, "blocking", False):
             return await asyncio.to_thread(self.predict, request)
         return self.predict(request)
+
+
+def _inner(options: Mapping[str, Any]) -> dict[str, int]:
+    return {"folds": int(options["folds"]), "seed": int(options["seed"])}
 
 
 def _data_hash(samples: Sequence[Sample], scores: np.ndarray) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from rpra_agent.core.grades import GradeScale
@@ -10,6 +12,7 @@ from rpra_agent.core.prediction import PredictionRequest
 
 __all__ = [
     "DEFAULT_RUBRIC",
+    "FINETUNE_PROMPT_VERSION",
     "FINETUNE_SYSTEM_PROMPT",
     "build_finetuned_prompt",
     "build_self_prompt",
@@ -20,7 +23,13 @@ __all__ = [
 
 DEFAULT_RUBRIC = "accuracy, relevance, completeness, clarity, instruction following and formatting"
 
-FINETUNE_SYSTEM_PROMPT = "Predict the judge's grade for your answer to this request."
+FINETUNE_SYSTEM_PROMPT = "Predict the judge's grade for your next step in this conversation."
+
+FINETUNE_PROMPT_VERSION = "step-context-1"
+"""Version of :func:`build_finetuned_prompt`'s layout (recorded in ``rpra export-sft``'s manifest).
+
+``step-context-1`` carries the step's context (conversation so far with tool calls and
+results, the step's kind, the RPRA reasoning); the earlier layout was the bare request."""
 
 
 def grade_instruction(scale: GradeScale) -> str:
@@ -64,5 +73,20 @@ def build_self_prompt(
 
 
 def build_finetuned_prompt(request: PredictionRequest) -> list[BaseMessage]:
-    """The hindsight fine-tuning prompt: the bare request alone (as exported for SFT)."""
-    return [SystemMessage(FINETUNE_SYSTEM_PROMPT), HumanMessage(request.request_text)]
+    """The hindsight fine-tuning prompt for one step, exactly as ``rpra export-sft`` writes it.
+
+    It carries the step's context, so that two steps of one tool run (call a tool, then
+    answer with its result) are two different prompts with their own targets: the
+    conversation so far (tool calls and results included, encoded as escaped JSON
+    lines), the step's kind as the predictor knows it, and the RPRA reasoning when there
+    is one. No rubric, card or instructions: the fine-tune learned the grade from these.
+    """
+    user = [
+        "<conversation>",
+        encode_messages(request.messages),
+        "</conversation>",
+        f"<step kind={json.dumps(request.kind)} />",
+    ]
+    if request.reasoning:
+        user += ["<your_reasoning>", escape_tags(request.reasoning), "</your_reasoning>"]
+    return [SystemMessage(FINETUNE_SYSTEM_PROMPT), HumanMessage("\n".join(user))]

@@ -62,7 +62,7 @@ def _self_reported(spec: str, small: Any, store: DecisionStore | None) -> Predic
 
 
 def _card_stats(small: Any, store: DecisionStore | None, *, required: bool) -> Predictor | None:
-    from rpra_agent.evaluation.crossfit import CardStatPredictor
+    from rpra_agent.evaluation.runs.crossfit import CardStatPredictor
     from rpra_agent.feedback.cards import load_report_card
 
     card = load_report_card(store, model_id(small)) if store is not None else None

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.evaluation.baselines import (
+from rpra_agent.evaluation.datasets import load_dataset
+from rpra_agent.evaluation.metrics import apgr
+from rpra_agent.evaluation.metrics.baselines import (
     BASELINES,
     KEEP_SCORERS,
     answer_length_keep_scores,
@@ -16,8 +18,6 @@ from rpra_agent.evaluation.baselines import (
     keep_scores,
     oracle_keep_scores,
 )
-from rpra_agent.evaluation.datasets import load_dataset
-from rpra_agent.evaluation.metrics import apgr
 
 # README.md table (APGR, every point of the curve). The oracle on GSM8K is 1.1249 exactly
 # (383 items gain, 95 lose, n = 1319), which the README rounds to 1.13: pinned to the

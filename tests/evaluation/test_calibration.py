@@ -14,7 +14,7 @@ from rpra_agent.core.policy import PolicyContext, ThresholdPolicy
 from rpra_agent.core.prediction import Prediction
 from rpra_agent.core.verdict import Verdict
 from rpra_agent.evaluation.datasets import load_dataset
-from rpra_agent.evaluation.judged import judged_from_dataset, judged_from_store
+from rpra_agent.evaluation.runs.judged import judged_from_dataset, judged_from_store
 from rpra_agent.feedback.bounds import pvalues, upper_bound
 from rpra_agent.feedback.calibration import (
     Calibration,

@@ -14,8 +14,8 @@ from rpra_agent.core.decision import Decision
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import Prediction
 from rpra_agent.core.verdict import Verdict
-from rpra_agent.evaluation.convert import ColumnMapping, ModelColumns, convert_table
 from rpra_agent.evaluation.datasets import load_dataset
+from rpra_agent.evaluation.datasets.convert import ColumnMapping, ModelColumns, convert_table
 from rpra_agent.feedback.calibration import load_calibrated_policy, load_calibration
 
 runner = CliRunner()
@@ -63,7 +63,7 @@ def test_convert_csv_round_trips_through_the_strict_loader(tmp_path):
     )
     assert [i.id for i in ds.items] == ["1", "2", "3"] and ds.items[1].prompt == "Capital of France, please"
     np.testing.assert_array_equal(ds.scores("small"), [1.0, 0.0, np.nan])
-    assert ds.items[0].responses["big"].tokens == 3 and ds.items[2].responses["small"].text is None
+    assert ds.items[0].responses["big"].tokens == 3 and ds.items[2].responses["small"].text == ""  # empty stays empty
     assert ds.categories() == ["math", "geo", "chat"]
 
 

@@ -8,8 +8,8 @@ import pytest
 from langchain_core.messages import BaseMessage
 
 from rpra_agent.core.errors import DatasetError
-from rpra_agent.evaluation._prompts import load_prompts
-from rpra_agent.evaluation.live import LiveOptions, run_live_eval
+from rpra_agent.evaluation.datasets.prompts import load_prompts
+from rpra_agent.evaluation.runs.live import LiveOptions, run_live_eval
 from rpra_agent.feedback import LLMJudge
 from rpra_agent.store import open_store
 from rpra_agent.testing import ScriptedChatModel

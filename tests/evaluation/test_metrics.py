@@ -12,7 +12,6 @@ from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.evaluation.datasets import EvalDataset, EvalItem, ModelResponse
 from rpra_agent.evaluation.metrics import (
-    ModelPrice,
     PriceTable,
     agreement_report,
     apgr,
@@ -251,6 +250,7 @@ def test_price_table_errors():
     with pytest.raises(ConfigError, match="tokens or the answer text"):
         item_costs(_cost_ds(tokens=None, text=None), "m", PriceTable.parse(["m=1/1k"]))
     with pytest.raises(ConfigError, match="non-negative"):
-        ModelPrice(per_call=-1)
+        PriceTable.from_dict({"m": {"per_call": -1}})
     table = PriceTable.parse(["a=1/call", "a=2/1k"])
-    assert PriceTable.from_dict(table.to_dict()) == table
+    again = PriceTable.from_dict(table.to_dict())
+    assert again.call_cost("a", 0, 500) == table.call_cost("a", 0, 500) == pytest.approx(2.0)

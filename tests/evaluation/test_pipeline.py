@@ -11,20 +11,23 @@ import pytest
 
 from rpra_agent.core.errors import ConfigError, DatasetError
 from rpra_agent.core.prediction import PredictionRequest
-from rpra_agent.evaluation.crossfit import CardStatPredictor, conversation_key, crossfit_cards, fold_ids
 from rpra_agent.evaluation.datasets import ModelResponse, load_dataset, save_dataset
-from rpra_agent.evaluation.pipeline import ReplayOptions, run_replay_eval
-from rpra_agent.evaluation.replay import ReplayJudge
+from rpra_agent.evaluation.runs.crossfit import CardStatPredictor, crossfit_cards
+from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
+from rpra_agent.evaluation.runs.replay import ReplayJudge
+from rpra_agent.predictors.folds import conversation_key, fold_ids
 from rpra_agent.store import DecisionFilter, InMemoryDecisionStore, open_store
 from tests.evaluation.toy_data import STRONG, WEAK, toy_dataset
 
-FAST = ReplayOptions(folds=3, learned=False, report=False)
+FAST = ReplayOptions(folds=3, learned=False, report=False, operating_router="report_card")
 
 
 def test_end_to_end_on_a_bundled_slice(tmp_path: Path) -> None:
     full = load_dataset("mt-bench")
     ds = full.subset(range(40))
-    result = run_replay_eval(ds, out_dir=tmp_path, options=ReplayOptions(folds=4, target_rate=0.25, learned=False))
+    result = run_replay_eval(
+        ds, out_dir=tmp_path, options=ReplayOptions(folds=4, target_rate=0.25, learned=False, operating_router="card")
+    )
     # Every decision of both passes and every verdict is in the SQLite log.
     store = open_store(f"sqlite:///{tmp_path / 'eval.db'}")
     try:

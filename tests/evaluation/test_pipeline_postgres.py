@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from rpra_agent.evaluation.datasets import load_dataset
-from rpra_agent.evaluation.pipeline import ReplayOptions, run_replay_eval
+from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
 from rpra_agent.store import open_store
 from tests.fixtures_postgres import postgres_server, postgres_url  # noqa: F401
 

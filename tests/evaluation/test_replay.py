@@ -6,14 +6,12 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from rpra_agent.core.policy import ThresholdPolicy
-from rpra_agent.evaluation.datasets import EvalItem, ModelResponse
-from rpra_agent.evaluation.replay import (
+from rpra_agent.evaluation.datasets import EvalItem, ModelResponse, binary_scale, scale_for
+from rpra_agent.evaluation.runs.replay import (
     ReplayChatModel,
     ReplayError,
     ReplayJudge,
-    binary_scale,
     item_message,
-    scale_for,
 )
 from rpra_agent.graph import build_rpra_graph, decisions_from_state
 from rpra_agent.store import InMemoryDecisionStore
@@ -109,12 +107,19 @@ def test_unrecorded_score_is_unjudged_not_guessed() -> None:
 
 @pytest.mark.parametrize(
     ("score_range", "acceptable", "name", "ok"),
-    [((1.0, 10.0), None, "ten", "6"), ((1.0, 10.0), 7, "ten", "7"), ((0.0, 1.0), None, "correct01", "correct")],
+    [
+        ((1.0, 10.0), None, "ten", "6"),
+        ((1.0, 10.0), 7, "ten", "7"),
+        ((0.0, 1.0), None, "correct01", "correct"),
+        ((0.0, 100.5), None, "continuous:0-100.5", "50.25"),
+    ],
 )
 def test_scale_for(score_range: tuple[float, float], acceptable: float | None, name: str, ok: str) -> None:
     ds = dataclasses.replace(
         toy_dataset(3), score_range=score_range, metadata={} if acceptable is None else {"acceptable": acceptable}
     )
+    if score_range == (0.0, 1.0):  # correctness: every recorded score 0 or 1
+        ds = _rescored(ds, lambda i: float(i % 2))
     scale = scale_for(ds)
     assert scale.name == name and scale.acceptable_from == ok
 
@@ -128,10 +133,22 @@ def test_binary_scale_and_mean_scores() -> None:
     assert verdict.score == 7.5 and verdict.grade == "7"
 
 
-def test_bad_score_range_is_rejected() -> None:
-    ds = dataclasses.replace(toy_dataset(3), score_range=(0.0, 100.5))
-    with pytest.raises(ReplayError, match="score range"):
-        scale_for(ds)
+def _rescored(ds, score):  # type: ignore[no-untyped-def]
+    items = tuple(
+        dataclasses.replace(it, responses={m: dataclasses.replace(r, score=score(i)) for m, r in it.responses.items()})
+        for i, it in enumerate(ds.items)
+    )
+    return dataclasses.replace(ds, items=items)
+
+
+def test_continuous_scores_are_not_quantised() -> None:
+    """Scores such as 0.37 on 0-1 get a continuous scale; the verdict keeps the exact score."""
+    ds = _rescored(dataclasses.replace(toy_dataset(4), score_range=(0.0, 1.0)), lambda i: [0.37, 0.5, 1.0, 0.0][i])
+    scale = scale_for(ds)
+    assert scale.name == "continuous:0-1" and len(scale.labels) == 11
+    verdict = ReplayJudge(ds).verdict(ds.items[1], WEAK)
+    assert verdict.score == 0.5 and verdict.grade == "0.5"  # a tie at 0.5 stays 0.5, not rounded down to 0
+    assert ReplayJudge(ds).verdict(ds.items[0], WEAK).score == 0.37
 
 
 def test_item_message_builds_multi_turn_conversation() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from rpra_agent.evaluation.report import operating_table, plot_png, render_html, rich_table, write_report
-from rpra_agent.evaluation.results import Curve, EvalResult, OperatingPoint, PredictorRow
+from rpra_agent.evaluation.report.results import Curve, EvalResult, OperatingPoint, PredictorRow
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

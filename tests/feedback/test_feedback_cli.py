@@ -71,7 +71,7 @@ def test_judge_report_card_and_export_on_a_real_sqlite_log(sqlite_url, tmp_path,
         verdicts = store.verdicts()
         decisions = {d.id: d for d in store.decisions()}
         assert len(decisions) == 5 and len(verdicts) == 7
-        assert {(v.judge, v.rubric_version, v.grade) for v in verdicts} == {("judge-m", "rpra-paper-1", "ok")}
+        assert {(v.judge, v.rubric_version, v.grade) for v in verdicts} == {("judge-m", "rpra-reconstructed-1", "ok")}
         small = [v for v in verdicts if v.subject == "small"]
         assert len(small) == 2 and all(decisions[v.decision_id].deferred for v in small)
     finally:
@@ -96,7 +96,8 @@ def test_judge_report_card_and_export_on_a_real_sqlite_log(sqlite_url, tmp_path,
     assert exported.exit_code == 0, exported.output
     assert "train" in exported.output and "not stratified" in exported.output
     rows = [json.loads(line) for line in (out / "openai" / "train.jsonl").read_text().splitlines()]
-    assert sorted(r["messages"][1]["content"] for r in rows) == [f"question number {i}" for i in range(5)]
+    prompts = sorted(r["messages"][1]["content"] for r in rows)
+    assert [json.loads(p.splitlines()[1])["content"] for p in prompts] == [f"question number {i}" for i in range(5)]
     assert {r["messages"][2]["content"] for r in rows} == {"ok"}
 
 

@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.feedback import PAPER_RUBRIC, Candidate, JudgeTask, LLMJudge, Rubric
+from rpra_agent.feedback._order import parse_order_tag
 from rpra_agent.feedback._parse import Malformed, parse_judge_reply
 from rpra_agent.feedback.rubric import build_judge_prompt
 from rpra_agent.testing import ScriptedChatModel
@@ -147,7 +148,7 @@ def test_joint_judging_grades_every_response_in_one_call():
             ]
         }
     )
-    judge, model = judge_with(raw)
+    judge, model = judge_with(raw, shuffle=False)
     cands = [Candidate("A", "d1", "given"), Candidate("B", "d1", "small"), Candidate("C", "d2", "large")]
     verdicts = judge.judge_joint("Which is best?", cands)
     assert len(model.calls) == 1
@@ -157,9 +158,63 @@ def test_joint_judging_grades_every_response_in_one_call():
         ("d1", "small", "ok", 0.5),
         ("d2", "large", "bad", 0.0),
     ]
-    assert [v.rationale for v in verdicts] == ["fine", "[weakest: completeness] meh", "[weakest: accuracy] wrong"]
-    assert {(v.judge, v.rubric_version, v.scale) for v in verdicts} == {("judge-m", "rpra-paper-1", "paper3")}
+    shown = "given,small,large"
+    assert [v.rationale for v in verdicts] == [
+        f"[shown 1 of 3: {shown}] fine",
+        f"[weakest: completeness] [shown 2 of 3: {shown}] meh",
+        f"[weakest: accuracy] [shown 3 of 3: {shown}] wrong",
+    ]
+    assert {(v.judge, v.rubric_version, v.scale) for v in verdicts} == {("judge-m", "rpra-reconstructed-1", "paper3")}
     assert len({v.id for v in verdicts}) == 3
+
+
+def _by_content(messages):
+    """A judge that grades each response by what it says ('good' -> great, else bad), wherever it is shown."""
+    import re
+
+    bodies = re.findall(r'<response id="(\d+)">\n(.*?)\n</response>', str(messages[-1].content), re.S)
+    return json.dumps(
+        {
+            "verdicts": [
+                {"response": int(i), "rationale": "r", "weakest": "none", "grade": "great" if "good" in b else "bad"}
+                for i, b in bodies
+            ]
+        }
+    )
+
+
+def test_joint_order_is_seeded_random_and_recorded():
+    cands = [
+        Candidate(f"{w} answer {i}", f"d{i}", s)
+        for i, (w, s) in enumerate([("good", "given"), ("poor", "large"), ("poor", "small"), ("good", "extra1")])
+    ]
+    task = JudgeTask((HumanMessage("q"),), tuple(cands))
+    orders = {tuple(LLMJudge(ScriptedChatModel(responses=["x"]), seed=seed).order(task)) for seed in range(12)}
+    assert len(orders) > 1  # the order depends on the seed
+    judge, model = judge_with(_by_content, seed=3)
+    assert judge.order(task) == judge.order(task)  # and only on the seed and the task
+    verdicts = judge.judge_task(task)
+    assert len(model.calls) == 1
+    assert [v.grade for v in verdicts] == ["great", "bad", "bad", "great"]  # mapped back to the task's order
+    shown = [cands[i].subject for i in judge.order(task)]
+    prompt = str(model.calls[0][-1].content)
+    assert [prompt.index(c.response) for c in (cands[i] for i in judge.order(task))] == sorted(
+        prompt.index(c.response) for c in cands
+    )
+    for i, v in enumerate(verdicts):
+        position, order = parse_order_tag(v.rationale)
+        assert order == shown and shown[position - 1] == cands[i].subject
+
+
+def test_isolated_judges_each_response_alone():
+    judge, model = judge_with(_by_content, isolated=True)
+    cands = [Candidate("good one", "d1", "given"), Candidate("poor one", "d1", "large")]
+    verdicts = judge.judge_joint("q", cands)
+    assert len(model.calls) == 2 and all(str(c[-1].content).count('<response id="') == 1 for c in model.calls)
+    assert [v.grade for v in verdicts] == ["great", "bad"]
+    assert all(v.rationale.startswith("[judged alone] ") for v in verdicts)
+    averdicts = asyncio.run(judge.ajudge_joint("q", cands))
+    assert [v.grade for v in averdicts] == ["great", "bad"] and len(model.calls) == 4
 
 
 def test_rationale_is_kept_short():

@@ -67,7 +67,9 @@ def test_card_from_a_known_log_has_the_expected_content():
     card = build_report_card(ds, vs, "small-m")
     assert card.text == EXPECTED
     assert 100 <= len(card.text) / 4 <= 200  # about 100-200 tokens
-    assert card.judges == ("judge-m",) and card.rubric_versions == ("rpra-paper-1",)
+    assert card.judges == ("judge-m",) and card.rubric_versions == (
+        "rpra-reconstructed-1",
+    )  # the old label reads as the new one
     math = card.section("math", "answer")
     assert math is not None and dict(math.counts) == {"bad": 2, "ok": 1, "great": 2}
     assert math.most_common(card.scale) == "bad"  # ties go to the lower grade

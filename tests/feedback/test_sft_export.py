@@ -17,6 +17,12 @@ from tests.feedback.builders import decision
 SYSTEM = {"role": "system", "content": FINETUNE_SYSTEM_PROMPT}
 
 
+def user(request, kind="answer"):
+    """The fine-tuned prompt of a single-turn step: the request as the conversation, and the step's kind."""
+    line = json.dumps({"role": "human", "content": request})
+    return {"role": "user", "content": f'<conversation>\n{line}\n</conversation>\n<step kind="{kind}" />'}
+
+
 def v(d, grade, subject="given", at="2026-11-21T00:00:00+00:00", judge="judge-m"):
     return Verdict(d.id, grade, None, "paper3", judge, "rpra-paper-1", "r", subject, created_at=at)
 
@@ -52,15 +58,9 @@ def read(path):
 def test_export_writes_the_exact_records_in_both_formats(tmp_path):
     result = export_sft(small_log(), tmp_path, val_fraction=0.0, model="small-m")
     expected = [
-        {"messages": [SYSTEM, {"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "great"}]},
-        {
-            "messages": [
-                SYSTEM,
-                {"role": "user", "content": "Prove Fermat's last theorem."},
-                {"role": "assistant", "content": "bad"},
-            ]
-        },
-        {"messages": [SYSTEM, {"role": "user", "content": "Name a prime."}, {"role": "assistant", "content": "ok"}]},
+        {"messages": [SYSTEM, user("What is 2+2?"), {"role": "assistant", "content": "great"}]},
+        {"messages": [SYSTEM, user("Prove Fermat's last theorem."), {"role": "assistant", "content": "bad"}]},
+        {"messages": [SYSTEM, user("Name a prime."), {"role": "assistant", "content": "ok"}]},
     ]
     assert read(tmp_path / "openai" / "train.jsonl") == expected
     assert read(tmp_path / "trl" / "train.jsonl") == expected
@@ -69,6 +69,7 @@ def test_export_writes_the_exact_records_in_both_formats(tmp_path):
     assert result.balance["all"] == {"great": 1, "bad": 1, "ok": 1}
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["labels"] == ["bad", "ok", "great"] and len(manifest["splits"]["train"]) == 3
+    assert (manifest["format"], manifest["prompt"]) == ("rpra-sft-2", "step-context-1")
 
 
 def test_prompt_matches_what_the_fine_tuned_predictor_sends():

@@ -92,7 +92,7 @@ def test_keep_metric_and_errors() -> None:
         crossfit_keep_scores(ds, _fast, k=3, metric="median")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="at least 2 folds"):
         crossfit_keep_scores(ds, _fast, k=1)
-    with pytest.raises(ConfigError, match="cannot cross-fit 30 conversations in 40 folds"):
+    with pytest.raises(ConfigError, match="cannot cross-fit 30 items"):
         crossfit_keep_scores(ds, _fast, k=40)
     no_text = replace(
         ds,
@@ -137,8 +137,10 @@ def test_no_worse_target_orders_deferral_by_its_benefit() -> None:
     weak, strong = ds.scores(ds.weak), ds.scores(ds.strong)
     small = apgr(weak, strong, crossfit_keep_scores(ds, _fast, target="small"))
     no_worse = apgr(weak, strong, crossfit_keep_scores(ds, _fast, target="no_worse"))
-    # deferring the sudokus first is optimal (APGR 0.833); the small target cannot tell them from riddles (0.667)
-    assert small < 0.72 and no_worse > 0.8
+    gain = apgr(weak, strong, crossfit_keep_scores(ds, _fast, target="gain"))
+    # deferring the sudokus first is optimal (APGR 0.833); the small target cannot tell them from riddles (0.667;
+    # 0.72 with character n-grams, which catch some of the wording)
+    assert small < 0.75 and no_worse > 0.8 and gain > 0.8
     p = _fast("request", "no_worse").fit_dataset(ds)
     assert p.name == "learned_no_worse" and p.scale.labels == ("worse", "no_worse")
     assert p.version.startswith("learned-request-no_worse-")

@@ -12,7 +12,7 @@ from langchain_core.messages import HumanMessage
 from rpra_agent.core.errors import ConfigError, PredictorError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import Prediction, PredictionRequest, Predictor
-from rpra_agent.evaluation.agreement import auroc
+from rpra_agent.evaluation.metrics.agreement import auroc
 from rpra_agent.predictors.ensemble import EnsemblePredictor
 from rpra_agent.predictors.learned import LearnedPredictor
 from rpra_agent.testing import FixedPredictor

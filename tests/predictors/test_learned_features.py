@@ -72,10 +72,10 @@ def test_text_featurizer_blocks_and_round_trip(vectorizer: str) -> None:
     f.fit(samples, draft=True)
     X = f.transform(samples)
     blocks = f.blocks()
-    assert list(blocks) == ["request", "draft", "cues", "task"]
+    assert list(blocks) == ["request", "draft", "request_chars", "draft_chars", "cues", "task"]
     assert X.shape == (30, blocks["task"][1])
     assert blocks["task"][1] - blocks["task"][0] == 2  # math, writing
-    assert np.allclose(X[:, slice(*blocks["task"])].sum(axis=1), 1.0)
+    assert np.allclose(X[:, slice(*blocks["task"])].sum(axis=1), 3.0)  # the default task weight
     rebuilt = featurizer_from_state(f.config(), f.state())
     np.testing.assert_array_equal(rebuilt.transform(samples).toarray(), X.toarray())
     unseen = f.transform([Sample(request="zebra quantum", task="unknown-task", draft="")])
@@ -84,7 +84,7 @@ def test_text_featurizer_blocks_and_round_trip(vectorizer: str) -> None:
 
 def test_text_featurizer_weights_scale_blocks_and_bad_config() -> None:
     samples, _ = make_samples(20)
-    a, b = TextFeaturizer(), TextFeaturizer(weights={"task": 3.0})
+    a, b = TextFeaturizer(weights={"task": 1.0}), TextFeaturizer(weights={"task": 3.0})
     a.fit(samples, draft=False)
     b.fit(samples, draft=False)
     sl = slice(*a.blocks()["task"])
@@ -100,7 +100,7 @@ def test_text_featurizer_weights_scale_blocks_and_bad_config() -> None:
 def test_union_concatenates_and_round_trips() -> None:
     samples, _ = make_samples(20)
     union = FeatureUnion(
-        [TextFeaturizer(), TextFeaturizer(vectorizer="hashing", n_features=64, cues=False, task=False)]
+        [TextFeaturizer(), TextFeaturizer(vectorizer="hashing", n_features=64, cues=False, task=False, chars=None)]
     )
     union.fit(samples, draft=False)
     X = union.transform(samples)

@@ -17,7 +17,7 @@ from langchain_core.messages import HumanMessage
 from rpra_agent import build_rpra_graph, decisions_from_state
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import Prediction, PredictionRequest
-from rpra_agent.evaluation.crossfit import CardStatPredictor
+from rpra_agent.evaluation.runs.crossfit import CardStatPredictor
 from rpra_agent.feedback.report_card import CardSection, ReportCard
 from rpra_agent.predictors import FineTunedPredictor, ReportCardPredictor, ZeroShotPredictor
 from rpra_agent.predictors.prefix import PrefixSharingPredictor

@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessage
 
 from rpra_agent.core.errors import ConfigError, DatasetError, ModelStringError
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.evaluation._jsonl import parse_lines
+from rpra_agent.evaluation.datasets._jsonl import parse_lines
 from rpra_agent.feedback._parse import Malformed, parse_judge_reply
 from rpra_agent.feedback.rubric import PAPER_RUBRIC
 from rpra_agent.models.registry import load_chat_model, parse_model_string

@@ -1,0 +1,286 @@
+"""Convert a CSV or JSONL table of recorded answers into an rpra dataset.
+
+A column mapping says which column holds the id, the prompt, the category, and for
+each model its answer text, score, tokens and cost (``rpra data convert``).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rpra_agent.core.errors import ConfigError, DatasetError
+from rpra_agent.evaluation.datasets.jsonline import parse_json_line
+from rpra_agent.evaluation.datasets.records import EvalDataset, EvalItem, ModelResponse
+
+__all__ = ["ColumnMapping", "ModelColumns", "convert_table", "read_table"]
+
+_TRUE = frozenset({"true", "yes", "correct"})
+_FALSE = frozenset({"false", "no", "incorrect"})
+
+
+@dataclass(frozen=True)
+class ModelColumns:
+    """Where one model's recorded response lives in the table.
+
+    Attributes:
+        name: The model's name in the dataset.
+        response: Column of the answer text (``None``: not recorded).
+        score: Column of the judge's score or correctness (``None``: unjudged).
+        tokens: Column of the token count, if any.
+        cost: Column of the call's cost, if any.
+    """
+
+    name: str
+    response: str | None = None
+    score: str | None = None
+    tokens: str | None = None
+    cost: str | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> ModelColumns:
+        """Parse ``NAME=RESPONSE_COL:SCORE_COL[:TOKENS_COL[:COST_COL]]`` (empty parts allowed)."""
+        name, sep, cols = spec.partition("=")
+        parts = cols.split(":")
+        if not sep or not name or len(parts) > 4 or not any(parts):
+            raise ConfigError(
+                f"bad --model {spec!r}; write NAME=RESPONSE_COL:SCORE_COL[:TOKENS_COL[:COST_COL]], e.g. gpt4=answer:grade"
+            )
+        parts += [""] * (4 - len(parts))
+        return cls(name, *(p or None for p in parts))
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which columns make up an item.
+
+    Attributes:
+        prompt: Column of the prompt text.
+        models: One entry per model.
+        id: Column of the item id (``None``: the 1-based row number).
+        category: Column of the category, if any.
+        weak: The weak (small) model's name (default: the first model).
+        strong: The strong (large) model's name (default: the second model).
+    """
+
+    prompt: str
+    models: tuple[ModelColumns, ...]
+    id: str | None = None
+    category: str | None = None
+    weak: str | None = None
+    strong: str | None = None
+
+    def pair(self) -> tuple[str, str]:
+        """The (weak, strong) model names.
+
+        Raises:
+            ConfigError: when they cannot be determined or are not mapped.
+        """
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"a model is mapped twice: {names}")
+        weak = self.weak or (names[0] if names else None)
+        strong = self.strong or next((n for n in names if n != weak), None)
+        if weak is None or strong is None or weak == strong:
+            raise ConfigError("map at least two models with --model, and name distinct --weak and --strong")
+        for role, model in (("weak", weak), ("strong", strong)):
+            if model not in names:
+                raise ConfigError(f"--{role} {model!r} is not one of the mapped models {names}")
+        return weak, strong
+
+
+def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of a CSV (by extension ``.csv``/``.tsv``) or JSONL file with their line numbers.
+
+    CSV is read strictly: a malformed quote (an unterminated one would otherwise swallow
+    the rest of the file into one cell) or a row with more or fewer cells than the
+    header is a :class:`DatasetError` naming the line.
+    """
+    if path.suffix.lower() in (".csv", ".tsv"):
+        yield from _csv_rows(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+        return
+    with path.open(encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            obj = parse_json_line(line, str(path), number)
+            if not isinstance(obj, dict):
+                raise DatasetError("each line must be a JSON object", path=str(path), line=number)
+            yield number, obj
+
+
+def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter=delimiter, strict=True)
+        start = 1
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            if len(set(header)) != len(header):
+                raise DatasetError(f"the header repeats a column: {header}", path=str(path), line=1)
+            start = reader.line_num + 1
+            for cells in reader:
+                if not any(c.strip() for c in cells):
+                    start = reader.line_num + 1
+                    continue
+                if len(cells) != len(header):
+                    raise DatasetError(
+                        f"the row has {len(cells)} cells but the header has {len(header)} columns "
+                        "(a stray delimiter, or a quote that is not closed?)",
+                        path=str(path),
+                        line=start,
+                    )
+                yield start, dict(zip(header, cells, strict=True))
+                start = reader.line_num + 1
+        except csv.Error as exc:
+            raise DatasetError(
+                f"malformed CSV ({exc}); quote a cell holding the delimiter, a quote or a line break as "
+                '"..." and double the quotes inside it',
+                path=str(path),
+                line=start,
+            ) from None
+
+
+def _cell(row: dict[str, Any], column: str, where: tuple[str, int]) -> Any:
+    if column not in row:
+        raise DatasetError(
+            f"no column {column!r}; the table has {sorted(row)}", path=where[0], line=where[1], field=column
+        )
+    value = row[column]
+    return None if value is None or (isinstance(value, str) and value.strip() == "") else value
+
+
+def _number(value: Any, column: str, where: tuple[str, int], *, boolean: bool) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if boolean and isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return 1.0 if value.strip().lower() in _TRUE else 0.0
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise DatasetError(f"not a number: {value!r}", path=where[0], line=where[1], field=column)
+    return number
+
+
+def _text(row: dict[str, Any], column: str, where: tuple[str, int]) -> str | None:
+    """An answer text: an empty answer stays ``""`` (only a JSON ``null`` means "not recorded")."""
+    if column not in row:
+        _cell(row, column, where)  # raises: no such column
+    value = row[column]
+    return None if value is None else str(value)
+
+
+def _response(row: dict[str, Any], cols: ModelColumns, where: tuple[str, int]) -> ModelResponse:
+    text = _text(row, cols.response, where) if cols.response else None
+    score = _number(_cell(row, cols.score, where), cols.score, where, boolean=True) if cols.score else None
+    tokens = _number(_cell(row, cols.tokens, where), cols.tokens, where, boolean=False) if cols.tokens else None
+    cost = _number(_cell(row, cols.cost, where), cols.cost, where, boolean=False) if cols.cost else None
+    if tokens is not None and (tokens < 0 or not tokens.is_integer()):
+        raise DatasetError(
+            f"tokens must be a non-negative integer, got {tokens}", path=where[0], line=where[1], field=cols.tokens
+        )
+    return ModelResponse(None if text is None else str(text), score, None if tokens is None else int(tokens), cost)
+
+
+def convert_table(
+    path: str | Path,
+    mapping: ColumnMapping,
+    *,
+    name: str | None = None,
+    score_range: tuple[float, float] | None = None,
+    acceptable: float | None = None,
+    attribution: str = "",
+    rows: Iterable[tuple[int, dict[str, Any]]] | None = None,
+) -> EvalDataset:
+    """Build a dataset from a CSV/JSONL table (one row per item, a column group per model).
+
+    Args:
+        path: The table.
+        mapping: Which columns hold what.
+        name: Dataset name (default: the file's stem).
+        score_range: ``(lo, hi)`` of the judge's scale; default ``(0, 1)`` when every
+            score lies in [0, 1] (kept as they are: 0.37 stays 0.37), else required.
+        acceptable: The lowest acceptable score, if known.
+        attribution: Source and licence of the data.
+        rows: The table's rows with their line numbers, when already read (the long
+            format's rows joined per item); default: read ``path``.
+
+    Raises:
+        DatasetError: naming the row (line) and column of a bad cell.
+        ConfigError: on a bad mapping.
+    """
+    src = Path(path)
+    weak, strong = mapping.pair()
+    items: list[EvalItem] = []
+    seen: dict[str, int] = {}
+    for index, (line, row) in enumerate(read_table(src) if rows is None else rows, start=1):
+        where = (str(src), line)
+        raw_id = _cell(row, mapping.id, where) if mapping.id else index
+        if raw_id is None:
+            raise DatasetError("empty id", path=str(src), line=line, field=mapping.id)
+        item_id = str(raw_id)
+        if item_id in seen:
+            raise DatasetError(
+                f"duplicate id {item_id!r} (first on line {seen[item_id]})", path=str(src), line=line, field=mapping.id
+            )
+        seen[item_id] = line
+        prompt = _cell(row, mapping.prompt, where)
+        if prompt is None:
+            raise DatasetError("empty prompt", path=str(src), line=line, field=mapping.prompt)
+        category = _cell(row, mapping.category, where) if mapping.category else None
+        responses = {m.name: _response(row, m, where) for m in mapping.models}
+        messages = ({"role": "user", "content": str(prompt)},)
+        items.append(EvalItem(item_id, str(prompt), messages, None if category is None else str(category), responses))
+    if not items:
+        raise DatasetError("the table has no rows", path=str(src))
+    rng = score_range or _infer_range([r.score for it in items for r in it.responses.values()], str(src))
+    meta: dict[str, Any] = {"models": [m.name for m in mapping.models], "converted_from": src.name}
+    if acceptable is not None:
+        meta["acceptable"] = float(acceptable)
+    dataset = EvalDataset(
+        name or src.name.split(".")[0], tuple(items), weak, strong, (float(rng[0]), float(rng[1])), attribution, meta
+    )
+    _check_range(dataset, str(src))
+    return dataset
+
+
+def _infer_range(scores: Sequence[float | None], path: str) -> tuple[float, float]:
+    """``(0, 1)`` when every score lies in [0, 1] (correctness or a probability-like score).
+
+    Any other range cannot be read off the scores (a 1-10 judge whose answers never
+    got a 1 or a 10 would be misread as 2-9, and every figure normalised by it), so it
+    must be given.
+
+    Raises:
+        DatasetError: asking for ``--score-range`` and saying what the scores span.
+    """
+    known = [s for s in scores if s is not None]
+    if not known or all(0.0 <= s <= 1.0 for s in known):
+        return (0.0, 1.0)
+    lo, hi = min(known), max(known)
+    raise DatasetError(
+        f"the scores span {lo:g} to {hi:g}, and the judge's scale cannot be inferred from them: pass it with "
+        f"--score-range LO,HI (e.g. --score-range 1,10 for a 1-10 judge)",
+        path=path,
+    )
+
+
+def _check_range(dataset: EvalDataset, path: str) -> None:
+    lo, hi = dataset.score_range
+    for item in dataset.items:
+        for model, response in item.responses.items():
+            if response.score is not None and not lo <= response.score <= hi:
+                raise DatasetError(
+                    f"item {item.id!r}: score {response.score} is outside the score range [{lo}, {hi}]",
+                    path=path,
+                    field=f"{model}.score",
+                )

@@ -1,0 +1,324 @@
+"""Routing metrics with RouteLLM's definitions: curves, APGR, CPT, costs, operating points.
+
+Conventions (every function here):
+
+- ``weak_scores`` / ``strong_scores``: the judge's score of the weak (small) and the
+  strong (large) model's answer to each item.
+- ``keep_scores``: the router's belief that the small answer is good enough; higher
+  means keep it. Lower scores are deferred first; a threshold ``t`` defers exactly
+  the items with ``keep < t`` (as :class:`~rpra_agent.core.policy.ThresholdPolicy` does).
+- The curve has every point ``c = k/n``, ``k = 0..n``: the ``k`` lowest-scored items
+  deferred. Ties in ``keep_scores`` are broken uniformly at random and each point is
+  the *exact expectation* over tie-breaking (a tie group deferred in part contributes
+  its mean), so one-hot predictors and the random baseline are scored fairly and
+  deterministically.
+- ``q(c)`` is the mean score of the answers given; ``PGR(c) = (q(c) - q_weak) /
+  (q_strong - q_weak)``; ``APGR`` is the area under PGR over ``c`` in [0, 1] by the
+  trapezoid rule (equal to RouteLLM's ``(AUC - weak AUC) / (strong AUC - weak AUC)``);
+  ``CPT(x)`` is the smallest ``c`` at which PGR reaches ``x``, interpolated linearly
+  between the curve's points. When ``q_strong == q_weak`` PGR, APGR and CPT are NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "DeferralStats",
+    "OperatingPoint",
+    "RoutingCurve",
+    "apgr",
+    "cost_curve",
+    "cpt",
+    "deferral_precision_recall",
+    "expected_deferred_sums",
+    "operating_point",
+    "routing_curve",
+]
+
+Truth = Literal["strong_better", "unacceptable"]
+
+
+def _vector(values: ArrayLike, name: str, n: int | None = None) -> np.ndarray:
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    if n is not None and len(arr) != n:
+        raise ValueError(f"{name} has {len(arr)} values, expected {n}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values; drop unjudged items first (EvalDataset.judged())")
+    return arr
+
+
+def _triple(weak: ArrayLike, strong: ArrayLike, keep: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    w = _vector(weak, "weak_scores")
+    if len(w) == 0:
+        raise ValueError("no items to evaluate")
+    return w, _vector(strong, "strong_scores", len(w)), _vector(keep, "keep_scores", len(w))
+
+
+def expected_deferred_sums(values: ArrayLike, keep_scores: ArrayLike) -> np.ndarray:
+    """Expected sum of ``values`` over the ``k`` items deferred first, for ``k = 0..n``.
+
+    Items are deferred in increasing ``keep_scores``; within a tie group of size ``m``
+    of which ``j`` are deferred, each member is deferred with probability ``j/m``, so
+    the group contributes ``j/m`` of its sum (the exact expectation over random
+    tie-breaking).
+
+    Returns:
+        An array of ``n + 1`` expected sums (the first is 0).
+    """
+    v = _vector(values, "values")
+    keep = _vector(keep_scores, "keep_scores", len(v))
+    n = len(v)
+    order = np.argsort(keep, kind="stable")
+    sorted_keep, sorted_v = keep[order], v[order]
+    cum = np.concatenate([[0.0], np.cumsum(sorted_v)])
+    if n == 0:
+        return cum
+    starts = np.flatnonzero(np.r_[True, sorted_keep[1:] != sorted_keep[:-1]])
+    ends = np.r_[starts[1:], n]
+    k = np.arange(n + 1)
+    group = np.searchsorted(starts, k, side="right") - 1
+    a, b = starts[group], ends[group]
+    return cum[a] + (cum[b] - cum[a]) * (k - a) / (b - a)
+
+
+@dataclass(frozen=True)
+class RoutingCurve:
+    """Quality against deferral rate at every point ``k/n``.
+
+    Attributes:
+        deferral: Deferral rates ``k/n``, ``k = 0..n``.
+        quality: Expected mean score of the answers given at each point.
+        pgr: Performance gap recovered at each point (NaN if the models tie).
+        q_weak: Mean score of the weak model (always-small).
+        q_strong: Mean score of the strong model (always-large).
+    """
+
+    deferral: np.ndarray
+    quality: np.ndarray
+    pgr: np.ndarray
+    q_weak: float
+    q_strong: float
+
+    @property
+    def n(self) -> int:
+        """Number of items."""
+        return len(self.deferral) - 1
+
+    @property
+    def apgr(self) -> float:
+        """Area under the PGR curve (trapezoid rule)."""
+        return float(np.trapezoid(self.pgr, self.deferral))
+
+    def cpt(self, target: float) -> float:
+        """Smallest deferral rate at which PGR reaches ``target`` (e.g. 0.5); NaN if never."""
+        reached = np.flatnonzero(self.pgr >= target - 1e-12)
+        if len(reached) == 0:
+            return float("nan")
+        k = int(reached[0])
+        if k == 0:
+            return 0.0
+        p0, p1 = self.pgr[k - 1], self.pgr[k]
+        c0, c1 = self.deferral[k - 1], self.deferral[k]
+        return float(c0 + (target - p0) / (p1 - p0) * (c1 - c0))
+
+    def quality_at(self, deferral_rate: float) -> float:
+        """Expected quality at any deferral rate in [0, 1] (linear between points)."""
+        return float(np.interp(deferral_rate, self.deferral, self.quality))
+
+
+def routing_curve(weak_scores: ArrayLike, strong_scores: ArrayLike, keep_scores: ArrayLike) -> RoutingCurve:
+    """The quality-vs-deferral curve of a router, exact over tie-breaking.
+
+    Args:
+        weak_scores: Judge scores of the small answers.
+        strong_scores: Judge scores of the large answers.
+        keep_scores: The router's keep-scores (lowest deferred first).
+
+    Returns:
+        The curve at every ``k/n``.
+    """
+    w, s, keep = _triple(weak_scores, strong_scores, keep_scores)
+    n = len(w)
+    quality = (w.sum() + expected_deferred_sums(s - w, keep)) / n
+    q_weak, q_strong = float(w.mean()), float(s.mean())
+    gap = q_strong - q_weak
+    pgr = (quality - q_weak) / gap if gap != 0 else np.full(n + 1, np.nan)
+    return RoutingCurve(np.arange(n + 1) / n, quality, pgr, q_weak, q_strong)
+
+
+def apgr(weak_scores: ArrayLike, strong_scores: ArrayLike, keep_scores: ArrayLike) -> float:
+    """Average performance gap recovered (RouteLLM's APGR) over every point of the curve."""
+    return routing_curve(weak_scores, strong_scores, keep_scores).apgr
+
+
+def cpt(weak_scores: ArrayLike, strong_scores: ArrayLike, keep_scores: ArrayLike, target: float = 0.5) -> float:
+    """Call-performance threshold: the smallest deferral rate whose PGR reaches ``target``.
+
+    ``target=0.5`` is CPT(50%), ``target=0.8`` is CPT(80%).
+    """
+    return routing_curve(weak_scores, strong_scores, keep_scores).cpt(target)
+
+
+def cost_curve(
+    weak_costs: ArrayLike,
+    strong_costs: ArrayLike,
+    keep_scores: ArrayLike,
+    *,
+    small_always_runs: bool = False,
+) -> np.ndarray:
+    """Expected mean cost per item at every point ``k/n`` of the routing curve.
+
+    Args:
+        weak_costs: Cost of the small model's call per item (see :func:`item_costs`).
+        strong_costs: Cost of the large model's call per item.
+        keep_scores: The router's keep-scores.
+        small_always_runs: Charge the small call on deferred items too (a draft that
+            was made and then rejected, as in verify-style routing). By default a
+            deferred item costs only the large call, as in RouteLLM's accounting.
+
+    Returns:
+        ``n + 1`` mean costs per item.
+    """
+    wc = _vector(weak_costs, "weak_costs")
+    sc = _vector(strong_costs, "strong_costs", len(wc))
+    extra = sc if small_always_runs else sc - wc
+    return (wc.sum() + expected_deferred_sums(extra, keep_scores)) / len(wc)
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """What a fixed threshold does on a set of items (and, in an evaluation, what the graph did).
+
+    :func:`operating_point` fills the first four fields from recorded scores; an
+    evaluation run fills the rest from what the graph actually answered.
+
+    Attributes:
+        threshold: Items with ``keep < threshold`` are deferred.
+        deferral_rate: Share of items deferred.
+        quality: Mean judge score of the answers given.
+        pgr: Performance gap recovered (NaN if the models tie).
+        predictor: The router whose keep-scores the threshold applies to.
+        metric: The prediction field compared (``expected_score`` ...).
+        method: ``fixed``, ``target_rate`` or ``risk`` (quality loss at most epsilon
+            with confidence 1 - delta).
+        calibration_version: Version of the stored calibration artifact.
+        quality_small: Mean score of always-small.
+        quality_large: Mean score of always-large.
+        cost: Cost of the answers given under the price table (``None`` without prices).
+        cost_small: Cost of always-small.
+        cost_large: Cost of always-large.
+        deferral_precision: Share of deferrals where the large answer was better.
+        deferral_recall: Share of items with a better large answer that were deferred.
+        details: The calibration's own record (bound, epsilon, delta, n ...).
+    """
+
+    threshold: float
+    deferral_rate: float
+    quality: float
+    pgr: float
+    predictor: str = ""
+    metric: str = ""
+    method: str = "fixed"
+    calibration_version: int | None = None
+    quality_small: float | None = None
+    quality_large: float | None = None
+    cost: float | None = None
+    cost_small: float | None = None
+    cost_large: float | None = None
+    deferral_precision: float | None = None
+    deferral_recall: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def operating_point(
+    weak_scores: ArrayLike, strong_scores: ArrayLike, keep_scores: ArrayLike, threshold: float
+) -> OperatingPoint:
+    """Evaluate the deterministic policy "defer when keep < threshold"."""
+    w, s, keep = _triple(weak_scores, strong_scores, keep_scores)
+    deferred = keep < threshold
+    quality = float(np.where(deferred, s, w).mean())
+    gap = s.mean() - w.mean()
+    pgr = float((quality - w.mean()) / gap) if gap != 0 else float("nan")
+    return OperatingPoint(
+        float(threshold),
+        float(deferred.mean()),
+        quality,
+        pgr,
+        quality_small=float(w.mean()),
+        quality_large=float(s.mean()),
+    )
+
+
+@dataclass(frozen=True)
+class DeferralStats:
+    """Deferral precision and recall at one threshold.
+
+    A deferral is *needed* (a positive) when, with ``truth="strong_better"``, the
+    large answer scores strictly higher than the small one; with
+    ``truth="unacceptable"``, when the small answer scores below the acceptable score.
+    Precision: share of deferrals that were needed. Recall: share of needed
+    deferrals that were made. NaN when undefined (nothing deferred / nothing needed).
+    """
+
+    threshold: float
+    truth: Truth
+    deferred: int
+    needed: int
+    true_positives: int
+    precision: float
+    recall: float
+    f1: float
+    deferral_rate: float
+
+
+def deferral_precision_recall(
+    weak_scores: ArrayLike,
+    strong_scores: ArrayLike,
+    keep_scores: ArrayLike,
+    threshold: float,
+    *,
+    truth: Truth = "strong_better",
+    acceptable: float | None = None,
+) -> DeferralStats:
+    """Precision/recall of the deferrals "keep < threshold" against the judged truth.
+
+    Args:
+        weak_scores: Judge scores of the small answers.
+        strong_scores: Judge scores of the large answers.
+        keep_scores: The router's keep-scores.
+        threshold: Items with ``keep < threshold`` are deferred.
+        truth: ``"strong_better"`` or ``"unacceptable"`` (see :class:`DeferralStats`).
+        acceptable: The lowest acceptable score (required for ``"unacceptable"``).
+    """
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    w, s, keep = _triple(weak_scores, strong_scores, keep_scores)
+    if truth == "strong_better":
+        needed = s > w
+    elif truth == "unacceptable":
+        if acceptable is None:
+            raise ValueError("truth='unacceptable' needs the acceptable score (e.g. EvalDataset.acceptable)")
+        needed = w < acceptable
+    else:
+        raise ValueError(f"truth must be 'strong_better' or 'unacceptable', not {truth!r}")
+    deferred = keep < threshold
+    nan = float("nan")
+    return DeferralStats(
+        threshold=float(threshold),
+        truth=truth,
+        deferred=int(deferred.sum()),
+        needed=int(needed.sum()),
+        true_positives=int((deferred & needed).sum()),
+        precision=float(precision_score(needed, deferred, zero_division=nan)),
+        recall=float(recall_score(needed, deferred, zero_division=nan)),
+        f1=float(f1_score(needed, deferred, zero_division=nan)),
+        deferral_rate=float(deferred.mean()),
+    )

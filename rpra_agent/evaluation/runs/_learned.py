@@ -1,0 +1,75 @@
+"""The learned predictor in the evaluation, cross-fitted, when it is installed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.evaluation.datasets.records import EvalDataset
+from rpra_agent.evaluation.runs.routers import RouterScores
+
+__all__ = ["learned_available", "learned_scores"]
+
+logger = logging.getLogger(__name__)
+
+MODES: tuple[tuple[Literal["request", "draft"], str, str], ...] = (
+    ("request", "learned", "request only"),
+    ("draft", "learned_draft", "request + the small answer"),
+)
+
+
+def learned_available() -> bool:
+    """Whether the learned predictor (``rpra_agent.predictors.crossfit``) is installed."""
+    try:
+        import rpra_agent.predictors.crossfit  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def learned_scores(
+    ds: EvalDataset,
+    scale: GradeScale,
+    *,
+    folds: np.ndarray,
+    seed: int,
+    names: Sequence[str] = ("learned", "learned_draft"),
+) -> list[RouterScores]:
+    """The learned predictor's cross-fitted keep-scores in request-only and draft modes, on the run's folds.
+
+    Its target (the small model's score, or its gain over the large one) is chosen by
+    inner validation per fold. Grade distributions (and so agreement figures and a
+    graph route pass) come with it only where every fold predicts the small model's
+    grade on the dataset's scale. Draft mode needs the small model's answer texts;
+    datasets without them (MMLU) get the request-only router alone. Nothing when the
+    learned predictor is not installed.
+    """
+    if not learned_available():
+        logger.info("the learned predictor is not installed; skipping it")
+        return []
+    has_text = all(t is not None for t in ds.texts(ds.weak))
+    modes = [m for m in MODES if m[1] in names and (m[0] == "request" or has_text)]
+    if not has_text and "learned_draft" in names:
+        logger.info("dataset %s has no small-answer texts: no draft-mode learned predictor", ds.name)
+    out: list[RouterScores] = []
+    for mode, name, what in modes:
+        from rpra_agent.predictors.crossfit import crossfit_predictions
+
+        try:
+            fit = crossfit_predictions(ds, mode=mode, seed=seed, folds=folds, k=int(folds.max()) + 1)
+        except ConfigError as exc:
+            logger.warning("learned predictor (%s) skipped: %s", mode, exc)
+            continue
+        targets = sorted(set(fit.targets))
+        graded = fit.proba is not None and fit.scale is not None and tuple(fit.scale.labels) == tuple(scale.labels)
+        dists = None
+        if graded and targets == ["small"] and fit.proba is not None:
+            dists = [dict(zip(scale.labels, (float(p) for p in row), strict=True)) for row in fit.proba]
+        note = f"{what}; learned predictor (target {'/'.join(targets)}), cross-fitted on the run's folds"
+        out.append(RouterScores(name, np.asarray(fit.keep, dtype=float), dists, scale if dists else None, note))
+    return out

@@ -1,0 +1,224 @@
+"""The routers an evaluation compares, by name, and the one that sets the operating point.
+
+Every router gives each item a keep-score (higher: keep the small answer), computed
+in the run, cross-fitted where it learns from the dataset:
+
+=================  ===============================================================
+``report_card``    the small model's report card per category (cross-fitted cards)
+``learned``        the learned predictor on the request (cross-fitted)
+``learned_draft``  the learned predictor on the request + the small answer
+``tfidf``          TF-IDF + ridge regression on the request (cross-fitted)
+``tfidf_draft``    TF-IDF + ridge regression on the request + the small answer
+``answer_length``  shortest small answers deferred first
+``random``         random routing (its exact expectation)
+``oracle``         reads both answers' scores: an upper bound, never an operating router
+=================  ===============================================================
+
+plus ``artifact:NAME`` for a trained predictor artifact given by path (trained
+elsewhere, so not cross-fitted). ``--predictor`` picks which of them run
+(:func:`select_routers`); ``--operating-router`` picks the one whose calibrated
+threshold the graph routes with (:func:`choose_operating_router`; by default the
+best cross-fitted APGR among the predictors).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from rpra_agent.core.errors import ConfigError, PredictorError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.core.prediction import Prediction, PredictionRequest
+from rpra_agent.evaluation.report.results import PredictorRow
+from rpra_agent.evaluation.runs._replay_index import ReplayIndex
+
+__all__ = [
+    "ALIASES",
+    "PREDICTORS",
+    "ROUTERS",
+    "ReplayedPredictor",
+    "RouterScores",
+    "RouterSelection",
+    "choose_operating_router",
+    "select_routers",
+]
+
+#: Every built-in router name and what it is.
+ROUTERS: Mapping[str, str] = {
+    "report_card": "the report card per category, cross-fitted",
+    "learned": "learned predictor on the request, cross-fitted",
+    "learned_draft": "learned predictor on the request + the small answer, cross-fitted",
+    "tfidf": "TF-IDF + ridge on the request, cross-fitted",
+    "tfidf_draft": "TF-IDF + ridge on the request + the small answer, cross-fitted",
+    "answer_length": "shortest small answers deferred first",
+    "random": "random routing (its expectation)",
+    "oracle": "reads both answers' scores (upper bound)",
+}
+#: Routers that predict (the rest are reference baselines, always in the table).
+PREDICTORS = ("report_card", "learned", "learned_draft", "tfidf", "tfidf_draft", "answer_length")
+#: Short names accepted on the command line.
+ALIASES: Mapping[str, tuple[str, ...]] = {
+    "card": ("report_card",),
+    "category": ("report_card",),
+    "length": ("answer_length",),
+    "shortest": ("answer_length",),
+    "learned": ("learned", "learned_draft"),
+    "learned_request": ("learned",),
+    "tfidf": ("tfidf", "tfidf_draft"),
+    "tfidf_request": ("tfidf",),
+    "baselines": ("tfidf", "tfidf_draft", "answer_length"),
+    "all": PREDICTORS,
+}
+#: Routers that can never set the operating point.
+NOT_OPERATING = ("oracle", "random")
+
+
+@dataclass(frozen=True)
+class RouterSelection:
+    """Which routers a run computes.
+
+    Attributes:
+        names: Built-in router names (``report_card`` always runs: the graph's log needs it).
+        artifacts: Paths of trained predictor artifacts to evaluate too.
+    """
+
+    names: tuple[str, ...] = PREDICTORS
+    artifacts: tuple[Path, ...] = ()
+
+    def wants(self, name: str) -> bool:
+        """Whether router ``name`` runs."""
+        return name in self.names
+
+
+@dataclass
+class RouterScores:
+    """One router's keep-scores in a run (and its distributions when it has them)."""
+
+    name: str
+    keep: np.ndarray
+    distributions: list[dict[str, float]] | None = None
+    scale: GradeScale | None = None
+    note: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def select_routers(specs: Sequence[str] | None) -> RouterSelection:
+    """The routers named by ``--predictor`` values (names, aliases or artifact paths).
+
+    ``None`` or empty: every built-in router. ``report_card`` is always included.
+
+    Raises:
+        ConfigError: for a name that is neither a router, an alias nor an existing path.
+    """
+    if not specs:
+        return RouterSelection()
+    names: list[str] = ["report_card"]
+    artifacts: list[Path] = []
+    for spec in specs:
+        for part in (p.strip() for p in spec.split(",")):
+            if not part:
+                continue
+            if part in ALIASES:
+                names.extend(ALIASES[part])
+            elif part in ROUTERS:
+                names.append(part)
+            elif Path(part).exists():
+                artifacts.append(Path(part))
+            else:
+                raise ConfigError(
+                    f"unknown --predictor {part!r}: use a router ({', '.join(PREDICTORS)}), a short name "
+                    f"({', '.join(a for a in ALIASES if a not in ROUTERS)}) or the path of a trained artifact "
+                    "(`rpra train-predictor --out DIR`)"
+                )
+    return RouterSelection(tuple(dict.fromkeys(n for n in names if n in PREDICTORS)), tuple(dict.fromkeys(artifacts)))
+
+
+def choose_operating_router(
+    requested: str | None, rows: Sequence[PredictorRow], available: Sequence[str], graded: Sequence[str]
+) -> str:
+    """The router whose calibrated threshold sets the operating point.
+
+    Args:
+        requested: ``--operating-router`` (``None`` or ``auto``: among the routers that
+            predict a grade, the best cross-fitted APGR in this run).
+        rows: The run's table rows.
+        available: Routers that can set it (computed in this run, not oracle/random).
+        graded: Those of them that ``auto`` may choose: cross-fitted routers that
+            predict a grade distribution (the graph can route with them; the others'
+            operating point is computed from the recording). Trained artifacts are
+            left out: they may have seen the items.
+
+    Raises:
+        ConfigError: for a name that is not among ``available``.
+    """
+    if requested in (None, "", "auto"):
+        scored = [r for r in rows if r.name in graded and r.apgr is not None]
+        return max(scored, key=lambda r: r.apgr or 0.0).name if scored else "report_card"
+    name = requested
+    if name in ALIASES and len(ALIASES[name]) == 1:
+        name = ALIASES[name][0]
+    if name not in available:
+        why = " (it reads the recorded scores)" if name in NOT_OPERATING else ""
+        raise ConfigError(
+            f"unknown --operating-router {requested!r}{why}: choose auto or one of this run's routers: "
+            f"{', '.join(available)}"
+        )
+    return name
+
+
+class ReplayedPredictor:
+    """A :class:`~rpra_agent.core.prediction.Predictor` that answers with a run's cross-fitted predictions.
+
+    The route pass of an evaluation runs the graph with the operating router; a
+    router cross-fitted earlier in the same run (each item predicted by the model of
+    the other folds) is replayed here, looked up by the item id the replay models tag
+    every request with. Real distributions on the dataset's scale only: a keep-score
+    that is not a grade (answer length) sets a computed operating point instead.
+
+    Args:
+        name: The router's name (recorded with every decision).
+        predictions: Item id -> its grade distribution.
+        scale: The distributions' scale.
+        index: The run's replay index (finds a request's item).
+    """
+
+    def __init__(
+        self, name: str, predictions: Mapping[str, Mapping[str, float]], scale: GradeScale, index: ReplayIndex
+    ) -> None:
+        self.name = name
+        self.scale = scale
+        self._predictions = dict(predictions)
+        self._index = index
+
+    @property
+    def version(self) -> str:
+        """``crossfit``: the predictions come from the run's cross-fitted models."""
+        return "crossfit"
+
+    def predict(self, request: PredictionRequest) -> Prediction:
+        """The item's cross-fitted distribution.
+
+        Raises:
+            PredictorError: when the request is not one of the run's items.
+        """
+        start = time.perf_counter()
+        try:
+            dist = self._predictions[self._index.find(request.messages).id]
+        except (KeyError, LookupError) as exc:
+            raise PredictorError(f"no cross-fitted prediction for this request: {exc}", predictor=self.name) from None
+        return Prediction.from_distribution(
+            dist,
+            scale=self.scale,
+            predictor=self.name,
+            version=self.version,
+            latency_ms=(time.perf_counter() - start) * 1000.0,
+            method="learned",
+        )
+
+    async def apredict(self, request: PredictionRequest) -> Prediction:
+        """Async twin of :meth:`predict` (no I/O)."""
+        return self.predict(request)

@@ -1,0 +1,49 @@
+"""``rpra --help`` starts fast: no heavy module is imported until a command runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("numpy", "sklearn", "scipy", "matplotlib", "langgraph", "langchain", "sqlalchemy", "pandas", "torch")
+
+_PROBE = """
+import json, sys
+from typer.testing import CliRunner
+from rpra_agent.cli import commands  # registers every command, as the console script does
+from rpra_agent.cli.app import app
+runner = CliRunner()
+outputs = [runner.invoke(app, args) for args in (["--help"], ["eval", "--help"], ["data", "--help"])]
+heavy = sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[1].split(",")))
+print(json.dumps({"codes": [o.exit_code for o in outputs], "heavy": heavy, "help": outputs[0].output}))
+"""
+
+
+def test_help_imports_no_heavy_module() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, ",".join(HEAVY)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    assert data["codes"] == [0, 0, 0]
+    assert "eval" in data["help"] and "train-predictor" in data["help"]
+    assert data["heavy"] == [], f"`rpra --help` imported {data['heavy']}: import them inside the command"
+
+
+def test_the_probe_can_see_a_heavy_import() -> None:
+    """The check above fails when a command module imports numpy at the top."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    probe = "import numpy\n" + _PROBE
+    done = subprocess.run(
+        [sys.executable, "-c", probe, ",".join(HEAVY)], capture_output=True, text=True, env=env, timeout=120, check=True
+    )
+    assert json.loads(done.stdout.strip().splitlines()[-1])["heavy"] == ["numpy"]

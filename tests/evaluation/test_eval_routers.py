@@ -1,0 +1,138 @@
+"""``rpra eval --predictor`` and ``--operating-router``: the routers of a run, and which one sets the operating point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rpra_agent.cli import commands  # noqa: F401  (registers the commands)
+from rpra_agent.cli.app import app
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.evaluation.datasets import save_dataset
+from rpra_agent.evaluation.report.results import PredictorRow
+from rpra_agent.evaluation.runs.routers import PREDICTORS, choose_operating_router, select_routers
+from tests.evaluation.toy_data import toy_dataset
+
+runner = CliRunner()
+
+
+def _eval(tmp_path: Path, dataset: Path, *extra: str) -> tuple[int, str]:
+    args = ["eval", "-d", str(dataset), "-o", str(tmp_path / "o"), "--folds", "3", "--db", "memory://", *extra]
+    result = runner.invoke(app, args)
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def toy_file(tmp_path: Path) -> Path:
+    return save_dataset(toy_dataset(36), tmp_path / "toy.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("specs", "names"),
+    [
+        (None, PREDICTORS),
+        (["card"], ("report_card",)),
+        (["length,learned"], ("report_card", "answer_length", "learned", "learned_draft")),
+        (["tfidf_request", "learned_request"], ("report_card", "tfidf", "learned")),
+    ],
+)
+def test_select_routers_names_and_aliases(specs: list[str] | None, names: tuple[str, ...]) -> None:
+    assert select_routers(specs).names == names
+
+
+def test_select_routers_rejects_an_unknown_name() -> None:
+    with pytest.raises(ConfigError, match=r"unknown --predictor 'vibes'.*trained artifact"):
+        select_routers(["vibes"])
+
+
+def test_auto_operating_router_is_the_best_grade_predictor() -> None:
+    rows = [PredictorRow("report_card", "predictor", 0.6), PredictorRow("learned", "predictor", 0.7)]
+    rows.append(PredictorRow("answer_length", "baseline", 0.9))
+    available = ["report_card", "learned", "answer_length"]
+    assert choose_operating_router("auto", rows, available, ["report_card", "learned"]) == "learned"
+    assert choose_operating_router("length", rows, available, ["report_card", "learned"]) == "answer_length"
+    with pytest.raises(ConfigError, match="reads the recorded scores"):
+        choose_operating_router("oracle", rows, available, ["report_card"])
+
+
+def test_unknown_predictor_is_a_clear_exit_2(tmp_path: Path, toy_file: Path) -> None:
+    code, out = _eval(tmp_path, toy_file, "--predictor", "gpt-judge")
+    assert code == 2 and "unknown --predictor 'gpt-judge'" in out
+
+
+def test_unknown_operating_router_is_a_clear_exit_2(tmp_path: Path, toy_file: Path) -> None:
+    code, out = _eval(tmp_path, toy_file, "--predictor", "card", "--operating-router", "learned_draft")
+    assert code == 2 and "unknown --operating-router 'learned_draft'" in out and "report_card" in out
+
+
+def test_operating_router_is_said_and_can_be_a_baseline(tmp_path: Path, toy_file: Path) -> None:
+    code, out = _eval(tmp_path, toy_file, "--predictor", "card,length", "--operating-router", "length")
+    assert code == 0, out
+    flat = " ".join(out.split())
+    assert "operating point: answer_length" in flat and "set by │ answer_length (--operating-router length)" in flat
+    assert "answer_length *" in out  # the table marks the row
+    data = json.loads((tmp_path / "o" / "eval.json").read_text())
+    assert data["operating"]["predictor"] == "answer_length" and data["operating"]["details"]["computed"] is True
+    page = (tmp_path / "o" / "eval.html").read_text()
+    assert (
+        "<th>answer_length *</th>" in page and "* sets the operating point: answer_length (--operating-router" in page
+    )
+
+
+def test_default_operating_router_is_auto_and_said(tmp_path: Path, toy_file: Path) -> None:
+    code, out = _eval(tmp_path, toy_file, "--no-learned")
+    assert code == 0, out
+    data = json.loads((tmp_path / "o" / "eval.json").read_text())
+    graded = [r for r in data["rows"] if r["name"] in ("report_card", "tfidf", "tfidf_draft")]
+    best = max(graded, key=lambda r: r["apgr"])["name"]  # the TF-IDF rows route through the graph as grades too
+    assert data["operating"]["predictor"] == best and "computed" not in data["operating"]["details"]
+    assert f"sets the operating point: {best} (auto: the best cross-fitted APGR" in " ".join(out.split())
+
+
+def _artifact(tmp_path: Path, binary: bool = False) -> Path:
+    learned = pytest.importorskip("rpra_agent.predictors.learned")
+    from rpra_agent.predictors.features import TextFeaturizer
+
+    predictor = learned.LearnedPredictor(TextFeaturizer(), mode="request", C=1.0)
+    predictor.fit_dataset(toy_dataset(45, seed=3, binary=binary))
+    return predictor.save(tmp_path / ("art01" if binary else "art10"))
+
+
+def test_a_trained_artifact_is_a_row_and_can_route_the_graph(tmp_path: Path, toy_file: Path) -> None:
+    art = _artifact(tmp_path)
+    code, out = _eval(tmp_path, toy_file, "--predictor", f"card,{art}", "--operating-router", f"artifact:{art.name}")
+    assert code == 0, out
+    data = json.loads((tmp_path / "o" / "eval.json").read_text())
+    row = next(r for r in data["rows"] if r["name"] == f"artifact:{art.name}")
+    assert row["apgr"] is not None and "not cross-fitted" in row["note"]
+    op = data["operating"]
+    assert op["predictor"] == f"artifact:{art.name}" and "computed" not in op["details"]  # the graph routed
+
+
+def test_an_artifact_on_another_score_scale_is_a_clear_exit_2(tmp_path: Path) -> None:
+    art = _artifact(tmp_path, binary=False)  # trained on 1-10 scores
+    binary = save_dataset(toy_dataset(36, binary=True), tmp_path / "binary.jsonl")
+    code, out = _eval(tmp_path, binary, "--predictor", str(art))
+    assert code == 2
+    assert "was trained on score scale 'ten'" in out and "'correct01'" in out and "rpra train-predictor" in out
+
+
+def test_the_graph_routes_with_the_learned_predictors_cross_fitted_predictions(tmp_path: Path) -> None:
+    pytest.importorskip("rpra_agent.predictors.learned")
+    from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
+    from rpra_agent.store import InMemoryDecisionStore
+
+    store = InMemoryDecisionStore()
+    opts = ReplayOptions(
+        folds=3, report=False, routers=select_routers(["card", "learned_request"]), operating_router="learned"
+    )
+    result = run_replay_eval(toy_dataset(36), out_dir=tmp_path, store=store, options=opts)
+    op = result.operating
+    assert op is not None and op.predictor == "learned" and "computed" not in op.details
+    assert "route_mismatches" not in op.details  # the graph deferred exactly the items below the threshold
+    assert op.quality == pytest.approx(op.details["expected_quality"])
+    routed = [d for d in store.decisions() if ":route:" in d.run_id]
+    assert len(routed) == 36 and {d.prediction.predictor for d in routed if d.prediction} == {"learned"}

@@ -1,0 +1,51 @@
+"""The README's result tables are what the commands print now: a stale figure fails CI.
+
+Runs the main job (``rpra eval --dataset mt-bench``, its defaults) once in a temp
+dir and regenerates the README's blocks with ``scripts/readme_tables.py``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "scripts" / "readme_tables.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def script() -> ModuleType:
+    return _script()
+
+
+def test_readme_tables_match_a_fresh_main_job(script: ModuleType, tmp_path: Path) -> None:
+    result = script.run_main_job(tmp_path)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    fresh = script.render(readme, result)
+    if fresh != readme:
+        diff = "".join(difflib.unified_diff(readme.splitlines(True), fresh.splitlines(True), "README.md", "fresh"))
+        pytest.fail(f"README.md is stale; run `python scripts/readme_tables.py --run --write`\n{diff}")
+
+
+def test_the_check_sees_a_changed_figure(script: ModuleType) -> None:
+    result = {
+        "rows": [{"name": "oracle", "apgr": 1.0, "cpt50": 0.1, "cpt80": 0.2}],
+        "operating": None,
+    }
+    block = script.main_block(result)
+    assert "| oracle (reads both answers' scores) | 1.000 | 0.100 | 0.200 |" in block
+    text = "a\n<!-- readme-tables:main -->\nold\n<!-- /readme-tables:main -->\nb"
+    assert script.replace_block(text, "main", block) != text
+    with pytest.raises(ValueError, match="no <!-- readme-tables:x -->"):
+        script.replace_block(text, "x", block)
