@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any
 from rpra_agent.core.naming import model_id
 
 if TYPE_CHECKING:
-    from rpra_agent.models.llamacpp import ChatLlamaCpp
+    from rpra_agent.models.llamacpp import ChatLlamaCpp, ContextOverflowError
 
-__all__ = ["ChatLlamaCpp", "load_chat_model", "model_id"]
+__all__ = ["ChatLlamaCpp", "ContextOverflowError", "load_chat_model", "model_id"]
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ChatLlamaCpp":
-        from rpra_agent.models.llamacpp import ChatLlamaCpp
+    if name in ("ChatLlamaCpp", "ContextOverflowError"):
+        from rpra_agent.models import llamacpp
 
-        return ChatLlamaCpp
+        return getattr(llamacpp, name)
     raise AttributeError(name)
 
 

@@ -6,9 +6,10 @@ reading the first token's probability is wrong. Here each label has surface form
 written, with a leading space, capitalised; tokenized as the model would write them
 right after the prompt's last character), their token sequences form a trie, and the
 probability of each sequence is the product of next-token probabilities along it,
-evaluated with llama.cpp's KV cache: the prompt once, then one decode per deepest inner
-trie node (its whole path at once, logits at every position), rewinding the cache
-between branches and back to the prompt at the end.
+evaluated with llama.cpp's KV cache: the prompt once, with the longest inner path of the
+trie appended to the same decode, then one decode per other deepest inner trie node
+(its whole path at once, logits at every position), rewinding the cache between
+branches and back to the prompt at the end.
 
 A sequence that is a proper prefix of another label's (``1`` of ``10``) keeps only the
 mass that does not continue into it: ``P(1) - P(10)``. The label masses are
@@ -26,7 +27,7 @@ import numpy as np
 
 from rpra_agent.core.errors import PredictorError
 
-__all__ = ["LabelSequences", "label_sequences", "read_grades"]
+__all__ = ["LabelSequences", "inner_paths", "label_sequences", "read_grades"]
 
 LabelSequences = dict[tuple[int, ...], str]
 """Token sequence -> the label it spells."""
@@ -81,27 +82,36 @@ class _Step:
         return float(self.logits[token]) - self.lse
 
 
-def _sequence_logprobs(llama: Any, n_prompt: int, root: np.ndarray, seqs: Sequence[tuple[int, ...]]) -> dict:
-    """Log P(seq | prompt) for each sequence; the cache holds exactly the prompt before and after.
-
-    The inner trie nodes are evaluated path by path: each deepest inner node's path is
-    one decode with logits at every position (so ``▁``, ``▁1`` of `` 10`` cost one call).
-    """
-    from rpra_agent.models._llama_run import eval_all_positions
-
+def inner_paths(seqs: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
+    """The deepest inner trie nodes: each one's path is one decode of a grade read (longest first)."""
     inner = {s[:i] for s in seqs for i in range(1, len(s))}
-    paths = sorted(p for p in inner if not any(len(q) > len(p) and q[: len(p)] == p for q in inner))
-    step: dict[tuple[int, ...], _Step] = {(): _Step(root)}
-    current: tuple[int, ...] = ()
+    deepest = [p for p in inner if not any(len(q) > len(p) and q[: len(p)] == p for q in inner)]
+    return sorted(deepest, key=lambda p: (-len(p), p))
+
+
+def _sequence_logprobs(
+    llama: Any, n_prompt: int, rows: np.ndarray, seqs: Sequence[tuple[int, ...]], first: tuple[int, ...] = ()
+) -> dict:
+    """Log P(seq | prompt) for each sequence; the cache holds the prompt (plus ``first``) before, the prompt after.
+
+    ``rows`` are the logits at the prompt's last position and at each token of
+    ``first`` (an inner path evaluated with the prompt); every other deepest inner
+    node's path is one more decode, logits at every position.
+    """
+    from rpra_agent.models._llama_run import eval_with_logits
+
+    step: dict[tuple[int, ...], _Step] = {first[:i]: _Step(rows[i]) for i in range(len(first) + 1)}
+    current = first
     try:
-        for path in paths:
+        for path in inner_paths(seqs):
+            if path == first:
+                continue
             common = 0
             while common < min(len(current), len(path)) and current[common] == path[common]:
                 common += 1
             if common < len(current) or llama.n_tokens != n_prompt + common:
                 _rewind(llama, n_prompt + common)
-            rows = eval_all_positions(llama, path[common:])
-            for i, row in enumerate(rows):
+            for i, row in enumerate(eval_with_logits(llama, path[common:], len(path) - common)):
                 step[path[: common + i + 1]] = _Step(row)
             current = path
     finally:
@@ -117,15 +127,23 @@ def _rewind(llama: Any, n: int) -> None:
 
 
 def read_grades(
-    llama: Any, n_prompt: int, root: np.ndarray, seqs: LabelSequences, labels: Sequence[str]
+    llama: Any,
+    n_prompt: int,
+    rows: np.ndarray,
+    seqs: LabelSequences,
+    labels: Sequence[str],
+    first: tuple[int, ...] = (),
 ) -> tuple[dict[str, float], int, float]:
-    """The distribution over ``labels`` after a prompt of ``n_prompt`` tokens whose last logits are ``root``.
+    """The distribution over ``labels`` after a prompt of ``n_prompt`` tokens.
+
+    ``rows`` holds the logits at the prompt's last position, then at each token of
+    ``first``, the inner path evaluated together with the prompt (see :func:`inner_paths`).
 
     Returns:
         Plain floats summing to 1, how many extra decode calls it took, and their milliseconds.
     """
     start = time.perf_counter()
-    logp = _sequence_logprobs(llama, n_prompt, root, list(seqs))
+    logp = _sequence_logprobs(llama, n_prompt, rows, list(seqs), first)
     label_ms = (time.perf_counter() - start) * 1000.0
     top = max(logp.values())
     prob = {s: math.exp(lp - top) for s, lp in logp.items()}
@@ -137,6 +155,5 @@ def read_grades(
     total = sum(mass.values())
     if not total > 0.0:
         raise PredictorError("the grade labels have no probability mass after this prompt", predictor="forward_pass")
-    inner = {s[:i] for s in seqs for i in range(1, len(s))}
-    steps = sum(1 for p in inner if not any(len(q) > len(p) and q[: len(p)] == p for q in inner))
+    steps = len([p for p in inner_paths(list(seqs)) if p != first])
     return {label: float(m / total) for label, m in mass.items()}, steps, label_ms

@@ -9,7 +9,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-from rpra_agent.models._llama_grades import label_sequences, read_grades
+from rpra_agent.models._llama_grades import inner_paths, label_sequences, read_grades
 from rpra_agent.models._llama_run import check_fits, last_logits
 
 __all__ = ["GradeReaderMixin"]
@@ -34,8 +34,9 @@ class GradeReaderMixin:
 
         The prompt is evaluated once (reusing the KV cache's common prefix); then every
         label's whole token sequence is scored (its forms as written, with a leading
-        space, capitalised), one single-token step per shared inner node, so labels of
-        several tokens (``10`` vs ``1``, ``gre`` + ``at``) are read exactly. The cache
+        space, capitalised): the longest inner path rides on the prompt's decode, each
+        other one takes one more decode, so labels of several tokens (``10`` vs ``1``,
+        ``gre`` + ``at``) are read exactly. The cache
         ends holding the prompt, so an answer call that shares it re-evaluates nothing.
 
         Args:
@@ -69,8 +70,10 @@ class GradeReaderMixin:
                     )
                 tokens += self._prefills[prefill]
             check_fits(self._llama, len(tokens) + max(len(s) for s in seqs) - 1)
-            logits, cached = last_logits(self._llama, tokens)
-            dist, steps, label_ms = read_grades(self._llama, len(tokens), logits, seqs, labels)
+            paths = inner_paths(list(seqs))
+            first = paths[0] if paths else ()
+            rows, cached = last_logits(self._llama, tokens, first)
+            dist, steps, label_ms = read_grades(self._llama, len(tokens), rows, seqs, labels, first)
             self._stats = {
                 "kind": "grade",
                 "prompt_tokens": len(tokens),

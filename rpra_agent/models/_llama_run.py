@@ -25,7 +25,7 @@ __all__ = [
     "Outcome",
     "Sampling",
     "check_fits",
-    "eval_all_positions",
+    "eval_with_logits",
     "context_size",
     "holdback",
     "last_logits",
@@ -124,23 +124,36 @@ def _reset_perf(llama: Any) -> None:
     llama_cpp.llama_perf_context_reset(llama.ctx)
 
 
-def eval_all_positions(llama: Any, tokens: Sequence[int]) -> np.ndarray:
-    """Evaluate ``tokens`` after the cached ones in one decode; a copy of the logits at every new position."""
+def eval_with_logits(llama: Any, tokens: Sequence[int], n_logits: int) -> np.ndarray:
+    """Evaluate ``tokens`` after the cached ones; a copy of the logits at the last ``n_logits`` positions.
+
+    Only those positions go through the output layer, so asking for a few more rows
+    than the last costs little (the label paths of a grade read ride on the prompt's
+    decode this way).
+    """
     import llama_cpp
 
+    tokens = list(tokens)
     n_past = int(llama.n_tokens)
     llama._ctx.kv_cache_seq_rm(-1, n_past, -1)
-    llama._batch.set_batch(batch=list(tokens), n_past=n_past, logits_all=True)
-    llama._ctx.decode(llama._batch)
-    llama.input_ids[n_past : n_past + len(tokens)] = tokens
-    llama.n_tokens = n_past + len(tokens)
-    llama._requires_eval = False
+    first_wanted = len(tokens) - n_logits
     n_vocab = llama.n_vocab()
-    rows = [
-        np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, i), shape=(n_vocab,))
-        for i in range(len(tokens))
-    ]
-    return np.stack(rows).copy()
+    rows: list[np.ndarray] = []
+    for start in range(0, len(tokens), llama.n_batch):
+        chunk = tokens[start : start + llama.n_batch]
+        llama._batch.set_batch(batch=chunk, n_past=n_past, logits_all=False)
+        wanted = range(max(0, first_wanted - start), len(chunk))
+        for i in wanted:
+            llama._batch.batch.logits[i] = True
+        llama._ctx.decode(llama._batch)
+        rows += [
+            np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, i), shape=(n_vocab,)).copy() for i in wanted
+        ]
+        llama.input_ids[n_past : n_past + len(chunk)] = chunk
+        n_past += len(chunk)
+        llama.n_tokens = n_past
+    llama._requires_eval = False
+    return np.stack(rows)
 
 
 def last_position_logits(llama: Any) -> np.ndarray:
@@ -270,16 +283,16 @@ def stream_tokens(
     return Outcome(finish, len(prompt), len(completion), cached, timings)
 
 
-def last_logits(llama: Any, tokens: list[int]) -> tuple[np.ndarray, int]:
-    """Evaluate ``tokens`` (reusing the cached prefix) and return the last position's logits.
+def last_logits(llama: Any, tokens: list[int], extra: Sequence[int] = ()) -> tuple[np.ndarray, int]:
+    """Evaluate ``tokens`` (reusing the cached prefix), then ``extra``, in one pass.
 
     Returns:
-        A copy of the logits at the last position, and how many tokens were reused
-        from the KV cache.
+        The logits at the last prompt position and at each ``extra`` token (one row
+        each, copies), and how many tokens were reused from the KV cache.
     """
     if not tokens:
         raise ValueError("cannot evaluate an empty prompt")
-    check_fits(llama, len(tokens))
+    check_fits(llama, len(tokens) + len(extra))
     keep = reusable_prefix(llama, tokens)
     if keep > 0 and llama._ctx.kv_cache_seq_rm(-1, keep, -1):
         llama.n_tokens = keep
@@ -287,5 +300,4 @@ def last_logits(llama: Any, tokens: list[int]) -> tuple[np.ndarray, int]:
         keep = 0
         llama.reset()
     _reset_perf(llama)
-    llama.eval(tokens[keep:])
-    return _logits(llama).copy(), keep
+    return eval_with_logits(llama, [*tokens[keep:], *extra], 1 + len(extra)), keep

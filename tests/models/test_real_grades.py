@@ -41,7 +41,7 @@ def _brute_force(model: ChatLlamaCpp, tokens: list[int], seq: tuple[int, ...]) -
 @pytest.mark.parametrize("family", REAL_FAMILIES)
 @pytest.mark.parametrize("scale", [PAPER, TEN, CUSTOM], ids=lambda s: s.name)
 def test_label_sequences_are_distinct_and_scored_exactly_with_kv_reuse(family_gguf, family, scale):
-    from rpra_agent.models._llama_grades import _sequence_logprobs, label_sequences
+    from rpra_agent.models._llama_grades import _sequence_logprobs, inner_paths, label_sequences
     from rpra_agent.models._llama_run import last_logits
 
     model = ChatLlamaCpp(model_path=str(family_gguf(family)), n_ctx=1024, n_threads=1)
@@ -51,12 +51,17 @@ def test_label_sequences_are_distinct_and_scored_exactly_with_kv_reuse(family_gg
     if scale is TEN:
         assert not set(primary["1"]) & set(primary["10"])  # "10" is never read as "1"
     tokens = model.prompt_tokens(CONVERSATION)
+    first = (inner_paths(list(seqs)) or [()])[0]
     with model.lock:
-        root, _ = last_logits(model.llama, tokens)
-        fast = _sequence_logprobs(model.llama, len(tokens), root, list(seqs))
+        rows, _ = last_logits(model.llama, tokens)
+        fast = _sequence_logprobs(model.llama, len(tokens), rows, list(seqs))
         assert model.llama.n_tokens == len(tokens)  # the cache holds the prompt again
+        rows, _ = last_logits(model.llama, tokens, first)  # the longest label path rides on the prompt
+        riding = _sequence_logprobs(model.llama, len(tokens), rows, list(seqs), first)
+        assert model.llama.n_tokens == len(tokens)
     for seq in list(seqs)[:8]:
         assert fast[seq] == pytest.approx(_brute_force(model, tokens, seq), abs=2e-3)
+        assert riding[seq] == pytest.approx(fast[seq], abs=2e-3)
     dist = model.grade_distribution(CONVERSATION, scale.labels, prefill=PREFILL)
     assert set(dist) == set(scale.labels) and sum(dist.values()) == pytest.approx(1.0)
     assert all(type(p) is float for p in dist.values())
