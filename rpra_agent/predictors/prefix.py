@@ -118,7 +118,7 @@ class PrefixSharingPredictor(ZeroShotPredictor):
         except Exception as exc:
             reraise_control_flow(exc)
             raise PredictorError(f"{type(exc).__name__} while predicting", predictor=self.name) from exc
-        return self._finish(dict(dist), "", "forward_pass", start)
+        return self._finish(dict(dist), "", "forward_pass", start, request, self._prompt_usage(list(request.messages)))
 
     async def apredict(self, request: PredictionRequest) -> Prediction:
         """Async twin of :meth:`predict`."""
@@ -133,4 +133,4 @@ class PrefixSharingPredictor(ZeroShotPredictor):
         except Exception as exc:
             reraise_control_flow(exc)
             raise PredictorError(f"{type(exc).__name__} while predicting", predictor=self.name) from exc
-        return self._finish(dict(dist), "", "forward_pass", start)
+        return self._finish(dict(dist), "", "forward_pass", start, request, self._prompt_usage(list(request.messages)))

@@ -97,6 +97,8 @@ def test_prefix_sharing_predictor_makes_the_answer_reuse_the_prediction_prefix(m
     assert answer.content == SMALL_OK
     [decision] = decisions_from_state(state)
     assert decision.prediction.predictor == "prefix_sharing" and decision.route == "small"
+    predict = decision.legs["predict"]  # the prediction's own forward pass, on the small model
+    assert predict.model == decision.small_model and predict.input_tokens > 0 and predict.latency_ms > 0
     prompt = answer.usage_metadata["input_tokens"]
     assert answer.usage_metadata["input_token_details"]["cache_read"] == prompt - 1  # evaluated once, by the prediction
 
