@@ -63,7 +63,7 @@ PREDICTORS: dict[str, Factory] = {
     "zero-shot, logprobs": lambda m: ZeroShotPredictor(m, method="logprobs"),
     "zero-shot, one forward pass": lambda m: ZeroShotPredictor(m),
     "report card in context, text": lambda m: ReportCardPredictor(m, CARD.text_for, method="text"),
-    "fine-tuned prompt (bare request)": lambda m: FineTunedPredictor(m, method="text"),
+    "fine-tuned prompt (step context)": lambda m: FineTunedPredictor(m, method="text"),
     "prefix-sharing, one forward pass": lambda m: PrefixSharingPredictor(m),
     "report-card statistics (no model)": lambda m: CardStatPredictor(CARD),
     "mean(zero-shot, statistics)*": lambda m: Vote(

@@ -87,11 +87,13 @@ def test_self_prediction_by_an_obedient_model_can_be_steered():
 def test_escaping_stops_literal_readers_only_where_it_changes_the_text():
     # A model that obeys only verbatim text: the JSON-escaped conversation hides every
     # payload holding quotes, angle brackets, newlines or non-ASCII; plain-word payloads
-    # still get through. The bare-request prompt (fine-tuned) hides nothing.
+    # still get through. The fine-tuned prompt now carries the step's context as the same
+    # escaped transcript (hindsight data for agent steps), so it hides the same payloads.
     fenced = steering(PREDICTORS["zero-shot, text reply"], literal=True)
     plain = {a.name for a in ATTACKS if a.payload.isascii() and not set(a.payload) & set('<>"\n')}
     assert set(fenced.steered_names) == plain and fenced.kept == 8
-    assert steering(PREDICTORS["fine-tuned prompt (bare request)"], literal=True).kept == 21
+    tuned = steering(PREDICTORS["fine-tuned prompt (step context)"], literal=True)
+    assert set(tuned.steered_names) == plain and tuned.kept == 8
 
 
 @pytest.mark.parametrize("name", ["report-card statistics (no model)", "min(zero-shot, statistics)*"])
