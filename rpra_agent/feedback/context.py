@@ -28,7 +28,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from rpra_agent.core.decision import Decision
-from rpra_agent.core.messages import message_text
+from rpra_agent.core.messages import context_record, message_text
 from rpra_agent.core.prediction import Kind, PredictionRequest
 
 __all__ = [
@@ -52,27 +52,6 @@ REASONING_KEY = "reasoning"
 
 PREDICTED_KIND_KEY = "predicted_kind"
 """``Decision.metadata`` key of the kind the predictor was told (``PredictionRequest.kind``)."""
-
-_ROLE = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
-
-
-def context_record(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
-    """The JSON form of a step's conversation, for ``Decision.metadata["context"]``."""
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        if m.type not in _ROLE:
-            continue
-        entry: dict[str, Any] = {"role": _ROLE[m.type], "content": str(m.text)}
-        if isinstance(m, AIMessage) and m.tool_calls:
-            entry["tool_calls"] = [
-                {"name": c["name"], "args": c["args"], "id": c.get("id") or ""} for c in m.tool_calls
-            ]
-        if isinstance(m, ToolMessage):
-            entry["tool_call_id"] = m.tool_call_id
-            if m.name:
-                entry["name"] = m.name
-        out.append(entry)
-    return out
 
 
 def context_messages(record: Any) -> tuple[BaseMessage, ...] | None:
