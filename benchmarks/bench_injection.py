@@ -80,8 +80,8 @@ def learned_rows() -> None:
 
 def llama_rows() -> None:
     from rpra_agent.models import load_chat_model
-    from rpra_agent.predictors.prefix import PrefixSharingPredictor
     from rpra_agent.predictors import ZeroShotPredictor
+    from rpra_agent.predictors.prefix import PrefixSharingPredictor
     from rpra_agent.testing.gguf import write_random_gguf, write_scripted_gguf
 
     tmp = Path(tempfile.mkdtemp(prefix="rpra-inj-"))
