@@ -20,7 +20,17 @@ def test_all_is_sorted_and_pinned():
         "ReportCardPredictor",
         "FineTunedPredictor",
         "build_rpra_graph",
+        "RPRAMiddleware",
+        "open_store",
+        "FaultPolicy",
+        "decisions_from_state",
     }
+    assert not [n for n in rpra_agent.__all__ if n.startswith("_")]
+
+
+def test_every_exported_name_resolves_through_the_lazy_loader():
+    for name in rpra_agent.__all__:
+        assert getattr(rpra_agent, name) is not None, name
 
 
 def test_every_public_name_has_a_docstring():
