@@ -120,3 +120,34 @@ def test_the_graph_keeps_or_defers_on_real_tokenizers(scripted_family, family, p
         [decision] = decisions_from_state(state)
         assert decision.route == route and decision.prediction.method == "forward_pass"
         assert state["messages"][-1].content == (reply or "The large model says Paris, on the Seine.")
+
+
+@pytest.mark.parametrize("family", ["qwen2", "phi3"])
+def test_the_plan_is_one_forward_pass_on_real_tokenizers(family_gguf, family):
+    """With tools bound, pa plans first: llama.cpp reads the choice over ``answer`` and the tool names in one pass."""
+    from langchain_core.tools import tool
+
+    from rpra_agent.models.llamacpp import ChatLlamaCpp
+    from rpra_agent.testing import FixedPredictor, ScriptedChatModel
+
+    @tool
+    def search_documents(query: str) -> str:
+        """Search the documents."""
+        return "nothing"
+
+    @tool
+    def calculator(expression: str) -> str:
+        """Evaluate arithmetic."""
+        return "42"
+
+    small = ChatLlamaCpp(model_path=str(family_gguf(family)), n_ctx=4096, seed=0, max_tokens=8, rpra_name=family)
+    graph = build_rpra_graph(
+        small=small,
+        large=ScriptedChatModel(responses=["large"], rpra_name="large"),
+        predictor=FixedPredictor({"bad": 1.0}),  # defer, so the random model's answer does not matter
+        tools=[search_documents, calculator],
+    )
+    [decision] = decisions_from_state(graph.invoke({"messages": [HumanMessage(QUESTION)]}))
+    assert "plan_error" not in decision.metadata, decision.metadata
+    assert decision.metadata["plan"] in ("answer", "search_documents", "calculator")
+    assert decision.legs["plan"].model == family and decision.legs["plan"].latency_ms > 0
