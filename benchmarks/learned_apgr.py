@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python benchmarks/learned_apgr.py                      # every dataset, both modes, 3 fold seeds
     .venv/bin/python benchmarks/learned_apgr.py mt-bench --targets auto,small,gain --seeds 3
     .venv/bin/python benchmarks/learned_apgr.py --transfer mt-bench gsm8k mmlu arena
+    .venv/bin/python benchmarks/learned_apgr.py arena --modes request --options '{"C": 0.03}' --featurizer '{"chars": null}'
 
 Every router of a row is scored on the same folds (``predictors.crossfit.dataset_folds``:
 5 folds by conversation, per fold seed), and every learned figure is cross-fitted:
@@ -18,6 +19,8 @@ model's answer). Columns, each mean ± sd over the fold seeds:
   in the training folds: the statistical report card's expected score);
 - ``shortest``: defer the shortest small answers first (it reads the answer, so in
   request mode it uses what a request-mode router cannot see);
+- ``--options`` / ``--featurizer``: JSON keyword arguments of ``LearnedPredictor`` and
+  ``TextFeaturizer`` (the variants of ``docs/LEARNED.md``'s "tried and dropped" table);
 - ``bar``: the best of ridge, card and shortest (``bar*``: ridge and card only, the
   baselines with the same inputs in request mode), and the margin of learned/auto over it.
 
@@ -28,6 +31,7 @@ APGR definition; MT-bench routed per turn; all 1,319 GSM8K items).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -38,6 +42,7 @@ from rpra_agent.evaluation.datasets import load_dataset
 from rpra_agent.evaluation.metrics import apgr
 from rpra_agent.predictors.baselines import RidgeTextPredictor
 from rpra_agent.predictors.crossfit import crossfit_predictions, crossfit_scores, dataset_folds, transfer_keep_scores
+from rpra_agent.predictors.features import TextFeaturizer
 from rpra_agent.predictors.learned import LearnedPredictor
 
 DATASETS = ("mt-bench", "gsm8k", "mmlu", "arena")
@@ -60,7 +65,15 @@ def _fmt(values: list[float]) -> str:
     return f"{np.mean(values):.3f}±{np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
-def table(names: Sequence[str], modes: Sequence[str], targets: Sequence[str], seeds: int, k: int) -> None:
+def table(
+    names: Sequence[str],
+    modes: Sequence[str],
+    targets: Sequence[str],
+    seeds: int,
+    k: int,
+    options: dict[str, Any] | None = None,
+    featurizer: dict[str, Any] | None = None,
+) -> None:
     cols = [f"learned/{t}" for t in targets] + ["ridge", "card", "shortest", "bar", "bar*", "auto-bar", "auto-bar*"]
     print(f"{'dataset':9} {'mode':8} {'n':>6} " + " ".join(f"{c:>12}" for c in cols) + "  targets chosen  seconds")
     for name in names:
@@ -80,7 +93,8 @@ def table(names: Sequence[str], modes: Sequence[str], targets: Sequence[str], se
                 for target in targets:
 
                     def make(mode: Any, target: Any, seed: int = seed) -> LearnedPredictor:
-                        return LearnedPredictor(mode=mode, target=target, seed=seed)
+                        text = TextFeaturizer(**featurizer) if featurizer is not None else None
+                        return LearnedPredictor(text, mode=mode, target=target, seed=seed, **(options or {}))
 
                     fit = crossfit_predictions(ds, make, mode=mode, target=target, folds=folds)  # type: ignore[arg-type]
                     got[f"learned/{target}"].append(apgr(weak, strong, fit.keep))
@@ -145,11 +159,14 @@ def main() -> None:
     parser.add_argument("--modes", default="request,draft")
     parser.add_argument("--targets", default="auto", help="learned targets: auto, small, gain, no_worse")
     parser.add_argument("--transfer", action="store_true", help="print the transfer tables instead")
+    parser.add_argument("--options", type=json.loads, default=None, help="LearnedPredictor kwargs (JSON)")
+    parser.add_argument("--featurizer", type=json.loads, default=None, help="TextFeaturizer kwargs (JSON)")
     args = parser.parse_args()
     if args.transfer:
         transfer(args.datasets)
     else:
-        table(args.datasets, args.modes.split(","), args.targets.split(","), args.seeds, args.folds)
+        targets = args.targets.split(",")
+        table(args.datasets, args.modes.split(","), targets, args.seeds, args.folds, args.options, args.featurizer)
 
 
 if __name__ == "__main__":
