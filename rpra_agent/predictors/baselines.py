@@ -102,7 +102,9 @@ class RidgeTextPredictor:
             raise ConfigError("draft mode needs every training sample's draft (the small model's answer)")
         self.featurizer.fit(train, draft=self.mode == "draft")
         self._model = Ridge(alpha=self.alpha).fit(self.featurizer.transform(train), y[keep])
-        digest = hashlib.sha256(repr([(s.request, s.draft, float(v)) for s, v in zip(train, y[keep], strict=True)]).encode())
+        digest = hashlib.sha256(
+            repr([(s.request, s.draft, float(v)) for s, v in zip(train, y[keep], strict=True)]).encode()
+        )
         self._version = f"ridge-{self.mode}-{digest.hexdigest()[:10]}"
         return self
 
