@@ -5,6 +5,8 @@ Usage::
     .venv/bin/python benchmarks/learned_apgr.py                      # every dataset, both modes, 3 fold seeds
     .venv/bin/python benchmarks/learned_apgr.py mt-bench --targets auto,small,gain --seeds 3
     .venv/bin/python benchmarks/learned_apgr.py --transfer mt-bench gsm8k mmlu arena
+    .venv/bin/python benchmarks/learned_apgr.py --arena-dir shared/data/arena_bench_v1 \
+        --pairs "llama-13b>gpt-4-0314,Starling-LM-7B-alpha>claude-2" --continuous
     .venv/bin/python benchmarks/learned_apgr.py arena --modes request --options '{"C": 0.03}' --featurizer '{"chars": null}'
 
 Every router of a row is scored on the same folds (``predictors.crossfit.dataset_folds``:
@@ -23,6 +25,11 @@ model's answer). Columns, each mean ± sd over the fold seeds:
   ``TextFeaturizer`` (the variants of ``docs/LEARNED.md``'s "tried and dropped" table);
 - ``bar``: the best of ridge, card and shortest (``bar*``: ridge and card only, the
   baselines with the same inputs in request mode), and the margin of learned/auto over it.
+
+Held-out pairs (``--arena-dir``): other weak > strong pairs of the 16 models in the
+arena-bench-v1 recordings (GPT-4 single-answer scores 1-10, 300 hard prompts), built on
+the fly; ``--continuous`` divides the scores by 10 (0.1-1.0, acceptable from 0.7), so
+the continuous-scale path is exercised on real judge scores.
 
 Protocol: every point of the routing curve, every item with both scores (RouteLLM's
 APGR definition; MT-bench routed per turn; all 1,319 GSM8K items).
@@ -65,8 +72,38 @@ def _fmt(values: list[float]) -> str:
     return f"{np.mean(values):.3f}±{np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
+def arena_pair(directory: str, weak: str, strong: str, *, continuous: bool = False) -> Any:
+    """An EvalDataset of one weak > strong pair from arena-bench-v1's recordings (items both models scored)."""
+    import csv
+    from pathlib import Path
+
+    from rpra_agent.evaluation.datasets import EvalDataset, EvalItem, ModelResponse
+
+    root = Path(directory)
+    prompts = {r["question_id"]: r for r in map(json.loads, (root / "prompts.jsonl").read_text().splitlines())}
+    outputs = {
+        r["question_id"]: r["outputs"] for r in map(json.loads, (root / "outputs.jsonl").read_text().splitlines())
+    }
+    scores: dict[tuple[str, str], float] = {}
+    with (root / "judgments.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            if row["score"]:
+                scores[(row["question_id"], row["model"])] = float(row["score"]) / (10.0 if continuous else 1.0)
+    items = []
+    for qid, p in prompts.items():
+        if (qid, weak) not in scores or (qid, strong) not in scores:
+            continue
+        responses = {m: ModelResponse(text=outputs[qid].get(m), score=scores[(qid, m)]) for m in (weak, strong)}
+        messages = ({"role": "user", "content": p["prompt"]},)
+        items.append(EvalItem(qid, p["prompt"], messages, p["category"], responses))
+    low, high = (0.1, 1.0) if continuous else (1.0, 10.0)
+    meta = {"acceptable": 0.7 if continuous else 7.0}
+    name = f"{weak.split('/')[-1][:12]}>{strong[:10]}"
+    return EvalDataset(name, tuple(items), weak, strong, (low, high), "arena-bench-v1 (Apache-2.0)", meta)
+
+
 def table(
-    names: Sequence[str],
+    names: Sequence[Any],
     modes: Sequence[str],
     targets: Sequence[str],
     seeds: int,
@@ -77,7 +114,8 @@ def table(
     cols = [f"learned/{t}" for t in targets] + ["ridge", "card", "shortest", "bar", "bar*", "auto-bar", "auto-bar*"]
     print(f"{'dataset':9} {'mode':8} {'n':>6} " + " ".join(f"{c:>12}" for c in cols) + "  targets chosen  seconds")
     for name in names:
-        ds = load_dataset(name).judged()
+        ds = name if not isinstance(name, str) else load_dataset(name).judged()
+        name = ds.name
         weak, strong = ds.scores(ds.weak), ds.scores(ds.strong)
         texts = ds.texts(ds.weak)
         has_text = all(t is not None for t in texts)
@@ -161,7 +199,13 @@ def main() -> None:
     parser.add_argument("--transfer", action="store_true", help="print the transfer tables instead")
     parser.add_argument("--options", type=json.loads, default=None, help="LearnedPredictor kwargs (JSON)")
     parser.add_argument("--featurizer", type=json.loads, default=None, help="TextFeaturizer kwargs (JSON)")
+    parser.add_argument("--arena-dir", help="arena-bench-v1 recordings (shared/data/arena_bench_v1)")
+    parser.add_argument("--pairs", default="", help="weak>strong model pairs of --arena-dir, comma-separated")
+    parser.add_argument("--continuous", action="store_true", help="with --arena-dir: scores / 10 (a 0.1-1 scale)")
     args = parser.parse_args()
+    if args.arena_dir:
+        pairs = [p.split(">") for p in args.pairs.split(",") if p]
+        args.datasets = [arena_pair(args.arena_dir, w, s, continuous=args.continuous) for w, s in pairs]
     if args.transfer:
         transfer(args.datasets)
     else:
