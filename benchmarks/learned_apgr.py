@@ -5,6 +5,9 @@ Usage::
     .venv/bin/python benchmarks/learned_apgr.py                      # every dataset, both modes, 3 fold seeds
     .venv/bin/python benchmarks/learned_apgr.py mt-bench --targets auto,small,gain --seeds 3
     .venv/bin/python benchmarks/learned_apgr.py --transfer mt-bench gsm8k mmlu arena
+    .venv/bin/python benchmarks/learned_apgr.py --arena-dir shared/data/arena_bench_v1 \
+        --pairs "llama-13b>gpt-4-0314,Starling-LM-7B-alpha>claude-2" --continuous
+    .venv/bin/python benchmarks/learned_apgr.py arena --modes request --options '{"C": 0.03}' --featurizer '{"chars": null}'
 
 Every router of a row is scored on the same folds (``predictors.crossfit.dataset_folds``:
 5 folds by conversation, per fold seed), and every learned figure is cross-fitted:
@@ -18,8 +21,15 @@ model's answer). Columns, each mean ± sd over the fold seeds:
   in the training folds: the statistical report card's expected score);
 - ``shortest``: defer the shortest small answers first (it reads the answer, so in
   request mode it uses what a request-mode router cannot see);
+- ``--options`` / ``--featurizer``: JSON keyword arguments of ``LearnedPredictor`` and
+  ``TextFeaturizer`` (the variants of ``docs/LEARNED.md``'s "tried and dropped" table);
 - ``bar``: the best of ridge, card and shortest (``bar*``: ridge and card only, the
   baselines with the same inputs in request mode), and the margin of learned/auto over it.
+
+Held-out pairs (``--arena-dir``): other weak > strong pairs of the 16 models in the
+arena-bench-v1 recordings (GPT-4 single-answer scores 1-10, 300 hard prompts), built on
+the fly; ``--continuous`` divides the scores by 10 (0.1-1.0, acceptable from 0.7), so
+the continuous-scale path is exercised on real judge scores.
 
 Protocol: every point of the routing curve, every item with both scores (RouteLLM's
 APGR definition; MT-bench routed per turn; all 1,319 GSM8K items).
@@ -28,6 +38,7 @@ APGR definition; MT-bench routed per turn; all 1,319 GSM8K items).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -38,6 +49,7 @@ from rpra_agent.evaluation.datasets import load_dataset
 from rpra_agent.evaluation.metrics import apgr
 from rpra_agent.predictors.baselines import RidgeTextPredictor
 from rpra_agent.predictors.crossfit import crossfit_predictions, crossfit_scores, dataset_folds, transfer_keep_scores
+from rpra_agent.predictors.features import TextFeaturizer
 from rpra_agent.predictors.learned import LearnedPredictor
 
 DATASETS = ("mt-bench", "gsm8k", "mmlu", "arena")
@@ -60,11 +72,50 @@ def _fmt(values: list[float]) -> str:
     return f"{np.mean(values):.3f}±{np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
-def table(names: Sequence[str], modes: Sequence[str], targets: Sequence[str], seeds: int, k: int) -> None:
+def arena_pair(directory: str, weak: str, strong: str, *, continuous: bool = False) -> Any:
+    """An EvalDataset of one weak > strong pair from arena-bench-v1's recordings (items both models scored)."""
+    import csv
+    from pathlib import Path
+
+    from rpra_agent.evaluation.datasets import EvalDataset, EvalItem, ModelResponse
+
+    root = Path(directory)
+    prompts = {r["question_id"]: r for r in map(json.loads, (root / "prompts.jsonl").read_text().splitlines())}
+    outputs = {
+        r["question_id"]: r["outputs"] for r in map(json.loads, (root / "outputs.jsonl").read_text().splitlines())
+    }
+    scores: dict[tuple[str, str], float] = {}
+    with (root / "judgments.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            if row["score"]:
+                scores[(row["question_id"], row["model"])] = float(row["score"]) / (10.0 if continuous else 1.0)
+    items = []
+    for qid, p in prompts.items():
+        if (qid, weak) not in scores or (qid, strong) not in scores:
+            continue
+        responses = {m: ModelResponse(text=outputs[qid].get(m), score=scores[(qid, m)]) for m in (weak, strong)}
+        messages = ({"role": "user", "content": p["prompt"]},)
+        items.append(EvalItem(qid, p["prompt"], messages, p["category"], responses))
+    low, high = (0.1, 1.0) if continuous else (1.0, 10.0)
+    meta = {"acceptable": 0.7 if continuous else 7.0}
+    name = f"{weak.split('/')[-1][:12]}>{strong[:10]}"
+    return EvalDataset(name, tuple(items), weak, strong, (low, high), "arena-bench-v1 (Apache-2.0)", meta)
+
+
+def table(
+    names: Sequence[Any],
+    modes: Sequence[str],
+    targets: Sequence[str],
+    seeds: int,
+    k: int,
+    options: dict[str, Any] | None = None,
+    featurizer: dict[str, Any] | None = None,
+) -> None:
     cols = [f"learned/{t}" for t in targets] + ["ridge", "card", "shortest", "bar", "bar*", "auto-bar", "auto-bar*"]
     print(f"{'dataset':9} {'mode':8} {'n':>6} " + " ".join(f"{c:>12}" for c in cols) + "  targets chosen  seconds")
     for name in names:
-        ds = load_dataset(name).judged()
+        ds = name if not isinstance(name, str) else load_dataset(name).judged()
+        name = ds.name
         weak, strong = ds.scores(ds.weak), ds.scores(ds.strong)
         texts = ds.texts(ds.weak)
         has_text = all(t is not None for t in texts)
@@ -80,7 +131,8 @@ def table(names: Sequence[str], modes: Sequence[str], targets: Sequence[str], se
                 for target in targets:
 
                     def make(mode: Any, target: Any, seed: int = seed) -> LearnedPredictor:
-                        return LearnedPredictor(mode=mode, target=target, seed=seed)
+                        text = TextFeaturizer(**featurizer) if featurizer is not None else None
+                        return LearnedPredictor(text, mode=mode, target=target, seed=seed, **(options or {}))
 
                     fit = crossfit_predictions(ds, make, mode=mode, target=target, folds=folds)  # type: ignore[arg-type]
                     got[f"learned/{target}"].append(apgr(weak, strong, fit.keep))
@@ -145,11 +197,20 @@ def main() -> None:
     parser.add_argument("--modes", default="request,draft")
     parser.add_argument("--targets", default="auto", help="learned targets: auto, small, gain, no_worse")
     parser.add_argument("--transfer", action="store_true", help="print the transfer tables instead")
+    parser.add_argument("--options", type=json.loads, default=None, help="LearnedPredictor kwargs (JSON)")
+    parser.add_argument("--featurizer", type=json.loads, default=None, help="TextFeaturizer kwargs (JSON)")
+    parser.add_argument("--arena-dir", help="arena-bench-v1 recordings (shared/data/arena_bench_v1)")
+    parser.add_argument("--pairs", default="", help="weak>strong model pairs of --arena-dir, comma-separated")
+    parser.add_argument("--continuous", action="store_true", help="with --arena-dir: scores / 10 (a 0.1-1 scale)")
     args = parser.parse_args()
+    if args.arena_dir:
+        pairs = [p.split(">") for p in args.pairs.split(",") if p]
+        args.datasets = [arena_pair(args.arena_dir, w, s, continuous=args.continuous) for w, s in pairs]
     if args.transfer:
         transfer(args.datasets)
     else:
-        table(args.datasets, args.modes.split(","), args.targets.split(","), args.seeds, args.folds)
+        targets = args.targets.split(",")
+        table(args.datasets, args.modes.split(","), targets, args.seeds, args.folds, args.options, args.featurizer)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,16 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
 from rpra_agent.predictors._ordinal import OrdinalLogit
 from rpra_agent.predictors.folds import fold_ids
 from rpra_agent.predictors.ranking import routing_area, spearman
 
-__all__ = ["HeadChoice", "choose_head"]
+__all__ = ["NO_WORSE_SCALE", "HeadChoice", "choose_head", "target_positions"]
+
+NO_WORSE_SCALE = GradeScale(("worse", "no_worse"), (0.0, 1.0), "no_worse", "no_worse")
+"""The scale of ``target="no_worse"``: is the small answer graded at least as well as the large one?"""
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,29 @@ class HeadChoice:
     C: float
     scores: dict[str, float] = field(default_factory=dict)
     oof: np.ndarray | None = None
+
+
+def target_positions(
+    option: str, data_scale: GradeScale, small: np.ndarray, large: np.ndarray | None
+) -> dict[str, tuple[GradeScale, np.ndarray]]:
+    """Each candidate target's scale and label positions (NaN where unlabelled) for a target option.
+
+    Raises:
+        ConfigError: when ``gain`` or ``no_worse`` is asked for without large scores.
+    """
+    has_large = large is not None and not np.isnan(large).all()
+    if option in ("gain", "no_worse") and not has_large:
+        raise ConfigError(f"target={option!r} needs large_scores: the large model's score of every sample")
+    out: dict[str, tuple[GradeScale, np.ndarray]] = {}
+    if option in ("auto", "small"):
+        out["small"] = (data_scale, np.array([data_scale.position(v) for v in small]))
+    if large is not None and (option == "gain" or (option == "auto" and has_large)):
+        margin = data_scale.margin()
+        out["gain"] = (margin, np.array([margin.position(d) for d in small - large]))
+    if option == "no_worse" and large is not None:
+        no_worse = np.where(np.isnan(small) | np.isnan(large), np.nan, (small >= large).astype(float))
+        out["no_worse"] = (NO_WORSE_SCALE, no_worse)
+    return out
 
 
 def _rank_score(

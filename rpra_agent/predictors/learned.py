@@ -40,7 +40,7 @@ from rpra_agent.predictors._blocksearch import fit_head
 from rpra_agent.predictors._learned_io import ARTIFACT_KIND, Persistent
 from rpra_agent.predictors._learned_metrics import oof_metrics
 from rpra_agent.predictors._ordinal import OrdinalLogit
-from rpra_agent.predictors._select import choose_head
+from rpra_agent.predictors._select import NO_WORSE_SCALE, choose_head, target_positions
 from rpra_agent.predictors._training import Mode, pooled_examples, store_examples
 from rpra_agent.predictors.data import RecordedDataset
 from rpra_agent.predictors.features import Featurizer, Sample, TextFeaturizer
@@ -55,8 +55,6 @@ logger = logging.getLogger(__name__)
 Target = Literal["auto", "small", "gain", "no_worse"]
 TARGETS: tuple[str, ...] = ("auto", "small", "gain", "no_worse")
 
-NO_WORSE_SCALE = GradeScale(("worse", "no_worse"), (0.0, 1.0), "no_worse", "no_worse")
-"""The scale of ``target="no_worse"``: is the small answer graded at least as well as the large one?"""
 
 FAST_CS: tuple[float, ...] = (0.03, 0.1, 0.3, 1.0)
 """The regularisation grid searched by default (warm-started, with the target)."""
@@ -135,25 +133,6 @@ class LearnedPredictor(Persistent):
         self._version = "unfitted"
 
     # -- training --------------------------------------------------------------
-    def _targets(self, small: np.ndarray, large: np.ndarray | None) -> dict[str, tuple[GradeScale, np.ndarray]]:
-        """Each candidate target's scale and label positions (NaN where unlabelled)."""
-        has_large = large is not None and not np.isnan(large).all()
-        if self.target_option in ("gain", "no_worse") and not has_large:
-            raise ConfigError(
-                f"target={self.target_option!r} needs large_scores: the large model's score of every sample"
-            )
-        out: dict[str, tuple[GradeScale, np.ndarray]] = {}
-        if self.target_option in ("auto", "small"):
-            out["small"] = (self.data_scale, np.array([self.data_scale.position(v) for v in small]))
-            out["small"][1][np.isnan(small)] = np.nan
-        if large is not None and (self.target_option == "gain" or (self.target_option == "auto" and has_large)):
-            margin, diff = self.data_scale.margin(), small - large
-            out["gain"] = (margin, np.array([np.nan if np.isnan(d) else margin.position(d) for d in diff]))
-        if self.target_option == "no_worse" and large is not None:
-            no_worse = np.where(np.isnan(small) | np.isnan(large), np.nan, (small >= large).astype(float))
-            out["no_worse"] = (NO_WORSE_SCALE, no_worse)
-        return out
-
     def fit(
         self,
         samples: Sequence[Sample],
@@ -179,7 +158,7 @@ class LearnedPredictor(Persistent):
         large = None if large_scores is None else np.asarray(large_scores, dtype=float)
         if large is not None and len(large) != len(small):
             raise ConfigError(f"{len(small)} scores but {len(large)} large scores")
-        candidates = self._targets(small, large)
+        candidates = target_positions(self.target_option, self.data_scale, small, large)
         needed = np.isnan(small)
         for _, pos in candidates.values():
             needed |= np.isnan(pos)

@@ -146,3 +146,16 @@ def test_no_worse_target_orders_deferral_by_its_benefit() -> None:
     assert p.version.startswith("learned-request-no_worse-")
     with pytest.raises(ConfigError, match="large_scores"):
         p.fit([s for s in dataset_examples(ds, mode="request")[0]], weak)
+
+
+def test_default_predictor_beats_the_ridge_baseline_on_the_same_folds(gsm8k: EvalDataset) -> None:
+    from rpra_agent.predictors.baselines import RidgeTextPredictor
+    from rpra_agent.predictors.crossfit import crossfit_predictions, crossfit_scores, dataset_folds
+
+    folds = dataset_folds(gsm8k, 5, seed=0)
+    weak, strong = gsm8k.scores(gsm8k.weak), gsm8k.scores(gsm8k.strong)
+    learned = apgr(weak, strong, crossfit_predictions(gsm8k, mode="draft", folds=folds).keep)
+    ridge = apgr(
+        weak, strong, crossfit_scores(gsm8k, lambda: RidgeTextPredictor(mode="draft"), mode="draft", folds=folds)
+    )
+    assert learned > ridge + 0.05, (learned, ridge)
