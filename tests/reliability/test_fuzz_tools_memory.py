@@ -26,7 +26,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HEADROOM = 512 * 1024 * 1024
 MAX_RSS_GROWTH_MB = 200
-MAX_CALL_S = 4.0
+# PostgreSQL checks for cancellation between rows, not while one value doubles toward 1 GB
+# (docs/RELIABILITY.md, "Tools: not guaranteed"): its doubling CTE overran a 1 s timeout by
+# 0.8-3.6 s across runs. 10 s still fails the regressions this guards (printf allowed again: 25.4 s).
+MAX_CALL_S = 10.0
 
 
 def _status(field: str) -> int:
