@@ -22,6 +22,18 @@ if not console.is_terminal:  # piped or captured: do not squeeze the table into 
 err = Console(stderr=True)
 
 
+def progress_bar(console: Console, *, disable: bool) -> Progress:
+    """The Rich progress display the long-running commands share (stages, counts, elapsed time)."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    return Progress(*columns, console=console, transient=False, disable=disable)
+
+
 class RichProgress:
     """An :class:`~rpra_agent.evaluation.runs.graphrun.EvalProgress` drawn as one Rich bar per stage."""
 
@@ -149,15 +161,8 @@ def eval_command(
     if live and len(live) != 3:
         _fail("a live evaluation needs --small, --large and --judge together")
     start = time.perf_counter()
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     try:
-        with Progress(*columns, console=err, transient=False, disable=as_json) as bar:
+        with progress_bar(err, disable=as_json) as bar:
             sink = RichProgress(bar)
             result = _run_live(locals(), sink) if live else _run_replay(locals(), sink)
             sink.close()

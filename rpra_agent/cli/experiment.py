@@ -9,7 +9,6 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from rpra_agent.cli.app import app
 from rpra_agent.core.errors import RPRAError
@@ -108,7 +107,7 @@ def experiment_command(
     the improvement over zero-shot and what deferring at a calibrated threshold saves.
     Run it again to resume.
     """
-    from rpra_agent.cli.eval import RichProgress
+    from rpra_agent.cli.eval import RichProgress, progress_bar
     from rpra_agent.evaluation.experiment import ExperimentOptions, run_experiment
     from rpra_agent.feedback import LLMJudge
 
@@ -131,15 +130,8 @@ def experiment_command(
     tuned = _model(fine_tuned, "fine-tuned", base_url) if fine_tuned else None
     the_judge = LLMJudge(models["judge"], method=judge_method, isolated=isolated, seed=seed, backoff_s=0.5)
     start = time.perf_counter()
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     try:
-        with Progress(*columns, console=err, transient=False, disable=as_json) as bar:
+        with progress_bar(err, disable=as_json) as bar:
             sink = RichProgress(bar)
             result = run_experiment(
                 prompts, small=models["small"], large=models["large"], judge=the_judge, fine_tuned=tuned,
