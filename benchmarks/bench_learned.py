@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_learned.py [--calls 200] [--threads 2]
     .venv/bin/python benchmarks/bench_learned.py --fit-only      # the fit times alone
+    .venv/bin/python benchmarks/bench_learned.py --solver        # row space vs features, per dataset
 
 Fit time: ``LearnedPredictor(mode=...).fit_dataset(mt-bench)`` with the defaults (the
 target and ``C`` chosen by inner validation), CPU seconds of this process (and wall
@@ -82,13 +83,52 @@ def fit_times(repeats: int) -> None:
         print(f"{mode:8} {best[0]:>7.2f} {best[1]:>7.2f}  {predictor.target:6}  {predictor.model.C}", flush=True)
 
 
+def solver_times(datasets: list[str]) -> None:
+    """Fit the default learned predictor with each solver of the ordinal head, side by side in one run.
+
+    ``features``: L-BFGS over the TF-IDF columns; ``row space``: over an orthonormal
+    basis of the training rows (:class:`~rpra_agent.predictors._ordinal.RowBasis`, the
+    same optimum); ``auto``: the library's choice per fit (``RowBasis.suits``). The
+    inner-validation score of the chosen head is printed so equal results show.
+    """
+    from rpra_agent.predictors import _ordinal
+
+    default = _ordinal._ROWSPACE_MAX_ROWS
+    print(f"{'dataset':10} {'mode':8} {'solver':10} {'cpu s':>7}  target  C      inner APGR")
+    for name in datasets:
+        ds = load_dataset(name).judged()
+        for mode in ("request", "draft"):
+            for solver, limit in (("features", 0), ("row space", 10**9), ("auto", default)):
+                _ordinal._ROWSPACE_MAX_ROWS = limit
+                original = _ordinal.RowBasis.suits
+                if solver == "row space":
+                    _ordinal.RowBasis.suits = staticmethod(lambda X: X.shape[0] > 0)  # type: ignore[method-assign]
+                try:
+                    cpu = time.process_time()
+                    p = LearnedPredictor(mode=mode).fit_dataset(ds)  # type: ignore[arg-type]
+                    spent = time.process_time() - cpu
+                finally:
+                    _ordinal.RowBasis.suits = original  # type: ignore[method-assign]
+                    _ordinal._ROWSPACE_MAX_ROWS = default
+                inner = max(p.training["selection"].values())
+                print(
+                    f"{name:10} {mode:8} {solver:10} {spent:>7.2f}  {p.target:6}  {p.model.C:<6g} {inner:.5f}",
+                    flush=True,
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fit-only", action="store_true")
+    parser.add_argument("--solver", action="store_true", help="time the ordinal head's two solvers instead")
+    parser.add_argument("--datasets", default="mt-bench,arena,gsm8k", help="for --solver")
     args = parser.parse_args()
+    if args.solver:
+        solver_times(args.datasets.split(","))
+        return
     fit_times(args.repeats)
     if args.fit_only:
         return

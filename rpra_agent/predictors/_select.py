@@ -25,7 +25,7 @@ from scipy import sparse
 
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.predictors._ordinal import OrdinalLogit
+from rpra_agent.predictors._ordinal import OrdinalLogit, RowBasis
 from rpra_agent.predictors.folds import fold_ids
 from rpra_agent.predictors.ranking import routing_area, spearman
 
@@ -122,17 +122,21 @@ def choose_head(
     best: HeadChoice | None = None
     best_area = -math.inf
     scores: dict[str, float] = {}
-    for target in targets:
-        y, k = positions[target], n_labels[target]
-        oof = {C: np.zeros((n, k - 1)) for C in grid}
-        for f in range(folds):
-            train, test = fold != f, fold == f
-            if not test.any() or not train.any():
-                continue
+    oofs = {t: {C: np.zeros((n, n_labels[t] - 1)) for C in grid} for t in targets}
+    for f in range(folds):
+        train, test = fold != f, fold == f
+        if not test.any() or not train.any():
+            continue
+        X_train, X_test = X[train], X[test]
+        basis = RowBasis(X_train) if RowBasis.suits(X_train) else None  # shared by every target and C
+        for target in targets:
+            y, k = positions[target], n_labels[target]
             model, w = OrdinalLogit(k, C=grid[0]), None
             for C in grid:
-                w = model.fit_fixed(X[train], y[train], C, start=w)
-                oof[C][test] = model.cumulative(X[test])
+                w = model.fit_fixed(X_train, y[train], C, start=w, basis=basis)
+                oofs[target][C][test] = model.cumulative(X_test)
+    for target in targets:
+        y, oof = positions[target], oofs[target]
         # C by the inner routing quality (APGR; Spearman with the labels without large scores):
         # the log-loss prefers heavy shrinkage where the signal is weak, which ranks worse.
         crit = {C: -_rank_score(oof[C], y, weak, strong, by_area) for C in grid}
