@@ -27,7 +27,6 @@ from rpra_agent.evaluation.runs._scoring import (
 )
 from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibration_details, run_method
 from rpra_agent.evaluation.runs.crossfit import crossfit_cards
-from rpra_agent.evaluation.runs.graphrun import NullProgress
 from rpra_agent.evaluation.runs.replay import item_message
 from rpra_agent.evaluation.runs.routers import ALIASES, RouterScores, RouterSelection, choose_operating_router
 from rpra_agent.predictors.folds import stable_fold_ids
@@ -282,7 +281,6 @@ def live_rows(
     opts: Any,
     eval_id: str,
     larges: Mapping[str, Decision] | None = None,
-    progress: Any = None,
 ) -> EvalResult:
     """The figures of a live evaluation from its decisions, verdicts and predictions.
 
@@ -324,7 +322,6 @@ def live_rows(
     operating = None
     selection = opts.selected_routers()
     if routing:
-        (progress or NullProgress()).stage("routers: cross-fitting on the judged items", None)
         judged = judged_dataset(ds, items, answers, larges or {}, verdicts, scale)
         folds = stable_fold_ids([it.id for it in items], opts.folds, opts.seed)
         routers, skipped = live_router_scores(judged, scale, selection, folds, k=opts.folds, seed=opts.seed)

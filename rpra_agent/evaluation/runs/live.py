@@ -267,10 +267,8 @@ def run_live_eval(
             seed=opts.seed,
             progress=progress,
         )
-        progress.stage("metrics and report", None)
-        result = live_rows(
-            db, ds, answers, verdicts, preds, scale=scale, opts=opts, eval_id=eval_id, larges=larges, progress=progress
-        )
+        progress.stage("routers (cross-fitting), metrics and report", None)
+        result = live_rows(db, ds, answers, verdicts, preds, scale=scale, opts=opts, eval_id=eval_id, larges=larges)
         result.weak, result.strong = model_id(small), model_id(large)
         result.paths["db"] = masked_url(store) if isinstance(store, str) else str(getattr(db, "url", type(db).__name__))
         result.paths["journal"] = str(journal.path)
