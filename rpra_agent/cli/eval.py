@@ -200,6 +200,7 @@ def _run_replay(a: dict[str, Any], sink: RichProgress) -> Any:
 def _run_live(a: dict[str, Any], sink: RichProgress) -> Any:
     from rpra_agent.core.grades import GradeScale
     from rpra_agent.evaluation.runs.live import LiveOptions, run_live_eval
+    from rpra_agent.evaluation.runs.routers import select_routers
 
     opts = LiveOptions(
         folds=a["folds"],
@@ -211,6 +212,9 @@ def _run_live(a: dict[str, Any], sink: RichProgress) -> Any:
         delta=a["delta"],
         scale=GradeScale.named(a["scale"]),
         paradigm=a["paradigm"],
+        learned=not a["no_learned"],
+        routers=select_routers(a["predictor"]),
+        operating_router=a["operating_router"],
     )
     return run_live_eval(
         a["dataset"],

@@ -210,8 +210,18 @@ class GradeScale:
         return (float(score) - self.low) / (self.high - self.low)
 
     def label_for(self, score: float) -> str:
-        """The label whose value is nearest to ``score`` (ties go to the lower label)."""
-        best = min(range(len(self.values)), key=lambda i: (abs(self.values[i] - score), i))
+        """The label whose value is nearest to ``score`` (ties go to the lower label).
+
+        On a continuous scale the label stays on the score's side of :attr:`threshold`,
+        so a label is acceptable exactly when its score is: 0.47 on 0-1 acceptable from
+        0.5 is ``"0.4"``, not the nearer ``"0.5"``.
+        """
+        candidates = range(len(self.values))
+        if self.threshold is not None:
+            ok = self._index(self.acceptable_from)
+            side = range(ok, len(self.values)) if score >= self.threshold - 1e-9 else range(ok)
+            candidates = side or candidates
+        best = min(candidates, key=lambda i: (abs(self.values[i] - score), i))
         return self.labels[best]
 
     def parse_label(self, text: str) -> str | None:

@@ -15,7 +15,10 @@ import numpy as np
 
 from rpra_agent.core.grades import GradeScale
 
-__all__ = ["RecordedDataset", "RecordedItem", "scale_of"]
+__all__ = ["GRADE_SCALE_KEY", "RecordedDataset", "RecordedItem", "scale_of"]
+
+GRADE_SCALE_KEY = "grade_scale"
+"""Header (``metadata``) key of a dataset that declares its grade scale (:meth:`GradeScale.to_dict`)."""
 
 
 @runtime_checkable
@@ -93,7 +96,15 @@ class RecordedDataset(Protocol):
 
 
 def scale_of(dataset: RecordedDataset) -> GradeScale:
-    """The grade scale of a dataset's scores (:meth:`GradeScale.for_scores` over every model's scores)."""
+    """The grade scale of a dataset's scores (:meth:`GradeScale.for_scores` over every model's scores).
+
+    A dataset that declares its scale (metadata :data:`GRADE_SCALE_KEY`, e.g. the live
+    evaluation's judged items, graded by a judge on a known scale such as ``paper3``)
+    is on that scale: its scores are not re-inferred.
+    """
+    declared = (getattr(dataset, "metadata", None) or {}).get(GRADE_SCALE_KEY)
+    if declared:
+        return GradeScale.from_dict(declared)
     low, high = (float(x) for x in dataset.score_range)
     seen: list[float] = []
     for model in dict.fromkeys([dataset.weak, dataset.strong]):

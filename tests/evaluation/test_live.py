@@ -7,25 +7,28 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 
-from rpra_agent.core.errors import DatasetError
+from rpra_agent.core.errors import ConfigError, DatasetError
 from rpra_agent.evaluation.datasets.prompts import load_prompts
 from rpra_agent.evaluation.runs.live import LiveOptions, run_live_eval
+from rpra_agent.evaluation.runs.routers import select_routers
 from rpra_agent.feedback import LLMJudge
 from rpra_agent.store import open_store
-from rpra_agent.testing import ScriptedChatModel
+from rpra_agent.testing import ScriptedChatModel, grade_logprobs
+from tests.evaluation.toy_data import toy_dataset
 
 SMALL_REPLY = "I think so."
 N = 6
 
 
-def _prompts(tmp_path: Path) -> Path:
+def _prompts(tmp_path: Path, n: int = N, *, categories: bool = True) -> Path:
     lines = [
         {
             "id": f"p{i}",
             "prompt": f"{'hard' if i % 2 else 'easy'} question number {i}?",
-            "category": "math" if i % 2 else "chat",
+            # without categories the card cannot tell hard from easy prompts; the text routers can
+            "category": ("math" if i % 2 else "chat") if categories else "general",
         }
-        for i in range(N)
+        for i in range(n)
     ]
     path = tmp_path / "prompts.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
@@ -35,15 +38,18 @@ def _prompts(tmp_path: Path) -> Path:
 class CountingJudge:
     """A judge model: small answers to hard questions are bad, easy ones great; large always great."""
 
-    def __init__(self, fail_at: int | None = None) -> None:
+    def __init__(self, fail_at: int | None = None, unusable: tuple[str, ...] = ()) -> None:
         self.calls = 0
         self.fail_at = fail_at
+        self.unusable = unusable  # prompts (by text) the judge answers with no usable verdict
 
     def __call__(self, messages: list[BaseMessage]) -> str:
         self.calls += 1
         if self.fail_at is not None and self.calls >= self.fail_at:
             raise KeyboardInterrupt  # Ctrl-C in the middle of judging
         text = str(messages[-1].content)
+        if any(u in text for u in self.unusable):
+            return "I would rather not grade this."
         hard = "hard" in text
         verdicts = []
         for i in range(1, text.count('<response id="') + 1):
@@ -157,6 +163,128 @@ def test_live_eval_without_large_reports_agreement_only(tmp_path: Path, small_mo
     assert result.operating is None
     assert result.row("zero_shot").accuracy == pytest.approx(0.5) and result.row("zero_shot").apgr is None
     assert not any(r.kind == "baseline" for r in result.rows)
+
+
+def _large() -> ScriptedChatModel:
+    return ScriptedChatModel(responses=["The large answer."], rpra_name="large-m")
+
+
+def test_live_eval_cross_fits_the_selected_routers_and_reports_the_named_ones_threshold(
+    tmp_path: Path, small_model: Any
+) -> None:
+    pytest.importorskip("rpra_agent.predictors.crossfit")
+    out = tmp_path / "out"
+    opts = LiveOptions(folds=3, routers=select_routers(["tfidf", "length"]), operating_router="tfidf_request")
+    result = run_live_eval(
+        _prompts(tmp_path, 12, categories=False),
+        small=small_model,
+        large=_large(),
+        judge=_judge(CountingJudge()),
+        out_dir=out,
+        options=opts,
+    )
+    names = [r.name for r in result.rows]
+    assert "tfidf" in names and "tfidf_draft" in names and "answer_length" in names
+    assert "learned" not in names and "learned_draft" not in names  # not selected
+    # One category, one constant small answer: the card and the zero-shot prediction cannot rank the prompts;
+    # TF-IDF + ridge, cross-fitted on the run's folds, learns that "hard" prompts get bad answers, as the oracle.
+    assert result.row("report_card").apgr == pytest.approx(0.5)
+    assert result.row("tfidf").apgr == pytest.approx(result.row("oracle").apgr) == pytest.approx(0.75)
+    assert result.row("tfidf").accuracy is not None and "cross-fitted on the run's folds" in result.row("tfidf").note
+    op = result.operating
+    assert op is not None and op.predictor == "tfidf" and op.metric == "expected_score"
+    assert op.details["operating_router_choice"] == "--operating-router tfidf_request"
+    assert op.deferral_rate == pytest.approx(0.5) and op.pgr == pytest.approx(1.0)  # it defers exactly the hard ones
+    data = json.loads((out / "live.json").read_text())
+    assert data["operating"]["predictor"] == "tfidf"
+    assert next(r for r in data["rows"] if r["name"] == "tfidf")["apgr"] == pytest.approx(0.75)
+    assert "tfidf *" in Path(result.paths["html"]).read_text()
+    store = open_store(f"sqlite:///{out / 'eval.db'}")
+    try:
+        cal = store.latest_artifact("calibration", "eval:prompts:tfidf")
+        assert cal is not None and cal.payload["threshold"] == pytest.approx(op.threshold)
+    finally:
+        store.close()
+
+
+def test_live_eval_auto_operating_router_is_the_best_cross_fitted_grade_predictor(tmp_path: Path) -> None:
+    pytest.importorskip("rpra_agent.predictors.crossfit")
+    small = ScriptedChatModel(
+        responses=[SMALL_REPLY], logprobs=grade_logprobs({"great": 0.7, "ok": 0.2, "bad": 0.1}), rpra_name="s"
+    )
+    result = run_live_eval(
+        _prompts(tmp_path, 12, categories=False),
+        small=small,
+        large=_large(),
+        judge=_judge(CountingJudge()),
+        out_dir=tmp_path / "out",
+        store="memory://",
+        options=LiveOptions(folds=3, report=False),  # every built-in router, operating router auto
+    )
+    graded = ["zero_shot", "report_card", "learned", "learned_draft", "tfidf", "tfidf_draft"]
+    apgr = {name: result.row(name).apgr for name in graded}
+    assert all(v is not None for v in apgr.values()), apgr
+    assert result.row("learned").accuracy is not None  # the learned predictor predicts on the judge's scale (paper3)
+    best = max(graded, key=lambda n: apgr[n] or 0.0)
+    assert apgr[best] == pytest.approx(0.75) and apgr["report_card"] == pytest.approx(0.5)
+    op = result.operating
+    assert op is not None and op.predictor == best
+    assert op.details["operating_router_choice"].startswith("auto: the best cross-fitted APGR")
+
+
+def test_live_eval_skips_routers_with_too_few_judged_items_and_says_why(tmp_path: Path) -> None:
+    pytest.importorskip("rpra_agent.predictors.crossfit")
+    small = ScriptedChatModel(responses=[SMALL_REPLY], logprobs=grade_logprobs({"great": 1.0}), rpra_name="s")
+    judge = CountingJudge(unusable=("number 0?", "number 1?", "number 2?"))
+    result = run_live_eval(
+        _prompts(tmp_path, N),
+        small=small,
+        large=_large(),
+        judge=_judge(judge),
+        out_dir=tmp_path / "out",
+        store="memory://",
+        options=LiveOptions(folds=4, report=False, operating_router="tfidf"),
+    )
+    assert result.n_items == 3 and result.n_dropped == 3  # three prompts stayed unjudged
+    for name in ("learned", "learned_draft", "tfidf", "tfidf_draft"):
+        row = result.row(name)
+        assert row.apgr is None and row.note.startswith("skipped: 3 judged items") and "4 folds" in row.note
+    assert result.row("report_card").apgr is not None and result.row("answer_length").apgr is not None
+    op = result.operating
+    assert op is not None and op.predictor in ("zero_shot", "report_card")  # auto among what was computed
+    assert "--operating-router tfidf was skipped in this run (3 judged items" in op.details["operating_router_choice"]
+
+
+@pytest.mark.parametrize(
+    ("routers", "operating", "message"),
+    [
+        ((), "vibes", "unknown --operating-router 'vibes': choose auto or one of this run's routers"),
+        ((), "oracle", "reads the recorded scores"),
+        (("card",), "learned_draft", "unknown --operating-router 'learned_draft'"),
+        (("ARTIFACT",), None, "was trained on score scale 'ten'"),
+    ],
+)
+def test_bad_router_options_fail_before_any_model_runs(
+    tmp_path: Path, routers: tuple[str, ...], operating: str | None, message: str
+) -> None:
+    if routers == ("ARTIFACT",):
+        learned = pytest.importorskip("rpra_agent.predictors.learned")
+        predictor = learned.LearnedPredictor(mode="request", C=1.0).fit_dataset(toy_dataset(30))  # 1-10 scores
+        routers = (str(predictor.save(tmp_path / "art10")),)
+    small = ScriptedChatModel(responses=[SMALL_REPLY], rpra_name="s")
+    large, judge = _large(), CountingJudge()
+    opts = LiveOptions(folds=2, routers=select_routers(list(routers)), operating_router=operating)
+    with pytest.raises(ConfigError, match=message) as info:
+        run_live_eval(_prompts(tmp_path), small=small, large=large, judge=_judge(judge), out_dir=tmp_path, options=opts)
+    if routers and routers[0].endswith("art10"):
+        assert "'paper3'" in str(info.value) and "rpra train-predictor" in str(info.value)
+    assert small.calls == [] and large.calls == [] and judge.calls == 0
+
+
+def test_operating_router_without_the_large_answers_is_refused() -> None:
+    with pytest.raises(ConfigError, match="drop --no-large"):
+        LiveOptions(judge_large=False, operating_router="tfidf")
+    assert LiveOptions(judge_large=False, operating_router="auto").operating_router == "auto"
 
 
 @pytest.mark.parametrize(

@@ -9,28 +9,30 @@ from typing import Any
 import numpy as np
 
 from rpra_agent.core.decision import Decision
-from rpra_agent.core.errors import PredictorError
+from rpra_agent.core.errors import ConfigError, PredictorError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.judging import Judge, judge_tasks
 from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.core.verdict import Verdict
-from rpra_agent.evaluation.datasets.records import EvalDataset
+from rpra_agent.evaluation.datasets.records import EvalDataset, EvalItem, ModelResponse
 from rpra_agent.evaluation.report.results import Curve, EvalResult, PredictorRow
 from rpra_agent.evaluation.runs._journal import PredictionJournal
+from rpra_agent.evaluation.runs._replay_steps import choice_note, router_row
+from rpra_agent.evaluation.runs._router_scores import length_scores
 from rpra_agent.evaluation.runs._scoring import (
     agreement_row,
     baseline_rows,
     card_summary,
     computed_operating_point,
-    predictor_row,
 )
 from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibration_details, run_method
 from rpra_agent.evaluation.runs.crossfit import crossfit_cards
 from rpra_agent.evaluation.runs.replay import item_message
+from rpra_agent.evaluation.runs.routers import ALIASES, RouterScores, RouterSelection, choose_operating_router
 from rpra_agent.predictors.folds import stable_fold_ids
 from rpra_agent.store.base import DecisionStore
 
-__all__ = ["judge_pending", "live_rows", "predict_pending"]
+__all__ = ["judge_pending", "judged_dataset", "live_router_scores", "live_rows", "predict_pending"]
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +153,123 @@ def _dist(pred: Prediction | None, scale: GradeScale) -> Mapping[str, float]:
     return pred.distribution if pred is not None else scale.one_hot(scale.labels[0])
 
 
+def judged_dataset(
+    ds: EvalDataset,
+    items: Sequence[EvalItem],
+    answers: Mapping[str, Decision],
+    larges: Mapping[str, Decision],
+    verdicts: Verdicts,
+    scale: GradeScale,
+) -> EvalDataset:
+    """The live run's judged items as a recorded dataset (weak ``small``, strong ``large``), on the judge's scale.
+
+    What the replay's routers read: every item's request, the small and the large
+    answer and their scores. The dataset declares the judge's scale
+    (:data:`~rpra_agent.predictors.data.GRADE_SCALE_KEY`), so the routers predict on it.
+    """
+    from rpra_agent.predictors.data import GRADE_SCALE_KEY
+
+    rows = []
+    for it in items:
+        answer = answers[it.id]
+        big = larges.get(it.id)
+        large_verdict = verdicts.get((answer.id, "large"))
+        responses = {
+            "small": ModelResponse(text=answer.response, score=verdicts[(answer.id, "given")].score),
+            "large": ModelResponse(
+                text=big.response if big is not None else None,
+                score=large_verdict.score if large_verdict is not None else None,
+            ),
+        }
+        rows.append(EvalItem(it.id, it.prompt, it.messages, it.category, responses, it.metadata))
+    return EvalDataset(
+        name=ds.name,
+        items=tuple(rows),
+        weak="small",
+        strong="large",
+        score_range=(scale.low, scale.high),
+        attribution="live evaluation: the run's own answers and verdicts",
+        metadata={"acceptable": scale.acceptable_value, GRADE_SCALE_KEY: scale.to_dict(), "protocol": "per item"},
+    )
+
+
+def _skipped(name: str, why: str) -> tuple[PredictorRow, None]:
+    return PredictorRow(name, "predictor", None, note=f"skipped: {why}"), None
+
+
+def live_router_scores(
+    judged: EvalDataset, scale: GradeScale, selection: RouterSelection, folds: np.ndarray, *, k: int, seed: int
+) -> tuple[list[RouterScores], dict[str, str]]:
+    """The selected routers' keep-scores on the judged items, cross-fitted on the run's folds as in the replay.
+
+    Returns:
+        The routers computed, and the reason for every selected router that was not.
+    """
+    from rpra_agent.evaluation.runs._learned import learned_available
+    from rpra_agent.evaluation.runs._router_scores import router_scores
+    from rpra_agent.evaluation.runs.artifacts import artifact_name
+
+    n = len(judged)
+    scores: list[RouterScores] = []
+    skipped: dict[str, str] = {}
+    fitted = [name for name in ("learned", "learned_draft", "tfidf", "tfidf_draft") if selection.wants(name)]
+    if n < k:
+        why = f"{n} judged items (small and large answers), fewer than the {k} folds it is cross-fitted on"
+        skipped.update(dict.fromkeys(fitted, why))
+        fitted = []
+    learned = [name for name in fitted if name.startswith("learned")]
+    if learned:
+        scores += router_scores(judged, scale, RouterSelection(tuple(learned)), folds, seed, learned=True)
+        why = (
+            f"the learned predictor could not be fitted on {n} judged items in {k} folds (the log's warning says why)"
+            if learned_available()
+            else "the learned predictor is not installed: pip install 'rpra-agent[learned]'"
+        )
+        skipped.update({name: why for name in learned if name not in {s.name for s in scores}})
+    others = [(name, RouterSelection((name,))) for name in fitted if not name.startswith("learned")]
+    others += [(artifact_name(p), RouterSelection((), (p,))) for p in selection.artifacts]
+    for name, one in others:
+        try:
+            got = router_scores(judged, scale, one, folds, seed, learned=False)
+        except (ConfigError, ValueError) as exc:
+            logger.warning("router %s skipped: %s", name, exc)
+            skipped[name] = str(exc)
+            continue
+        scores += got
+        if not got:
+            skipped[name] = "not installed (pip install 'rpra-agent[learned]'); see the log"
+    order = {name: i for i, name in enumerate([*selection.names, *(artifact_name(p) for p in selection.artifacts)])}
+    scores.sort(key=lambda r: order.get(r.name, len(order)))
+    return scores, skipped
+
+
+def _operating(
+    requested: str | None,
+    rows: Sequence[PredictorRow],
+    scores: Sequence[RouterScores],
+    skipped: Mapping[str, str],
+    answer_length: bool,
+) -> tuple[str, str]:
+    """The operating router and why: the one asked for, else the best cross-fitted grade predictor.
+
+    A router asked for but skipped in this run (too few judged items) falls back to
+    ``auto``, and the note says so.
+    """
+    computed = {s.name for s in scores}
+    candidates = [r.name for r in rows if r.name in computed or (answer_length and r.name == "answer_length")]
+    # auto: the grade predictors fitted without these items' verdicts (a fine-tuned model or artifact may have seen them)
+    graded = [s.name for s in scores if s.distributions is not None and s.name != "fine_tuned" and ":" not in s.name]
+    name = requested
+    if requested not in (None, "", "auto") and requested in ALIASES and len(ALIASES[requested]) == 1:
+        name = ALIASES[requested][0]
+    if name is not None and name in skipped:
+        chosen = choose_operating_router("auto", rows, candidates, graded)
+        why = f"--operating-router {requested} was skipped in this run ({skipped[name]}); instead {choice_note('auto')}"
+        return chosen, why
+    chosen = choose_operating_router(requested, rows, candidates, graded)
+    return chosen, choice_note(requested)
+
+
 def live_rows(
     store: DecisionStore,
     ds: EvalDataset,
@@ -161,8 +280,14 @@ def live_rows(
     scale: GradeScale,
     opts: Any,
     eval_id: str,
+    larges: Mapping[str, Decision] | None = None,
 ) -> EvalResult:
-    """The figures of a live evaluation from its decisions, verdicts and predictions."""
+    """The figures of a live evaluation from its decisions, verdicts and predictions.
+
+    With the large answers judged (``opts.judge_large``), the routers of
+    ``opts.selected_routers()`` are cross-fitted on the judged items
+    (:func:`live_router_scores`) and ``opts.operating_router`` sets the operating point.
+    """
     from rpra_agent.feedback import build_report_card, save_report_card
 
     routing = bool(opts.judge_large)
@@ -179,62 +304,71 @@ def live_rows(
     labels = [str(v.grade) for v in given]
     weak = np.array([float(v.score or 0.0) for v in given])
     rows: list[tuple[PredictorRow, Curve | None]] = []
-    keeps: dict[str, np.ndarray] = {}
+    scores: list[RouterScores] = []
     strong = np.zeros(len(items))
     if routing:
         strong = np.array([float(verdicts[(answers[it.id].id, "large")].score or 0.0) for it in items])
     for name, by_item in preds.items():
-        dists = [_dist(by_item.get(it.id), scale) for it in items]
+        dists = [dict(_dist(by_item.get(it.id), scale)) for it in items]
         failed = sum(1 for it in items if by_item.get(it.id) is None)
         note = f"{failed} failed predictions count as deferrals" if failed else ""
         if name == "report_card":
             note = f"card {opts.folds}-fold cross-fitted" + (f"; {note}" if note else "")
         if routing:
-            keeps[name] = np.array([scale.expected(d) for d in dists])
-            rows.append(
-                predictor_row(
-                    name, weak, strong, keeps[name], true_labels=labels, distributions=dists, scale=scale, note=note
-                )
-            )
+            scores.append(RouterScores(name, np.array([scale.expected(d) for d in dists]), dists, scale, note))
+            rows.append(router_row(scores[-1], weak, strong, labels))
         else:
             rows.append((agreement_row(name, labels, dists, scale, note=note), None))
     operating = None
+    selection = opts.selected_routers()
     if routing:
-        rows += baseline_rows(weak, strong, [answers[it.id].response for it in items])
-        route = "report_card" if "report_card" in keeps else "zero_shot"
+        judged = judged_dataset(ds, items, answers, larges or {}, verdicts, scale)
+        folds = stable_fold_ids([it.id for it in items], opts.folds, opts.seed)
+        routers, skipped = live_router_scores(judged, scale, selection, folds, k=opts.folds, seed=opts.seed)
+        scores += routers
+        rows += [router_row(r, weak, strong, labels) for r in routers]
+        rows += [_skipped(name, why) for name, why in skipped.items()]
+        wants_length = selection.wants("answer_length")
+        rows += baseline_rows(weak, strong, judged.texts(judged.weak) if wants_length else None)
+        route, choice = _operating(opts.operating_router, [r for r, _ in rows], scores, skipped, wants_length)
+        op = next((s for s in scores if s.name == route), None) or length_scores(judged)
+        metric = "expected_score" if op.distributions is not None else "keep_score"
         cal = calibrate_threshold(
             store,
             ds,
-            keeps[route],
+            op.keep,
             weak,
             strong,
             opts,
             predictor=route,
             scale=scale,
             score_range=(scale.low, scale.high),
+            metric=metric,
         )
         operating = computed_operating_point(
             predictor=route,
-            metric="expected_score",
+            metric=metric,
             threshold=cal.threshold,
             method=run_method(cal),
             calibration_version=cal.version,
             weak=weak,
             strong=strong,
-            keep=keeps[route],
-            details={
-                **calibration_details(cal),
-                "operating_router_choice": "live: the report card when it was built, else zero-shot",
-            },
+            keep=op.keep,
+            details={**calibration_details(cal), "operating_router_choice": choice},
         )
     decisions = [answers[it.id] for it in items]
     card = save_report_card(store, build_report_card(decisions, given, decisions[0].small_model, scale=scale))
+    protocol = f"live: small answers judged jointly with the large answer; report card {opts.folds}-fold cross-fitted"
+    if routing:
+        protocol += (
+            "; the other routers cross-fitted on the same folds over the judged items, as in the replay; "
+            "the operating point is computed from the predictions"
+        )
+    else:
+        protocol += "; no large answers, so agreement figures only (no routers, no operating point)"
     return EvalResult(
         dataset=ds.name,
-        protocol=(
-            f"live: small answers judged jointly with the large answer; report card {opts.folds}-fold cross-fitted; "
-            "the operating point is computed from the predictions"
-        ),
+        protocol=protocol,
         n_items=len(items),
         n_dropped=len(ds) - len(items),
         weak="",

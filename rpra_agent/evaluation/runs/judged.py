@@ -137,7 +137,11 @@ def judged_from_store(
         )
     if len(scales) != 1:
         raise ConfigError(f"verdicts use several grade scales {sorted(scales)}; calibrate one scale at a time")
-    scale = GradeScale.named(scales.pop())
+    name = scales.pop()
+    # the verdicts record their scale's name; a prediction on that scale carries the scale itself
+    # (continuous, correct01, int0-100 ... are not built-in names)
+    on_it = [d.prediction.scale for d in decisions if d.prediction is not None and d.prediction.scale.name == name]
+    scale = on_it[0] if on_it else GradeScale.named(name)
     arr = np.array(rows, dtype=float)
     return JudgedSet(
         keep=arr[:, 0],

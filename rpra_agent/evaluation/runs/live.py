@@ -12,9 +12,16 @@
 4. **predict**: the report-card predictor (the card cross-fitted: built from the
    other folds' verdicts) and, when given, the fine-tuned predictor predict every
    prompt; predictions go to a journal in ``out_dir``.
-5. **metrics and report**: the paper's grade accuracy and the other agreement
+5. **routers**: the small and large answers with their verdicts form a judged
+   dataset, and the routers selected with ``--predictor`` (learned, learned_draft,
+   tfidf, tfidf_draft, answer_length, trained artifacts; see
+   :mod:`~rpra_agent.evaluation.runs.routers`) score it as the replay does,
+   cross-fitted on the run's folds. A router that cannot be fitted on the judged
+   items (fewer than the folds) is a row saying why, not an error.
+6. **metrics and report**: the paper's grade accuracy and the other agreement
    figures per predictor, routing figures, baselines, a calibrated operating point
-   (computed from the predictions, not re-run), PNG/HTML/JSON.
+   for the ``--operating-router`` (by default the best cross-fitted grade predictor;
+   computed from the predictions, not re-run), PNG/HTML/JSON.
 
 Resumable: every stage skips what the store or the journal already holds, so after
 an interruption the same command continues; judged items are never judged again.
@@ -26,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +50,7 @@ from rpra_agent.evaluation.report.results import EvalResult
 from rpra_agent.evaluation.runs._journal import PredictionJournal
 from rpra_agent.evaluation.runs._live_steps import judge_pending, live_rows, predict_pending
 from rpra_agent.evaluation.runs.graphrun import EvalProgress, NullProgress, masked_url, run_id_for, run_items
+from rpra_agent.evaluation.runs.routers import RouterSelection, choose_operating_router
 from rpra_agent.graph import build_rpra_graph
 from rpra_agent.predictors import ZeroShotPredictor
 from rpra_agent.store import DecisionStore, open_store
@@ -69,6 +77,12 @@ class LiveOptions:
         judge_batch: Judge tasks per batch (verdicts are saved after each).
         name: The eval id to resume (default: derived from dataset and models).
         report: Write PNG/HTML/JSON.
+        learned: Evaluate the learned predictor when it is installed (``False`` drops
+            it from ``routers``).
+        routers: The routers cross-fitted on the judged items (``rpra eval --predictor``);
+            they need the large answers (``judge_large``).
+        operating_router: The router whose calibrated threshold is reported
+            (``None``/``auto``: the cross-fitted grade predictor with the best APGR).
     """
 
     folds: int = 5
@@ -85,6 +99,16 @@ class LiveOptions:
     judge_batch: int = 8
     name: str | None = None
     report: bool = True
+    learned: bool = True
+    routers: RouterSelection = field(default_factory=RouterSelection)
+    operating_router: str | None = None
+
+    def selected_routers(self) -> RouterSelection:
+        """``routers``, without the learned predictor when ``learned`` is off."""
+        if self.learned:
+            return self.routers
+        names = tuple(n for n in self.routers.names if not n.startswith("learned"))
+        return RouterSelection(names, self.routers.artifacts)
 
     def __post_init__(self) -> None:
         chosen = [n for n in ("threshold", "target_rate", "epsilon") if getattr(self, n) is not None]
@@ -94,6 +118,11 @@ class LiveOptions:
             raise ConfigError(f"paradigm must be 'pa' or 'rpra' for a live evaluation, not {self.paradigm!r}")
         if self.batch_size < 1 or self.max_concurrency < 1 or self.judge_batch < 1:
             raise ConfigError("batch_size, max_concurrency and judge_batch must be at least 1")
+        if not self.judge_large and self.operating_router not in (None, "", "auto"):
+            raise ConfigError(
+                f"--operating-router {self.operating_router} needs routing figures, so the large answers: "
+                "drop --no-large"
+            )
 
 
 def _as_judge(judge: Any, scale: GradeScale | None) -> Judge:
@@ -103,6 +132,25 @@ def _as_judge(judge: Any, scale: GradeScale | None) -> Judge:
     from rpra_agent.feedback import LLMJudge
 
     return LLMJudge(judge, scale=scale or GradeScale.paper(), backoff_s=0.5)
+
+
+def _check_routers(opts: LiveOptions, ds: EvalDataset, scale: GradeScale, fine_tuned: Any) -> None:
+    """Refuse an unknown ``--operating-router`` or an artifact on another scale before any model runs.
+
+    Raises:
+        ConfigError: saying what to fix.
+    """
+    from rpra_agent.evaluation.runs.artifacts import artifact_name, check_scale, load_artifact
+
+    selection = opts.selected_routers()
+    for path in selection.artifacts:
+        check_scale(load_artifact(path), scale, ds, path)
+    if not opts.judge_large:
+        return
+    possible = ["zero_shot", "report_card", *(["fine_tuned"] if fine_tuned is not None else [])]
+    possible += [n for n in selection.names if n not in possible]
+    possible += [artifact_name(p) for p in selection.artifacts]
+    choose_operating_router(opts.operating_router, [], possible, [])
 
 
 def _eval_id(ds: EvalDataset, small: Any, large: Any, name: str | None) -> str:
@@ -186,6 +234,7 @@ def run_live_eval(
     scale: GradeScale = judge.scale
     if len(ds) < opts.folds:
         raise ConfigError(f"{len(ds)} prompts cannot be cross-fitted in {opts.folds} folds: use fewer --folds")
+    _check_routers(opts, ds, scale, fine_tuned)
     owned = store is None or isinstance(store, str)
     db: DecisionStore = open_store(store or f"sqlite:///{(out / 'eval.db').resolve()}") if owned else store  # type: ignore[assignment, arg-type]
     eval_id = _eval_id(ds, small, large, opts.name)
@@ -218,8 +267,8 @@ def run_live_eval(
             seed=opts.seed,
             progress=progress,
         )
-        progress.stage("metrics and report", None)
-        result = live_rows(db, ds, answers, verdicts, preds, scale=scale, opts=opts, eval_id=eval_id)
+        progress.stage("routers (cross-fitting), metrics and report", None)
+        result = live_rows(db, ds, answers, verdicts, preds, scale=scale, opts=opts, eval_id=eval_id, larges=larges)
         result.weak, result.strong = model_id(small), model_id(large)
         result.paths["db"] = masked_url(store) if isinstance(store, str) else str(getattr(db, "url", type(db).__name__))
         result.paths["journal"] = str(journal.path)
