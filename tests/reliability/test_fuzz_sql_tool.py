@@ -50,6 +50,11 @@ EXPENSIVE = [
 ]
 TIMEOUT_S = 1.0
 MARGIN_S = 3.0  # one step SQLite cannot interrupt, process start-up, a loaded machine
+PG_MARGIN_S = 9.0
+"""PostgreSQL checks for cancellation between rows, not while one value doubles toward 1 GB
+(docs/RELIABILITY.md, "Tools: not guaranteed"): the doubling CTE overran the 1 s timeout by
+3.2 s on a loaded machine. 10 s in all still fails a statement that is never cancelled
+(pg_sleep(30), an unbounded recursive count)."""
 
 
 def statements():
@@ -64,7 +69,7 @@ def _decision(i):
                     route="small", reason="predicted_ok")  # fmt: skip
 
 
-def _timed(fn, *args):
+def _timed(fn, *args, margin_s=MARGIN_S):
     started = time.monotonic()
     try:
         out = fn(*args)
@@ -73,7 +78,7 @@ def _timed(fn, *args):
     except Exception as exc:  # the database driver's own error, past the parser
         out = f"{type(exc).__name__}: {exc}"
     elapsed = time.monotonic() - started
-    assert elapsed < TIMEOUT_S + MARGIN_S, (elapsed, args)
+    assert elapsed < TIMEOUT_S + margin_s, (elapsed, args)
     return out if isinstance(out, str) else repr(out)
 
 
@@ -147,6 +152,9 @@ def _pg_state(admin):
 def test_no_fuzzed_statement_writes_leaks_or_runs_long_on_postgres(pg, statement):
     admin, sql = pg
     before = _pg_state(admin)
-    outputs = [_timed(sql.query, statement), _timed(sql._postgres, statement, 5)]
+    outputs = [
+        _timed(sql.query, statement, margin_s=PG_MARGIN_S),
+        _timed(sql._postgres, statement, 5, margin_s=PG_MARGIN_S),
+    ]
     assert all("4111" not in out for out in outputs)
     assert _pg_state(admin) == before
