@@ -1,4 +1,4 @@
-"""A second member for the learned head: TF-IDF + ridge on the word blocks, folded into the head's weights.
+"""Second-stage members of the learned head (TF-IDF + ridge; the draft's length), folded into its weights.
 
 The ordinal head and a ridge regression of the same target on the word TF-IDF blocks
 err differently (a log-loss over every threshold with character n-grams, cues and the
@@ -17,6 +17,12 @@ its out-of-fold routing quality is below the head's by more than ``1 / sqrt(n)``
 worse than the head. Choosing the weight itself by the inner APGR was measured and
 dropped: at 128-300 training items the choice is noise (docs/LEARNED.md).
 
+In draft mode the draft's log length (LLM judges favour longer answers; deferring the
+shortest answers first is a baseline) joins the same way, with an equal share
+(``weight`` 1) but only where, on the inner folds, it alone routes at least as well as
+the head: then the head has missed a signal that a single feature carries. It is the
+``draft_log_chars`` cue's column, so folding it in changes one weight.
+
 The ridge is solved in the dual (an ``n x n`` Gram matrix of the word columns) when
 there are few rows, which is exact and several times faster than scikit-learn's
 iterative sparse solver at this size; scikit-learn's ``Ridge`` otherwise.
@@ -32,10 +38,23 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-__all__ = ["RIDGE_ALPHA", "RIDGE_WEIGHT", "DualRidge", "RidgeMember", "word_columns"]
+__all__ = [
+    "LENGTH_WEIGHT",
+    "RIDGE_ALPHA",
+    "RIDGE_WEIGHT",
+    "Blend",
+    "DualRidge",
+    "Member",
+    "choose_member",
+    "fold_in",
+    "length_column",
+    "word_columns",
+]
 
 RIDGE_WEIGHT = 0.25
 """The ridge's share, in standard deviations of the head's out-of-fold linear score per sd of its own."""
+LENGTH_WEIGHT = 1.0
+"""The draft length's share when it joins (only where it alone routes at least as well as the head)."""
 RIDGE_ALPHA = 1.0
 """The ridge penalty (the TF-IDF + ridge baseline's)."""
 _DUAL_MAX_ROWS = 2500
@@ -114,72 +133,119 @@ def ridge_oof(X: sparse.csr_matrix, y: np.ndarray, fold: np.ndarray, alpha: floa
     return out
 
 
+def length_column(featurizer: Any) -> int | None:
+    """The column of the draft's log length (the ``draft_log_chars`` cue), or ``None`` without one."""
+    blocks = getattr(featurizer, "blocks", None)
+    if not callable(blocks) or not getattr(featurizer, "draft", False) or not getattr(featurizer, "cues", False):
+        return None
+    weights = getattr(featurizer, "weights", {})
+    cues = blocks().get("cues")
+    if cues is None or float(weights.get("cues", 1.0)) == 0.0:
+        return None
+    from rpra_agent.predictors._cues import DRAFT_CUES, REQUEST_CUES
+
+    return int(cues[0] + len(REQUEST_CUES) + DRAFT_CUES.index("draft_log_chars"))
+
+
 @dataclass
-class RidgeMember:
-    """What the inner validation found about the ridge member, and its share when it takes part.
+class Member:
+    """A second-stage member: what the inner validation found, and its share when it takes part.
 
     Attributes:
-        used: Whether the ridge is folded into the head.
-        scale: ``c``: the multiplier of the centred ridge prediction in the head's linear score.
-        center: The mean of the ridge's out-of-fold predictions (subtracted, so the thresholds stay calibrated).
-        head_area: The head's inner APGR (or Spearman without large scores).
-        ridge_area: The ridge's.
-        tolerance: How far below the head the ridge may be and still take part (``1 / sqrt(n)``).
-        weight: The share asked for.
+        name: ``"ridge"`` or ``"length"``.
+        used: Whether it is folded into the head.
+        scale: ``c``: the multiplier of the member's centred value in the head's linear score.
+        center: The mean of its out-of-fold values (subtracted, so the thresholds stay calibrated).
+        area: Its inner APGR (or Spearman without large scores).
+        floor: The least inner figure it needed to take part.
+        weight: The share asked for (sd of the head's OOF score per sd of the member's).
+        oof: Its out-of-fold values.
     """
 
+    name: str
     used: bool
     scale: float = 0.0
     center: float = 0.0
-    head_area: float = float("nan")
-    ridge_area: float = float("nan")
-    tolerance: float = float("nan")
-    weight: float = RIDGE_WEIGHT
+    area: float = float("nan")
+    floor: float = float("nan")
+    weight: float = 0.0
     oof: np.ndarray | None = field(default=None, repr=False)
 
     def record(self) -> dict[str, Any]:
         """A JSON record for the manifest's ``training["blend"]``."""
-
-        def num(x: float) -> float | None:
-            return None if not math.isfinite(x) else round(float(x), 5)
-
         return {
-            "ridge": self.used,
+            "used": self.used,
             "weight": self.weight,
-            "scale": num(self.scale),
-            "head_inner": num(self.head_area),
-            "ridge_inner": num(self.ridge_area),
-            "tolerance": num(self.tolerance),
+            "scale": _num(self.scale),
+            "inner": _num(self.area),
+            "needed": _num(self.floor),
         }
 
 
-def choose_ridge(
+def _num(x: float) -> float | None:
+    return None if not math.isfinite(x) else round(float(x), 5)
+
+
+@dataclass
+class Blend:
+    """The head's inner figure and its members."""
+
+    head_area: float
+    members: list[Member] = field(default_factory=list)
+
+    @property
+    def used(self) -> list[Member]:
+        """The members that take part."""
+        return [m for m in self.members if m.used]
+
+    def shift(self) -> np.ndarray | None:
+        """The out-of-fold shift of the head's linear score (``None`` when no member takes part)."""
+        parts = [m.scale * (m.oof - m.center) for m in self.used if m.oof is not None]
+        return np.sum(parts, axis=0) if parts else None
+
+    def record(self) -> dict[str, Any]:
+        """A JSON record for the manifest's ``training["blend"]``."""
+        return {
+            "used": [m.name for m in self.used],
+            "head_inner": _num(self.head_area),
+            **{m.name: m.record() for m in self.members},
+        }
+
+
+def choose_member(
+    name: str,
     head_score: np.ndarray,
     head_area: float,
-    ridge: np.ndarray,
+    oof: np.ndarray,
     rank: Any,
     *,
-    weight: float = RIDGE_WEIGHT,
-) -> RidgeMember:
-    """Whether the ridge (out-of-fold ``ridge``) joins the head (out-of-fold linear ``head_score``).
+    weight: float,
+    tolerance: float,
+) -> Member:
+    """Whether a member (out-of-fold values ``oof``) joins the head (out-of-fold linear ``head_score``).
+
+    It joins with ``scale = weight * sd(head_score) / sd(oof)`` when its inner figure
+    ``rank(oof)`` is at least ``head_area - tolerance``; never when it is constant or
+    ``weight`` is 0.
 
     Args:
+        name: The member's name.
         head_score: The head's out-of-fold linear score.
         head_area: The head's inner routing quality.
-        ridge: The ridge's out-of-fold predictions of the same target.
+        oof: The member's out-of-fold values (higher = keep the small answer).
         rank: ``rank(keep_scores) -> float``: the inner routing quality of a keep-score.
-        weight: The ridge's share (0 leaves it out).
+        weight: The member's share.
+        tolerance: How far below the head it may be (negative: how far above it must be).
     """
-    n = len(ridge)
-    tol = 1.0 / math.sqrt(max(n, 1))
-    area = float(rank(ridge))
-    member = RidgeMember(False, head_area=head_area, ridge_area=area, tolerance=tol, weight=weight)
-    sd_r, sd_h = float(np.std(ridge)), float(np.std(head_score))
-    if weight <= 0 or not (sd_r > 1e-12 and sd_h > 1e-12) or not math.isfinite(area):
+    area = float(rank(oof))
+    floor = head_area - tolerance
+    member = Member(name, False, area=area, floor=floor, weight=weight)
+    sd_m, sd_h = float(np.std(oof)), float(np.std(head_score))
+    if weight <= 0 or not (sd_m > 1e-12 and sd_h > 1e-12) or not math.isfinite(area):
         return member
-    if math.isfinite(head_area) and area < head_area - tol:
+    if math.isfinite(floor) and area < floor:
         return member
-    member.used, member.scale, member.center, member.oof = True, weight * sd_h / sd_r, float(np.mean(ridge)), ridge
+    member.used, member.scale, member.center, member.oof = True, weight * sd_h / sd_m, float(np.mean(oof)), oof
     return member
 
 
@@ -189,9 +255,12 @@ def fold_in(
     columns: np.ndarray | Sequence[int],
     coef: np.ndarray,
     intercept: float,
-    member: RidgeMember,
+    member: Member,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The head's weights and thresholds with ``member.scale * (ridge(x) - member.center)`` added to its score."""
+    """The head's weights and thresholds with a member's centred value added to its score.
+
+    The added value is ``member.scale * (X[:, columns] @ coef + intercept - member.center)``.
+    """
     out = np.array(beta, dtype=np.float64, copy=True)
     out[np.asarray(columns, dtype=int)] += member.scale * np.asarray(coef, dtype=np.float64)
     return out, np.asarray(theta, dtype=np.float64) + member.scale * (intercept - member.center)

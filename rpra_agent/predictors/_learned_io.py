@@ -57,7 +57,7 @@ class Persistent:
                 "f": self.featurizer.config(),
                 "m": self.model.config(),
                 "d": self.training.get("data_sha256"),
-                **({"b": self.training["blend"]} if self.training.get("blend", {}).get("ridge") else {}),
+                **({"b": self.training["blend"]} if self.training.get("blend", {}).get("used") else {}),
             },
             sort_keys=True,
         )

@@ -25,7 +25,7 @@ from scipy import sparse
 
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.predictors._blend import RidgeMember, choose_ridge, ridge_oof
+from rpra_agent.predictors._blend import Blend, choose_member, ridge_oof
 from rpra_agent.predictors._ordinal import OrdinalLogit, RowBasis
 from rpra_agent.predictors.folds import fold_ids
 from rpra_agent.predictors.ranking import routing_area, spearman
@@ -47,15 +47,15 @@ class HeadChoice:
         C: The chosen regularisation.
         scores: Inner APGR (or minus the log-loss) per ``"target@C"``.
         oof: The winner's out-of-fold cumulative probabilities (``None`` without inner CV),
-            with the ridge member's share added when it takes part.
-        ridge: What the inner validation found about the ridge member (``None`` when not tried).
+            with the blend's members added when they take part.
+        blend: What the inner validation found about the second-stage members (``None`` when not tried).
     """
 
     target: str
     C: float
     scores: dict[str, float] = field(default_factory=dict)
     oof: np.ndarray | None = None
-    ridge: RidgeMember | None = None
+    blend: Blend | None = None
 
 
 def target_positions(
@@ -114,6 +114,8 @@ def choose_head(
     seed: int,
     ridge_columns: np.ndarray | None = None,
     ridge_weight: float = 0.0,
+    length_column: int | None = None,
+    length_weight: float = 0.0,
 ) -> HeadChoice:
     """Score every (target, C) candidate by inner cross-validation and return the best.
 
@@ -129,6 +131,8 @@ def choose_head(
         seed: Seed of the inner folds.
         ridge_columns: The columns a ridge member regresses on (``None``: no ridge member).
         ridge_weight: The ridge member's share (:mod:`~rpra_agent.predictors._blend`).
+        length_column: The column of the draft's log length (``None``: no length member).
+        length_weight: The length member's share.
     """
     grid = sorted(float(c) for c in Cs)
     targets = list(positions)
@@ -171,14 +175,25 @@ def choose_head(
     if best is None:  # pragma: no cover - targets and grid are non-empty
         raise RuntimeError("no head candidate was scored")
     best.scores = scores
+    y = positions[best.target]
+    head_score = linear[best.target][best.C]
+
+    def rank(keep: np.ndarray) -> float:
+        return _rank_keep(keep, y, weak, strong, by_area)
+
+    best.blend = Blend(best_area)
     if ridge_columns is not None and ridge_weight > 0:
-        y = positions[best.target]
         ridge = ridge_oof(X[:, ridge_columns], y, fold)
-        best.ridge = choose_ridge(
-            linear[best.target][best.C], best_area, ridge,
-            lambda keep: _rank_keep(keep, y, weak, strong, by_area), weight=ridge_weight,
-        )  # fmt: skip
-        if best.ridge.used and best.oof is not None:
-            best.oof = _shift(best.oof, best.ridge.scale * (ridge - best.ridge.center))
+        best.blend.members.append(
+            choose_member("ridge", head_score, best_area, ridge, rank, weight=ridge_weight, tolerance=1 / math.sqrt(n))
+        )
+    if length_column is not None and length_weight > 0:
+        length = np.asarray(X[:, length_column].toarray()).ravel()
+        best.blend.members.append(
+            choose_member("length", head_score, best_area, length, rank, weight=length_weight, tolerance=0.0)
+        )
+    shift = best.blend.shift()
+    if shift is not None and best.oof is not None:
+        best.oof = _shift(best.oof, shift)
     logger.debug("learned head: %s@%s chosen by inner validation (%s)", best.target, best.C, scores)
     return best

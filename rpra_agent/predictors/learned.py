@@ -36,7 +36,14 @@ from rpra_agent.core.decision import utcnow
 from rpra_agent.core.errors import ConfigError, PredictorError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import Prediction, PredictionRequest
-from rpra_agent.predictors._blend import RIDGE_WEIGHT, fit_ridge, fold_in, word_columns
+from rpra_agent.predictors._blend import (
+    LENGTH_WEIGHT,
+    RIDGE_WEIGHT,
+    fit_ridge,
+    fold_in,
+    length_column,
+    word_columns,
+)
 from rpra_agent.predictors._blocksearch import fit_head
 from rpra_agent.predictors._learned_io import ARTIFACT_KIND, Persistent
 from rpra_agent.predictors._learned_metrics import oof_metrics
@@ -83,6 +90,9 @@ class LearnedPredictor(Persistent):
             head's out-of-fold score per sd of its own. The inner validation leaves it
             out when it routes worse than the head by more than ``1 / sqrt(n)``; 0
             never uses it.
+        length_weight: In draft mode, the share of the draft's log length, folded in
+            the same way where, on the inner folds, it alone routes at least as well
+            as the head; 0 never uses it.
         target: What the head predicts. ``"small"``: the judge's score of the small
             answer (the prediction is on the judge's scale). ``"gain"``: the small
             answer's margin over the large one, ``small - large`` (the prediction is on
@@ -111,6 +121,7 @@ class LearnedPredictor(Persistent):
         block_grid: Mapping[str, Sequence[float]] | None = None,
         target: Target = "auto",
         ridge_weight: float = RIDGE_WEIGHT,
+        length_weight: float = LENGTH_WEIGHT,
         name: str | None = None,
     ) -> None:
         if mode not in ("request", "draft"):
@@ -123,8 +134,9 @@ class LearnedPredictor(Persistent):
             raise ConfigError("give C or a non-empty Cs grid")
         if any(c <= 0 for c in Cs) or (C is not None and C <= 0):
             raise ConfigError("C values must be positive")
-        if not (isinstance(ridge_weight, int | float) and 0.0 <= float(ridge_weight) < float("inf")):
-            raise ConfigError(f"ridge_weight must be a finite number >= 0, not {ridge_weight!r}")
+        for option, value in (("ridge_weight", ridge_weight), ("length_weight", length_weight)):
+            if not (isinstance(value, int | float) and 0.0 <= float(value) < float("inf")):
+                raise ConfigError(f"{option} must be a finite number >= 0, not {value!r}")
         self.target_option: Target = target
         self.target: Target = "small" if target == "auto" else target
         self.featurizer: Featurizer = featurizer if featurizer is not None else TextFeaturizer()
@@ -139,6 +151,7 @@ class LearnedPredictor(Persistent):
             "folds": folds,
             "seed": seed,
             "ridge_weight": float(ridge_weight),
+            "length_weight": float(length_weight),
         }
         self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], folds=folds, seed=seed)
         self.block_grid = {k: tuple(float(x) for x in v) for k, v in (block_grid or {}).items()}
@@ -206,15 +219,19 @@ class LearnedPredictor(Persistent):
             weak=weak, strong=strong, groups=kept_groups,
             Cs=self._options["Cs"], folds=self._options["folds"], seed=self._options["seed"],
             ridge_columns=columns, ridge_weight=self._options["ridge_weight"],
+            length_column=length_column(self.featurizer), length_weight=self._options["length_weight"],
         )  # fmt: skip
         self.target = choice.target  # type: ignore[assignment]
         self.scale, y = candidates[choice.target][0], candidates[choice.target][1][keep]
         self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], **_inner(self._options))
         self.model.fit_fixed(X, y, choice.C)
-        if choice.ridge is not None and choice.ridge.used:
-            coef, intercept = fit_ridge(X[:, columns], y)
+        for member in choice.blend.used if choice.blend is not None else []:
+            if member.name == "ridge":
+                cols, (coef, intercept) = columns, fit_ridge(X[:, columns], y)
+            else:  # the draft's log length: one column of X, as it is
+                cols, coef, intercept = np.array([length_column(self.featurizer)]), np.ones(1), 0.0
             self.model.beta, self.model.theta = fold_in(
-                self.model.beta, self.model.theta, columns, coef, intercept, choice.ridge
+                self.model.beta, self.model.theta, cols, coef, intercept, member
             )
         self.model.oof_cumulative = choice.oof
         labels = [self.scale.labels[int(round(p))] for p in y]
@@ -229,7 +246,7 @@ class LearnedPredictor(Persistent):
             "target": self.target,
             "data_scale": self.data_scale.to_dict(),
             "selection": choice.scores,
-            "blend": choice.ridge.record() if choice.ridge is not None else {"ridge": False},
+            "blend": choice.blend.record() if choice.blend is not None else {"used": []},
         }
         label_scores = np.interp(y, np.arange(len(self.scale.values)), self.scale.values)
         self.metrics = oof_metrics(self.model, y, label_scores, self.scale)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from sklearn.linear_model import Ridge
 
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.predictors._blend import choose_ridge, fit_ridge, ridge_oof, word_columns
+from rpra_agent.predictors._blend import choose_member, fit_ridge, length_column, ridge_oof, word_columns
 from rpra_agent.predictors.features import Sample, TextFeaturizer
 from rpra_agent.predictors.folds import fold_ids
 from rpra_agent.predictors.learned import LearnedPredictor
@@ -45,13 +46,19 @@ def test_a_useless_member_is_left_out_and_a_useful_one_kept() -> None:
     def rank(keep: np.ndarray) -> float:
         return spearman(y, keep)
 
-    useless = choose_ridge(head, rank(head), rng.normal(size=200), rank)
+    def member(oof: np.ndarray, weight: float = 0.25, tolerance: float = 0.07) -> Any:
+        return choose_member("ridge", head, rank(head), oof, rank, weight=weight, tolerance=tolerance)
+
+    useless = member(rng.normal(size=200))
     assert not useless.used and useless.scale == 0.0
-    assert useless.record()["ridge"] is False and useless.record()["ridge_inner"] < 0.3
-    useful = choose_ridge(head, rank(head), y + 0.3 * rng.normal(size=200), rank)
-    assert useful.used and useful.scale > 0
-    assert not choose_ridge(head, rank(head), y, rank, weight=0.0).used
-    assert not choose_ridge(head, rank(head), np.ones(200), rank).used  # a constant member carries nothing
+    assert useless.record()["used"] is False and useless.record()["inner"] < 0.3
+    useful = member(y + 0.3 * rng.normal(size=200))
+    assert useful.used and useful.scale == pytest.approx(0.25 * np.std(head) / np.std(useful.oof))
+    assert not member(y, weight=0.0).used
+    assert not member(np.ones(200)).used  # a constant member carries nothing
+    # a negative tolerance: it must route better than the head
+    assert not member(y + 0.3 * rng.normal(size=200) + 0.1 * rng.normal(size=200), tolerance=-0.05).used
+    assert member(y, tolerance=-0.01).used
 
 
 def _task_only(n: int = 120, seed: int = 0) -> tuple[list[Sample], list[float]]:
@@ -84,8 +91,9 @@ def test_the_blend_falls_back_to_the_head_when_the_ridge_cannot_route() -> None:
     blended = LearnedPredictor(scale=TEN).fit(samples, scores)
     head = LearnedPredictor(scale=TEN, ridge_weight=0.0).fit(samples, scores)
     blend = blended.training["blend"]
-    assert blend["ridge"] is False and blend["ridge_inner"] < blend["head_inner"] - blend["tolerance"]
-    assert head.training["blend"] == {"ridge": False}
+    assert blend["used"] == [] and blend["ridge"]["used"] is False
+    assert blend["ridge"]["inner"] < blend["ridge"]["needed"] < blend["head_inner"]
+    assert head.training["blend"]["used"] == [] and "ridge" not in head.training["blend"]
     np.testing.assert_array_equal(blended.predict_proba(samples), head.predict_proba(samples))
     assert blended.version == head.version
 
@@ -94,13 +102,13 @@ def test_a_kept_member_is_folded_into_the_heads_weights_and_survives_save_and_lo
     samples, scores = _word_signal()
     blended = LearnedPredictor(scale=TEN).fit(samples, scores)
     head = LearnedPredictor(scale=TEN, ridge_weight=0.0).fit(samples, scores)
-    assert blended.training["blend"]["ridge"] is True and blended.training["blend"]["scale"] > 0
+    assert blended.training["blend"]["used"] == ["ridge"] and blended.training["blend"]["ridge"]["scale"] > 0
     assert blended.version != head.version
     cols = word_columns(blended.featurizer, blended.model.beta.shape[0])
     X = blended.featurizer.transform(samples)
     coef, intercept = fit_ridge(X[:, cols], np.asarray(scores) - 1.0)
     delta = blended.model.score(X) - head.model.score(X)
-    c = blended.training["blend"]["scale"]
+    c = blended.training["blend"]["ridge"]["scale"]
     # beta_blend = beta_head + c * ridge_coef on the word columns (c rounded in the record)
     np.testing.assert_allclose(delta, c * np.asarray(X[:, cols] @ coef).ravel(), rtol=1e-3, atol=1e-4)
     assert np.isfinite(intercept)
@@ -112,9 +120,39 @@ def test_a_kept_member_is_folded_into_the_heads_weights_and_survives_save_and_lo
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "0.25"])
-def test_a_bad_ridge_weight_is_a_config_error(bad: object) -> None:
-    with pytest.raises(ConfigError, match="ridge_weight"):
-        LearnedPredictor(ridge_weight=bad)  # type: ignore[arg-type]
+@pytest.mark.parametrize("option", ["ridge_weight", "length_weight"])
+def test_a_bad_member_weight_is_a_config_error(option: str, bad: object) -> None:
+    with pytest.raises(ConfigError, match=option):
+        LearnedPredictor(**{option: bad})  # type: ignore[arg-type]
+
+
+def _length_signal(n: int = 150, seed: int = 0, *, signal: bool = True) -> tuple[list[Sample], list[float]]:
+    """Drafts of random words and lengths; with ``signal`` the longer drafts score higher."""
+    rng = random.Random(seed)
+    samples, scores = [], []
+    for i in range(n):
+        words = rng.randint(3, 300)
+        draft = " ".join(rng.choice(_WORDS) for _ in range(words))
+        request = " ".join(rng.choice(_WORDS) for _ in range(8)) + f" {i}"
+        samples.append(Sample(request=request, draft=draft))
+        base = 2 + 7 * words / 300 if signal else rng.uniform(2, 9)
+        scores.append(float(np.clip(round(base + rng.choice([-1, 0, 1])), 1, 10)))
+    return samples, scores
+
+
+def test_the_draft_length_joins_only_where_it_routes_as_well_as_the_head(tmp_path) -> None:
+    samples, scores = _length_signal()
+    draft = LearnedPredictor(scale=TEN, mode="draft").fit(samples, scores)
+    blend = draft.training["blend"]
+    assert "length" in blend["used"] and blend["length"]["inner"] >= blend["head_inner"]
+    col = length_column(draft.featurizer)
+    assert col is not None and draft.featurizer.config()["weights"]["cues"] > 0
+    loaded = LearnedPredictor.load(draft.save(tmp_path / "draft"))
+    np.testing.assert_array_equal(loaded.predict_proba(samples), draft.predict_proba(samples))
+    noise = LearnedPredictor(scale=TEN, mode="draft").fit(*_length_signal(signal=False))
+    assert "length" not in noise.training["blend"]["used"]
+    request = LearnedPredictor(scale=TEN).fit(samples, scores)
+    assert "length" not in request.training["blend"] and length_column(request.featurizer) is None
 
 
 def test_a_featurizer_without_word_blocks_lets_the_ridge_read_every_column() -> None:
