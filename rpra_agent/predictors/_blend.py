@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 __all__ = [
     "LENGTH_WEIGHT",
@@ -91,7 +92,8 @@ class DualRidge:
         row_mean = K.mean(axis=0)
         Kc = K - row_mean[None, :] - row_mean[:, None] + K.mean()
         ybar = float(y.mean())
-        a = np.linalg.solve(Kc + alpha * np.eye(n), y - ybar)
+        with threadpool_limits(limits=1, user_api="blas"):  # threads cost more than they save at this size
+            a = np.linalg.solve(Kc + alpha * np.eye(n), y - ybar)
         return a, ybar, float(row_mean @ a)
 
     def predict(self, rows: np.ndarray, fit: tuple[np.ndarray, float, float], at: np.ndarray) -> np.ndarray:
