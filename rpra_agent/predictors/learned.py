@@ -7,8 +7,10 @@ cues and the task tag by default) feeds a proportional-odds logistic model over 
 grades of a :class:`~rpra_agent.core.grades.GradeScale`; scores between grades
 (continuous or half scores) are modelled as they are (soft threshold targets). What it
 predicts (the small answer's score, or its margin over the large answer) and the
-regularisation are chosen by an inner validation on the training data. Predicting
-costs about a millisecond.
+regularisation are chosen by an inner validation on the training data; a second stage
+folds a TF-IDF + ridge of the same target (and, in draft mode, the draft's length) into
+the head's weights where the inner validation does not rule them out
+(:mod:`~rpra_agent.predictors._blend`). Predicting costs about a millisecond.
 
 Example::
 
