@@ -53,7 +53,12 @@ class Persistent:
     # -- persistence -----------------------------------------------------------
     def _fingerprint(self) -> str:
         blob = json.dumps(
-            {"f": self.featurizer.config(), "m": self.model.config(), "d": self.training.get("data_sha256")},
+            {
+                "f": self.featurizer.config(),
+                "m": self.model.config(),
+                "d": self.training.get("data_sha256"),
+                **({"b": self.training["blend"]} if self.training.get("blend", {}).get("used") else {}),
+            },
             sort_keys=True,
         )
         target = f"-{self.target}" if self.target != "small" else ""

@@ -25,6 +25,7 @@ from scipy import sparse
 
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
+from rpra_agent.predictors._blend import Blend, choose_member, ridge_oof
 from rpra_agent.predictors._ordinal import OrdinalLogit, RowBasis
 from rpra_agent.predictors.folds import fold_ids
 from rpra_agent.predictors.ranking import routing_area, spearman
@@ -45,13 +46,16 @@ class HeadChoice:
         target: The chosen target.
         C: The chosen regularisation.
         scores: Inner APGR (or minus the log-loss) per ``"target@C"``.
-        oof: The winner's out-of-fold cumulative probabilities (``None`` without inner CV).
+        oof: The winner's out-of-fold cumulative probabilities (``None`` without inner CV),
+            with the blend's members added when they take part.
+        blend: What the inner validation found about the second-stage members (``None`` when not tried).
     """
 
     target: str
     C: float
     scores: dict[str, float] = field(default_factory=dict)
     oof: np.ndarray | None = None
+    blend: Blend | None = None
 
 
 def target_positions(
@@ -77,12 +81,24 @@ def target_positions(
     return out
 
 
+def _rank_keep(
+    keep: np.ndarray, y: np.ndarray, weak: np.ndarray | None, strong: np.ndarray | None, by_area: bool
+) -> float:
+    value = routing_area(weak, strong, keep) if by_area else spearman(y, keep)  # type: ignore[arg-type]
+    return -math.inf if math.isnan(value) else value
+
+
 def _rank_score(
     cumulative: np.ndarray, y: np.ndarray, weak: np.ndarray | None, strong: np.ndarray | None, by_area: bool
 ) -> float:
-    keep = OrdinalLogit.expected_position(cumulative)
-    value = routing_area(weak, strong, keep) if by_area else spearman(y, keep)  # type: ignore[arg-type]
-    return -math.inf if math.isnan(value) else value
+    return _rank_keep(OrdinalLogit.expected_position(cumulative), y, weak, strong, by_area)
+
+
+def _shift(cumulative: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Cumulative probabilities with ``delta`` added to every threshold's logit (the linear score's shift)."""
+    p = np.clip(cumulative, 1e-12, 1.0 - 1e-12)
+    z = np.log(p) - np.log1p(-p) + delta[:, None]
+    return np.minimum.accumulate(1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0))), axis=1)
 
 
 def choose_head(
@@ -96,6 +112,10 @@ def choose_head(
     Cs: Sequence[float],
     folds: int,
     seed: int,
+    ridge_columns: np.ndarray | None = None,
+    ridge_weight: float = 0.0,
+    length_column: int | None = None,
+    length_weight: float = 0.0,
 ) -> HeadChoice:
     """Score every (target, C) candidate by inner cross-validation and return the best.
 
@@ -109,6 +129,10 @@ def choose_head(
         Cs: The regularisation grid.
         folds: Inner folds.
         seed: Seed of the inner folds.
+        ridge_columns: The columns a ridge member regresses on (``None``: no ridge member).
+        ridge_weight: The ridge member's share (:mod:`~rpra_agent.predictors._blend`).
+        length_column: The column of the draft's log length (``None``: no length member).
+        length_weight: The length member's share.
     """
     grid = sorted(float(c) for c in Cs)
     targets = list(positions)
@@ -123,6 +147,7 @@ def choose_head(
     best_area = -math.inf
     scores: dict[str, float] = {}
     oofs = {t: {C: np.zeros((n, n_labels[t] - 1)) for C in grid} for t in targets}
+    linear = {t: {C: np.zeros(n) for C in grid} for t in targets}
     for f in range(folds):
         train, test = fold != f, fold == f
         if not test.any() or not train.any():
@@ -135,6 +160,7 @@ def choose_head(
             for C in grid:
                 w = model.fit_fixed(X_train, y[train], C, start=w, basis=basis)
                 oofs[target][C][test] = model.cumulative(X_test)
+                linear[target][C][test] = model.score(X_test)
     for target in targets:
         y, oof = positions[target], oofs[target]
         # C by the inner routing quality (APGR; Spearman with the labels without large scores):
@@ -149,5 +175,25 @@ def choose_head(
     if best is None:  # pragma: no cover - targets and grid are non-empty
         raise RuntimeError("no head candidate was scored")
     best.scores = scores
+    y = positions[best.target]
+    head_score = linear[best.target][best.C]
+
+    def rank(keep: np.ndarray) -> float:
+        return _rank_keep(keep, y, weak, strong, by_area)
+
+    best.blend = Blend(best_area)
+    if ridge_columns is not None and ridge_weight > 0:
+        ridge = ridge_oof(X[:, ridge_columns], y, fold)
+        best.blend.members.append(
+            choose_member("ridge", head_score, best_area, ridge, rank, weight=ridge_weight, tolerance=1 / math.sqrt(n))
+        )
+    if length_column is not None and length_weight > 0:
+        length = np.asarray(X[:, length_column].toarray()).ravel()
+        best.blend.members.append(
+            choose_member("length", head_score, best_area, length, rank, weight=length_weight, tolerance=0.0)
+        )
+    shift = best.blend.shift()
+    if shift is not None and best.oof is not None:
+        best.oof = _shift(best.oof, shift)
     logger.debug("learned head: %s@%s chosen by inner validation (%s)", best.target, best.C, scores)
     return best

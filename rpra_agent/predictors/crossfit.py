@@ -176,11 +176,20 @@ def crossfit_proba(
 
 
 def _keep(proba: np.ndarray, scale: GradeScale, metric: Metric) -> np.ndarray:
-    if metric == "expected_score":
-        return proba @ np.asarray(scale.values, dtype=float)
-    if metric == "p_acceptable":
-        return proba[:, scale.labels.index(scale.acceptable_from) :].sum(axis=1)
-    raise ConfigError(f"metric must be 'expected_score' or 'p_acceptable', not {metric!r}")
+    """Each row's keep-score, computed exactly as :class:`Prediction` computes it from the distribution.
+
+    Bit for bit (the same normalisation and summation order), so a threshold placed at one
+    item's keep-score routes that item in the graph as the evaluation expects; ``proba @
+    values`` differs in the last bit and flipped an item sitting exactly at the threshold.
+    """
+    if metric not in ("expected_score", "p_acceptable"):
+        raise ConfigError(f"metric must be 'expected_score' or 'p_acceptable', not {metric!r}")
+    stat = scale.expected if metric == "expected_score" else scale.p_acceptable
+    labels = scale.labels
+    return np.array(
+        [stat(scale.normalize_distribution(dict(zip(labels, map(float, row), strict=True)))) for row in proba],
+        dtype=float,
+    )
 
 
 def crossfit_keep_scores(

@@ -7,8 +7,10 @@ cues and the task tag by default) feeds a proportional-odds logistic model over 
 grades of a :class:`~rpra_agent.core.grades.GradeScale`; scores between grades
 (continuous or half scores) are modelled as they are (soft threshold targets). What it
 predicts (the small answer's score, or its margin over the large answer) and the
-regularisation are chosen by an inner validation on the training data. Predicting
-costs about a millisecond.
+regularisation are chosen by an inner validation on the training data; a second stage
+folds a TF-IDF + ridge of the same target (and, in draft mode, the draft's length) into
+the head's weights where the inner validation does not rule them out
+(:mod:`~rpra_agent.predictors._blend`). Predicting costs about a millisecond.
 
 Example::
 
@@ -36,6 +38,14 @@ from rpra_agent.core.decision import utcnow
 from rpra_agent.core.errors import ConfigError, PredictorError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import Prediction, PredictionRequest
+from rpra_agent.predictors._blend import (
+    LENGTH_WEIGHT,
+    RIDGE_WEIGHT,
+    fit_ridge,
+    fold_in,
+    length_column,
+    word_columns,
+)
 from rpra_agent.predictors._blocksearch import fit_head
 from rpra_agent.predictors._learned_io import ARTIFACT_KIND, Persistent
 from rpra_agent.predictors._learned_metrics import oof_metrics
@@ -76,6 +86,15 @@ class LearnedPredictor(Persistent):
         block_grid: Candidate weights of the featurizer's blocks (e.g. ``{"task": (1,
             3)}``), searched first by the inner log-loss (slower); ``None`` (default)
             keeps the featurizer's weights.
+        ridge_weight: The share of a TF-IDF + ridge member of the same target,
+            folded into the head's weights (:mod:`~rpra_agent.predictors._blend`):
+            its centred prediction times ``ridge_weight`` standard deviations of the
+            head's out-of-fold score per sd of its own. The inner validation leaves it
+            out when it routes worse than the head by more than ``1 / sqrt(n)``; 0
+            never uses it.
+        length_weight: In draft mode, the share of the draft's log length, folded in
+            the same way where, on the inner folds, it alone routes at least as well
+            as the head; 0 never uses it.
         target: What the head predicts. ``"small"``: the judge's score of the small
             answer (the prediction is on the judge's scale). ``"gain"``: the small
             answer's margin over the large one, ``small - large`` (the prediction is on
@@ -103,6 +122,8 @@ class LearnedPredictor(Persistent):
         seed: int = 0,
         block_grid: Mapping[str, Sequence[float]] | None = None,
         target: Target = "auto",
+        ridge_weight: float = RIDGE_WEIGHT,
+        length_weight: float = LENGTH_WEIGHT,
         name: str | None = None,
     ) -> None:
         if mode not in ("request", "draft"):
@@ -115,6 +136,9 @@ class LearnedPredictor(Persistent):
             raise ConfigError("give C or a non-empty Cs grid")
         if any(c <= 0 for c in Cs) or (C is not None and C <= 0):
             raise ConfigError("C values must be positive")
+        for option, value in (("ridge_weight", ridge_weight), ("length_weight", length_weight)):
+            if not (isinstance(value, int | float) and 0.0 <= float(value) < float("inf")):
+                raise ConfigError(f"{option} must be a finite number >= 0, not {value!r}")
         self.target_option: Target = target
         self.target: Target = "small" if target == "auto" else target
         self.featurizer: Featurizer = featurizer if featurizer is not None else TextFeaturizer()
@@ -124,7 +148,13 @@ class LearnedPredictor(Persistent):
         self.mode: Mode = mode
         suffix = ("_draft" if mode == "draft" else "") + (f"_{target}" if target not in ("auto", "small") else "")
         self.name = name or f"learned{suffix}"
-        self._options: dict[str, Any] = {"Cs": tuple(Cs) if C is None else (float(C),), "folds": folds, "seed": seed}
+        self._options: dict[str, Any] = {
+            "Cs": tuple(Cs) if C is None else (float(C),),
+            "folds": folds,
+            "seed": seed,
+            "ridge_weight": float(ridge_weight),
+            "length_weight": float(length_weight),
+        }
         self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], folds=folds, seed=seed)
         self.block_grid = {k: tuple(float(x) for x in v) for k, v in (block_grid or {}).items()}
         self.fitted = False
@@ -178,22 +208,33 @@ class LearnedPredictor(Persistent):
         if self.block_grid and "small" in candidates:
             _, search = fit_head(
                 self.featurizer, train, np.rint(candidates["small"][1][keep]).astype(int), kept_groups,
-                n_labels=len(self.data_scale.labels), options=self._options, grid=self.block_grid,
+                n_labels=len(self.data_scale.labels), options=_head_options(self._options), grid=self.block_grid,
             )  # fmt: skip
         X = self.featurizer.transform(train)
         weak = small[keep]
         strong = None if large is None or np.isnan(large[keep]).any() else large[keep]
+        columns = word_columns(self.featurizer, X.shape[1])
         choice = choose_head(
             X,
             {t: pos[keep] for t, (_, pos) in candidates.items()},
             {t: len(sc.labels) for t, (sc, _) in candidates.items()},
             weak=weak, strong=strong, groups=kept_groups,
             Cs=self._options["Cs"], folds=self._options["folds"], seed=self._options["seed"],
+            ridge_columns=columns, ridge_weight=self._options["ridge_weight"],
+            length_column=length_column(self.featurizer), length_weight=self._options["length_weight"],
         )  # fmt: skip
         self.target = choice.target  # type: ignore[assignment]
         self.scale, y = candidates[choice.target][0], candidates[choice.target][1][keep]
         self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], **_inner(self._options))
         self.model.fit_fixed(X, y, choice.C)
+        for member in choice.blend.used if choice.blend is not None else []:
+            if member.name == "ridge":
+                cols, (coef, intercept) = columns, fit_ridge(X[:, columns], y)
+            else:  # the draft's log length: one column of X, as it is
+                cols, coef, intercept = np.array([length_column(self.featurizer)]), np.ones(1), 0.0
+            self.model.beta, self.model.theta = fold_in(
+                self.model.beta, self.model.theta, cols, coef, intercept, member
+            )
         self.model.oof_cumulative = choice.oof
         labels = [self.scale.labels[int(round(p))] for p in y]
         self.training = {
@@ -207,6 +248,7 @@ class LearnedPredictor(Persistent):
             "target": self.target,
             "data_scale": self.data_scale.to_dict(),
             "selection": choice.scores,
+            "blend": choice.blend.record() if choice.blend is not None else {"used": []},
         }
         label_scores = np.interp(y, np.arange(len(self.scale.values)), self.scale.values)
         self.metrics = oof_metrics(self.model, y, label_scores, self.scale)
@@ -339,3 +381,8 @@ def _data_hash(samples: Sequence[Sample], scores: np.ndarray) -> str:
         digest.update(json.dumps(row, ensure_ascii=True).encode())
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def _head_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of the ordinal head alone (``Cs``, ``folds``, ``seed``)."""
+    return {k: options[k] for k in ("Cs", "folds", "seed")}

@@ -159,3 +159,20 @@ def test_default_predictor_beats_the_ridge_baseline_on_the_same_folds(gsm8k: Eva
         weak, strong, crossfit_scores(gsm8k, lambda: RidgeTextPredictor(mode="draft"), mode="draft", folds=folds)
     )
     assert learned > ridge + 0.05, (learned, ridge)
+
+
+def test_keep_scores_are_the_predictions_statistics_bit_for_bit() -> None:
+    """A threshold at an item's keep-score must route that item in the graph as the evaluation says."""
+    from rpra_agent.core.prediction import Prediction
+    from rpra_agent.predictors.crossfit import crossfit_predictions
+
+    ds = make_dataset(45)
+    fit = crossfit_predictions(ds, k=3)
+    assert fit.proba is not None and fit.scale is not None
+    for row, keep in zip(fit.proba, fit.keep, strict=True):
+        dist = dict(zip(fit.scale.labels, (float(p) for p in row), strict=True))
+        prediction = Prediction.from_distribution(dist, scale=fit.scale, predictor="learned")
+        assert keep == prediction.expected_score  # exactly: no tolerance
+    acceptable = crossfit_keep_scores(ds, k=3, metric="p_acceptable")
+    first = dict(zip(fit.scale.labels, (float(p) for p in fit.proba[0]), strict=True))
+    assert acceptable[0] == Prediction.from_distribution(first, scale=fit.scale, predictor="x").p_acceptable

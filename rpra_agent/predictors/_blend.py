@@ -1,0 +1,268 @@
+"""Second-stage members of the learned head (TF-IDF + ridge; the draft's length), folded into its weights.
+
+The ordinal head and a ridge regression of the same target on the word TF-IDF blocks
+err differently (a log-loss over every threshold with character n-grams, cues and the
+task tag, against a squared loss on words alone); on held-out model pairs the ridge
+sometimes orders better, on the bundled data the head. The blend adds the ridge's
+centred prediction to the head's linear score,
+``eta(x) = x . beta + c * (ridge(x) - mean ridge OOF)``, with ``c = weight * sd(head
+OOF score) / sd(ridge OOF)``: a fixed, small share (``weight``, 0.25 by default) in
+the head's own units. Both are linear in the features, so the blend *is* a
+proportional-odds model with weights ``beta + c * ridge_coef``: it predicts at the
+head's cost and saves as the head does.
+
+The inner validation decides only whether the ridge takes part: it is left out when
+its out-of-fold routing quality is below the head's by more than ``1 / sqrt(n)``
+(about twice the inner APGR's noise), e.g. on GSM8K, where it predicts the gain far
+worse than the head. Choosing the weight itself by the inner APGR was measured and
+dropped: at 128-300 training items the choice is noise (docs/LEARNED.md).
+
+In draft mode the draft's log length (LLM judges favour longer answers; deferring the
+shortest answers first is a baseline) joins the same way, with an equal share
+(``weight`` 1) but only where, on the inner folds, it alone routes at least as well as
+the head: then the head has missed a signal that a single feature carries. It is the
+``draft_log_chars`` cue's column, so folding it in changes one weight.
+
+The ridge is solved in the dual (an ``n x n`` Gram matrix of the word columns) when
+there are few rows, which is exact and several times faster than scikit-learn's
+iterative sparse solver at this size; scikit-learn's ``Ridge`` otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from threadpoolctl import threadpool_limits
+
+__all__ = [
+    "LENGTH_WEIGHT",
+    "RIDGE_ALPHA",
+    "RIDGE_WEIGHT",
+    "Blend",
+    "DualRidge",
+    "Member",
+    "choose_member",
+    "fold_in",
+    "length_column",
+    "word_columns",
+]
+
+RIDGE_WEIGHT = 0.25
+"""The ridge's share, in standard deviations of the head's out-of-fold linear score per sd of its own."""
+LENGTH_WEIGHT = 1.0
+"""The draft length's share when it joins (only where it alone routes at least as well as the head)."""
+RIDGE_ALPHA = 1.0
+"""The ridge penalty (the TF-IDF + ridge baseline's)."""
+_DUAL_MAX_ROWS = 2500
+"""Solve in the dual (``n x n`` Gram matrix) up to this many rows; scikit-learn's sparse solver above."""
+
+
+def word_columns(featurizer: Any, width: int) -> np.ndarray:
+    """The columns of the word TF-IDF blocks (``request``, ``draft``), or every column when the featurizer has none."""
+    blocks = getattr(featurizer, "blocks", None)
+    ranges = blocks() if callable(blocks) else {}
+    cols = [np.arange(*ranges[b]) for b in ("request", "draft") if b in ranges]
+    return np.concatenate(cols) if cols else np.arange(width)
+
+
+class DualRidge:
+    """Ridge regression with an intercept, over the rows of one Gram matrix (exact, for few rows).
+
+    With the rows centred, the weights are ``X_c^T a`` for ``a = (K_c + alpha I)^-1 (y - mean y)``,
+    where ``K_c`` is the doubly centred Gram matrix; ``a`` sums to zero, so a new row's
+    prediction is ``mean y + k(x)^T a - mean(K a)``.
+
+    Args:
+        X: All rows (sparse).
+    """
+
+    def __init__(self, X: sparse.csr_matrix) -> None:
+        self.X = X
+        self.K = np.asarray((X @ X.T).toarray(), dtype=np.float64)
+
+    def solve(self, rows: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float, float]:
+        """Dual coefficients over ``rows``, the label mean and the offset ``mean(K a)``."""
+        K = self.K[np.ix_(rows, rows)]
+        n = len(rows)
+        row_mean = K.mean(axis=0)
+        Kc = K - row_mean[None, :] - row_mean[:, None] + K.mean()
+        ybar = float(y.mean())
+        with threadpool_limits(limits=1, user_api="blas"):  # threads cost more than they save at this size
+            a = np.linalg.solve(Kc + alpha * np.eye(n), y - ybar)
+        return a, ybar, float(row_mean @ a)
+
+    def predict(self, rows: np.ndarray, fit: tuple[np.ndarray, float, float], at: np.ndarray) -> np.ndarray:
+        """Predictions at the rows ``at`` of a :meth:`solve` over ``rows``."""
+        a, ybar, offset = fit
+        return ybar + self.K[np.ix_(at, rows)] @ a - offset
+
+    def weights(self, rows: np.ndarray, fit: tuple[np.ndarray, float, float]) -> tuple[np.ndarray, float]:
+        """The primal weights over ``X``'s columns and the intercept."""
+        a, ybar, offset = fit
+        coef = np.asarray(self.X[rows].T @ a).ravel()
+        return coef, ybar - offset
+
+
+def fit_ridge(X: sparse.csr_matrix, y: np.ndarray, alpha: float = RIDGE_ALPHA) -> tuple[np.ndarray, float]:
+    """Ridge weights and intercept of ``y`` on ``X`` (dual when few rows, scikit-learn otherwise)."""
+    n = X.shape[0]
+    if n <= _DUAL_MAX_ROWS:
+        dual = DualRidge(X)
+        rows = np.arange(n)
+        return dual.weights(rows, dual.solve(rows, y, alpha))
+    from sklearn.linear_model import Ridge
+
+    model = Ridge(alpha=alpha).fit(X, y)
+    return np.asarray(model.coef_, dtype=np.float64).ravel(), float(model.intercept_)
+
+
+def ridge_oof(X: sparse.csr_matrix, y: np.ndarray, fold: np.ndarray, alpha: float = RIDGE_ALPHA) -> np.ndarray:
+    """Out-of-fold ridge predictions over the folds ``fold`` (one Gram matrix shared by every fold)."""
+    out = np.zeros(len(y))
+    dual = DualRidge(X) if X.shape[0] <= _DUAL_MAX_ROWS else None
+    for f in np.unique(fold):
+        train, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        if dual is not None:
+            out[test] = dual.predict(train, dual.solve(train, y[train], alpha), test)
+        else:
+            coef, intercept = fit_ridge(X[train], y[train], alpha)
+            out[test] = np.asarray(X[test] @ coef).ravel() + intercept
+    return out
+
+
+def length_column(featurizer: Any) -> int | None:
+    """The column of the draft's log length (the ``draft_log_chars`` cue), or ``None`` without one."""
+    blocks = getattr(featurizer, "blocks", None)
+    if not callable(blocks) or not getattr(featurizer, "draft", False) or not getattr(featurizer, "cues", False):
+        return None
+    weights = getattr(featurizer, "weights", {})
+    cues = blocks().get("cues")
+    if cues is None or float(weights.get("cues", 1.0)) == 0.0:
+        return None
+    from rpra_agent.predictors._cues import DRAFT_CUES, REQUEST_CUES
+
+    return int(cues[0] + len(REQUEST_CUES) + DRAFT_CUES.index("draft_log_chars"))
+
+
+@dataclass
+class Member:
+    """A second-stage member: what the inner validation found, and its share when it takes part.
+
+    Attributes:
+        name: ``"ridge"`` or ``"length"``.
+        used: Whether it is folded into the head.
+        scale: ``c``: the multiplier of the member's centred value in the head's linear score.
+        center: The mean of its out-of-fold values (subtracted, so the thresholds stay calibrated).
+        area: Its inner APGR (or Spearman without large scores).
+        floor: The least inner figure it needed to take part.
+        weight: The share asked for (sd of the head's OOF score per sd of the member's).
+        oof: Its out-of-fold values.
+    """
+
+    name: str
+    used: bool
+    scale: float = 0.0
+    center: float = 0.0
+    area: float = float("nan")
+    floor: float = float("nan")
+    weight: float = 0.0
+    oof: np.ndarray | None = field(default=None, repr=False)
+
+    def record(self) -> dict[str, Any]:
+        """A JSON record for the manifest's ``training["blend"]``."""
+        return {
+            "used": self.used,
+            "weight": self.weight,
+            "scale": _num(self.scale),
+            "inner": _num(self.area),
+            "needed": _num(self.floor),
+        }
+
+
+def _num(x: float) -> float | None:
+    return None if not math.isfinite(x) else round(float(x), 5)
+
+
+@dataclass
+class Blend:
+    """The head's inner figure and its members."""
+
+    head_area: float
+    members: list[Member] = field(default_factory=list)
+
+    @property
+    def used(self) -> list[Member]:
+        """The members that take part."""
+        return [m for m in self.members if m.used]
+
+    def shift(self) -> np.ndarray | None:
+        """The out-of-fold shift of the head's linear score (``None`` when no member takes part)."""
+        parts = [m.scale * (m.oof - m.center) for m in self.used if m.oof is not None]
+        return np.sum(parts, axis=0) if parts else None
+
+    def record(self) -> dict[str, Any]:
+        """A JSON record for the manifest's ``training["blend"]``."""
+        return {
+            "used": [m.name for m in self.used],
+            "head_inner": _num(self.head_area),
+            **{m.name: m.record() for m in self.members},
+        }
+
+
+def choose_member(
+    name: str,
+    head_score: np.ndarray,
+    head_area: float,
+    oof: np.ndarray,
+    rank: Any,
+    *,
+    weight: float,
+    tolerance: float,
+) -> Member:
+    """Whether a member (out-of-fold values ``oof``) joins the head (out-of-fold linear ``head_score``).
+
+    It joins with ``scale = weight * sd(head_score) / sd(oof)`` when its inner figure
+    ``rank(oof)`` is at least ``head_area - tolerance``; never when it is constant or
+    ``weight`` is 0.
+
+    Args:
+        name: The member's name.
+        head_score: The head's out-of-fold linear score.
+        head_area: The head's inner routing quality.
+        oof: The member's out-of-fold values (higher = keep the small answer).
+        rank: ``rank(keep_scores) -> float``: the inner routing quality of a keep-score.
+        weight: The member's share.
+        tolerance: How far below the head it may be (negative: how far above it must be).
+    """
+    area = float(rank(oof))
+    floor = head_area - tolerance
+    member = Member(name, False, area=area, floor=floor, weight=weight)
+    sd_m, sd_h = float(np.std(oof)), float(np.std(head_score))
+    if weight <= 0 or not (sd_m > 1e-12 and sd_h > 1e-12) or not math.isfinite(area):
+        return member
+    if math.isfinite(floor) and area < floor:
+        return member
+    member.used, member.scale, member.center, member.oof = True, weight * sd_h / sd_m, float(np.mean(oof)), oof
+    return member
+
+
+def fold_in(
+    beta: np.ndarray,
+    theta: np.ndarray,
+    columns: np.ndarray | Sequence[int],
+    coef: np.ndarray,
+    intercept: float,
+    member: Member,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The head's weights and thresholds with a member's centred value added to its score.
+
+    The added value is ``member.scale * (X[:, columns] @ coef + intercept - member.center)``.
+    """
+    out = np.array(beta, dtype=np.float64, copy=True)
+    out[np.asarray(columns, dtype=int)] += member.scale * np.asarray(coef, dtype=np.float64)
+    return out, np.asarray(theta, dtype=np.float64) + member.scale * (intercept - member.center)

@@ -1,0 +1,163 @@
+"""The ridge member folded into the learned head: exact dual ridge, fallback to the head, save/load."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.linear_model import Ridge
+
+from rpra_agent.core.errors import ConfigError
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.predictors._blend import choose_member, fit_ridge, length_column, ridge_oof, word_columns
+from rpra_agent.predictors.features import Sample, TextFeaturizer
+from rpra_agent.predictors.folds import fold_ids
+from rpra_agent.predictors.learned import LearnedPredictor
+from rpra_agent.predictors.ranking import spearman
+
+TEN = GradeScale.ten_point()
+_WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+
+
+def test_dual_ridge_is_scikit_learns_ridge() -> None:
+    rng = np.random.default_rng(0)
+    X = sparse.random(120, 900, density=0.02, random_state=3, format="csr")
+    y = rng.normal(size=120)
+    coef, intercept = fit_ridge(X, y, alpha=1.0)
+    reference = Ridge(alpha=1.0, tol=1e-12).fit(X, y)
+    np.testing.assert_allclose(coef, reference.coef_, atol=1e-8)
+    assert intercept == pytest.approx(float(reference.intercept_), abs=1e-8)
+    fold = fold_ids(120, 3, 0)
+    oof = ridge_oof(X, y, fold)
+    for f in range(3):
+        train, test = fold != f, fold == f
+        expected = Ridge(alpha=1.0, tol=1e-12).fit(X[train], y[train]).predict(X[test])
+        np.testing.assert_allclose(oof[test], expected, atol=1e-8)
+
+
+def test_a_useless_member_is_left_out_and_a_useful_one_kept() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.normal(size=200)
+    head = y + 0.3 * rng.normal(size=200)
+
+    def rank(keep: np.ndarray) -> float:
+        return spearman(y, keep)
+
+    def member(oof: np.ndarray, weight: float = 0.25, tolerance: float = 0.07) -> Any:
+        return choose_member("ridge", head, rank(head), oof, rank, weight=weight, tolerance=tolerance)
+
+    useless = member(rng.normal(size=200))
+    assert not useless.used and useless.scale == 0.0
+    assert useless.record()["used"] is False and useless.record()["inner"] < 0.3
+    useful = member(y + 0.3 * rng.normal(size=200))
+    assert useful.used and useful.scale == pytest.approx(0.25 * np.std(head) / np.std(useful.oof))
+    assert not member(y, weight=0.0).used
+    assert not member(np.ones(200)).used  # a constant member carries nothing
+    # a negative tolerance: it must route better than the head
+    assert not member(y + 0.3 * rng.normal(size=200) + 0.1 * rng.normal(size=200), tolerance=-0.05).used
+    assert member(y, tolerance=-0.01).used
+
+
+def _task_only(n: int = 120, seed: int = 0) -> tuple[list[Sample], list[float]]:
+    """The task tag decides the score; the words are noise (so a words-only ridge cannot route)."""
+    rng = random.Random(seed)
+    samples, scores = [], []
+    for i in range(n):
+        hard = i % 2 == 0
+        words = " ".join(rng.choice(_WORDS) for _ in range(6))
+        samples.append(Sample(request=f"{words} {i}", task="hard" if hard else "easy"))
+        scores.append(float(rng.randint(2, 3) if hard else rng.randint(8, 9)))
+    return samples, scores
+
+
+def _word_signal(n: int = 120, seed: int = 0) -> tuple[list[Sample], list[float]]:
+    """The score follows how many 'alpha's the request holds; no task tag."""
+    rng = random.Random(seed)
+    samples, scores = [], []
+    for _ in range(n):
+        k = rng.randint(0, 4)
+        words = ["alpha"] * k + [rng.choice(_WORDS[1:]) for _ in range(6 - k)]
+        rng.shuffle(words)
+        samples.append(Sample(request=" ".join(words)))
+        scores.append(float(np.clip(2 + 2 * k + rng.choice([-1, 0, 1]), 1, 10)))
+    return samples, scores
+
+
+def test_the_blend_falls_back_to_the_head_when_the_ridge_cannot_route() -> None:
+    samples, scores = _task_only()
+    blended = LearnedPredictor(scale=TEN).fit(samples, scores)
+    head = LearnedPredictor(scale=TEN, ridge_weight=0.0).fit(samples, scores)
+    blend = blended.training["blend"]
+    assert blend["used"] == [] and blend["ridge"]["used"] is False
+    assert blend["ridge"]["inner"] < blend["ridge"]["needed"] < blend["head_inner"]
+    assert head.training["blend"]["used"] == [] and "ridge" not in head.training["blend"]
+    np.testing.assert_array_equal(blended.predict_proba(samples), head.predict_proba(samples))
+    assert blended.version == head.version
+
+
+def test_a_kept_member_is_folded_into_the_heads_weights_and_survives_save_and_load(tmp_path) -> None:
+    samples, scores = _word_signal()
+    blended = LearnedPredictor(scale=TEN).fit(samples, scores)
+    head = LearnedPredictor(scale=TEN, ridge_weight=0.0).fit(samples, scores)
+    assert blended.training["blend"]["used"] == ["ridge"] and blended.training["blend"]["ridge"]["scale"] > 0
+    assert blended.version != head.version
+    cols = word_columns(blended.featurizer, blended.model.beta.shape[0])
+    X = blended.featurizer.transform(samples)
+    coef, intercept = fit_ridge(X[:, cols], np.asarray(scores) - 1.0)
+    delta = blended.model.score(X) - head.model.score(X)
+    c = blended.training["blend"]["ridge"]["scale"]
+    # beta_blend = beta_head + c * ridge_coef on the word columns (c rounded in the record)
+    np.testing.assert_allclose(delta, c * np.asarray(X[:, cols] @ coef).ravel(), rtol=1e-3, atol=1e-4)
+    assert np.isfinite(intercept)
+    loaded = LearnedPredictor.load(blended.save(tmp_path / "art"))
+    np.testing.assert_array_equal(loaded.predict_proba(samples), blended.predict_proba(samples))
+    assert loaded.training["blend"] == blended.training["blend"] and loaded.version == blended.version
+    keep = blended.keep_scores(samples)
+    assert spearman(scores, keep) > 0.8
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "0.25"])
+@pytest.mark.parametrize("option", ["ridge_weight", "length_weight"])
+def test_a_bad_member_weight_is_a_config_error(option: str, bad: object) -> None:
+    with pytest.raises(ConfigError, match=option):
+        LearnedPredictor(**{option: bad})  # type: ignore[arg-type]
+
+
+def _length_signal(n: int = 150, seed: int = 0, *, signal: bool = True) -> tuple[list[Sample], list[float]]:
+    """Drafts of random words and lengths; with ``signal`` the longer drafts score higher."""
+    rng = random.Random(seed)
+    samples, scores = [], []
+    for i in range(n):
+        words = rng.randint(3, 300)
+        draft = " ".join(rng.choice(_WORDS) for _ in range(words))
+        request = " ".join(rng.choice(_WORDS) for _ in range(8)) + f" {i}"
+        samples.append(Sample(request=request, draft=draft))
+        base = 2 + 7 * words / 300 if signal else rng.uniform(2, 9)
+        scores.append(float(np.clip(round(base + rng.choice([-1, 0, 1])), 1, 10)))
+    return samples, scores
+
+
+def test_the_draft_length_joins_only_where_it_routes_as_well_as_the_head(tmp_path) -> None:
+    samples, scores = _length_signal()
+    draft = LearnedPredictor(scale=TEN, mode="draft").fit(samples, scores)
+    blend = draft.training["blend"]
+    assert "length" in blend["used"] and blend["length"]["inner"] >= blend["head_inner"]
+    col = length_column(draft.featurizer)
+    assert col is not None and draft.featurizer.config()["weights"]["cues"] > 0
+    loaded = LearnedPredictor.load(draft.save(tmp_path / "draft"))
+    np.testing.assert_array_equal(loaded.predict_proba(samples), draft.predict_proba(samples))
+    noise = LearnedPredictor(scale=TEN, mode="draft").fit(*_length_signal(signal=False))
+    assert "length" not in noise.training["blend"]["used"]
+    request = LearnedPredictor(scale=TEN).fit(samples, scores)
+    assert "length" not in request.training["blend"] and length_column(request.featurizer) is None
+
+
+def test_a_featurizer_without_word_blocks_lets_the_ridge_read_every_column() -> None:
+    featurizer = TextFeaturizer(chars=None)
+    featurizer.fit(_word_signal(20)[0], draft=False)
+    width = sum(end - start for start, end in featurizer.blocks().values())
+    assert list(word_columns(featurizer, width)) == list(range(*featurizer.blocks()["request"]))
+    assert list(word_columns(object(), 7)) == list(range(7))
