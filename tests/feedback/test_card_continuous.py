@@ -116,8 +116,14 @@ def test_report_card_on_an_integer_1_to_10_scale(sqlite_store: Any) -> None:
 
 @pytest.mark.parametrize(
     ("scale", "scores", "large", "epsilon"),
-    [(CONTINUOUS, CONTINUOUS_SCORES, 0.9, 0.2), (TEN, TEN_SCORES, 9.0, 1.5)],
-    ids=["continuous", "ten"],
+    [
+        (CONTINUOUS, CONTINUOUS_SCORES, 0.9, 0.2),
+        (TEN, TEN_SCORES, 9.0, 1.5),
+        # correctness labels and a 0-100 judge: scales that GradeScale.named does not know by name
+        (GradeScale.binary(), {"math": [0.0, 1.0, 0.0, 0.0], "chat": [1.0, 1.0, 0.0]}, 1.0, 0.35),
+        (GradeScale.integer(0, 100, 70), {"math": [20.0, 70.0, 90.0, 40.0], "chat": [80.0, 100.0, 60.0]}, 90.0, 25.0),
+    ],
+    ids=["continuous", "ten", "correct01", "int0-100"],
 )
 def test_calibration_on_the_scale_from_the_store(
     sqlite_store: Any, scale: GradeScale, scores: Mapping[str, Sequence[float]], large: float, epsilon: float
@@ -132,7 +138,7 @@ def test_calibration_on_the_scale_from_the_store(
 
     judged = judged_from_store(sqlite_store, metric="expected_score", source="log")
     assert judged.score_range == (scale.low, scale.high) and judged.n == 70
-    assert sorted(set(judged.small)) == sorted(s for v in scores.values() for s in v)  # exact scores, not levels
+    assert sorted(set(judged.small)) == sorted({s for v in scores.values() for s in v})  # exact scores, not levels
     assert sorted(set(judged.keep)) == pytest.approx([math_keep, chat_keep])
 
     by_rate = calibrate_deferral_rate(judged.keep, 4 / 7, metric="expected_score", upper=scale.high)
@@ -149,7 +155,9 @@ def test_calibration_on_the_scale_from_the_store(
     )
     # the cheapest certified threshold defers the math steps (the card's weak task) and keeps chat; the loss
     # left is the chat answers' shortfall against the large model, in the scale's own units
-    assert by_quality.certified and by_quality.method == "hoeffding-bentkus"
+    # 0/1 losses get the exact binomial bound; bounded losses Hoeffding-Bentkus
+    assert by_quality.certified
+    assert by_quality.method == ("binomial" if scale.name == "correct01" else "hoeffding-bentkus")
     assert by_quality.threshold == pytest.approx(chat_keep) and by_quality.deferral_rate == pytest.approx(4 / 7)
     assert by_quality.empirical_loss == pytest.approx(sum(max(large - s, 0.0) for s in scores["chat"]) / 7)
     assert by_quality.empirical_loss < by_quality.bound <= epsilon
