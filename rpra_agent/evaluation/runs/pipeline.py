@@ -130,10 +130,7 @@ class ReplayOptions:
 
     def selected_routers(self) -> RouterSelection:
         """``routers``, without the learned predictor when ``learned`` is off."""
-        if self.learned:
-            return self.routers
-        names = tuple(n for n in self.routers.names if not n.startswith("learned"))
-        return RouterSelection(names, self.routers.artifacts)
+        return self.routers if self.learned else self.routers.without_learned()
 
     def __post_init__(self) -> None:
         chosen = [n for n in ("threshold", "target_rate", "epsilon") if getattr(self, n) is not None]

@@ -93,6 +93,10 @@ class RouterSelection:
         """Whether router ``name`` runs."""
         return name in self.names
 
+    def without_learned(self) -> RouterSelection:
+        """The same selection without the learned predictor's routers (``--no-learned``)."""
+        return RouterSelection(tuple(n for n in self.names if not n.startswith("learned")), self.artifacts)
+
 
 @dataclass
 class RouterScores:
