@@ -3,7 +3,7 @@
 Usage::
 
     .venv/bin/python benchmarks/blend_study.py mt-bench arena gsm8k          # bundled, both modes, 3 seeds
-    .venv/bin/python benchmarks/blend_study.py --arena-dir shared/data/arena_bench_v1 --continuous \\
+    .venv/bin/python benchmarks/blend_study.py --arena-dir benchmarks/data/arena_bench_v1 --continuous \\
         --pairs "llama-13b>gpt-4-0314,Starling-LM-7B-alpha>claude-2"
     .venv/bin/python benchmarks/blend_study.py mt-bench --cues                # also a head without cues
 

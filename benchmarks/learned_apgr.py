@@ -5,7 +5,7 @@ Usage::
     .venv/bin/python benchmarks/learned_apgr.py                      # every dataset, both modes, 3 fold seeds
     .venv/bin/python benchmarks/learned_apgr.py mt-bench --targets auto,small,gain --seeds 3
     .venv/bin/python benchmarks/learned_apgr.py --transfer mt-bench gsm8k mmlu arena
-    .venv/bin/python benchmarks/learned_apgr.py --arena-dir shared/data/arena_bench_v1 \
+    .venv/bin/python benchmarks/learned_apgr.py --arena-dir benchmarks/data/arena_bench_v1 \
         --pairs "llama-13b>gpt-4-0314,Starling-LM-7B-alpha>claude-2" --continuous
     .venv/bin/python benchmarks/learned_apgr.py arena --modes request --options '{"C": 0.03}' --featurizer '{"chars": null}'
 
@@ -38,6 +38,8 @@ APGR definition; MT-bench routed per turn; all 1,319 GSM8K items).
 from __future__ import annotations
 
 import argparse
+import gzip
+import io
 import json
 import time
 from collections.abc import Sequence
@@ -80,15 +82,18 @@ def arena_pair(directory: str, weak: str, strong: str, *, continuous: bool = Fal
     from rpra_agent.evaluation.datasets import EvalDataset, EvalItem, ModelResponse
 
     root = Path(directory)
-    prompts = {r["question_id"]: r for r in map(json.loads, (root / "prompts.jsonl").read_text().splitlines())}
-    outputs = {
-        r["question_id"]: r["outputs"] for r in map(json.loads, (root / "outputs.jsonl").read_text().splitlines())
-    }
+
+    def text(name: str) -> str:  # the file as recorded, or its gzip copy (benchmarks/data ships those)
+        path = root / name if (root / name).exists() else root / f"{name}.gz"
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        return raw.decode("utf-8")
+
+    prompts = {r["question_id"]: r for r in map(json.loads, text("prompts.jsonl").splitlines())}
+    outputs = {r["question_id"]: r["outputs"] for r in map(json.loads, text("outputs.jsonl").splitlines())}
     scores: dict[tuple[str, str], float] = {}
-    with (root / "judgments.csv").open() as fh:
-        for row in csv.DictReader(fh):
-            if row["score"]:
-                scores[(row["question_id"], row["model"])] = float(row["score"]) / (10.0 if continuous else 1.0)
+    for row in csv.DictReader(io.StringIO(text("judgments.csv"))):
+        if row["score"]:
+            scores[(row["question_id"], row["model"])] = float(row["score"]) / (10.0 if continuous else 1.0)
     items = []
     for qid, p in prompts.items():
         if (qid, weak) not in scores or (qid, strong) not in scores:
@@ -199,7 +204,7 @@ def main() -> None:
     parser.add_argument("--transfer", action="store_true", help="print the transfer tables instead")
     parser.add_argument("--options", type=json.loads, default=None, help="LearnedPredictor kwargs (JSON)")
     parser.add_argument("--featurizer", type=json.loads, default=None, help="TextFeaturizer kwargs (JSON)")
-    parser.add_argument("--arena-dir", help="arena-bench-v1 recordings (shared/data/arena_bench_v1)")
+    parser.add_argument("--arena-dir", help="arena-bench-v1 recordings (benchmarks/data/arena_bench_v1)")
     parser.add_argument("--pairs", default="", help="weak>strong model pairs of --arena-dir, comma-separated")
     parser.add_argument("--continuous", action="store_true", help="with --arena-dir: scores / 10 (a 0.1-1 scale)")
     args = parser.parse_args()

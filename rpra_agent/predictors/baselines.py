@@ -4,7 +4,7 @@
 learned predictor (the request with its earlier turns; in draft mode also the small
 model's answer): word 1-2-gram sublinear TF-IDF blocks (no cues, no task tag, no
 character n-grams), a ridge regression of the small answer's score. It is the
-baseline of ``shared/data/README.md`` and of issue 15's bar, written once so the
+baseline of issue 15's bar (and of the bundled recordings' extraction notes), written once so the
 evaluation and the benchmarks score the same thing.
 
 Example::
