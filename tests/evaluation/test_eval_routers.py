@@ -68,6 +68,15 @@ def test_unknown_operating_router_is_a_clear_exit_2(tmp_path: Path, toy_file: Pa
     assert code == 2 and "unknown --operating-router 'learned_draft'" in out and "report_card" in out
 
 
+def test_an_operating_router_the_run_will_not_compute_is_refused_before_any_work(tmp_path: Path) -> None:
+    from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
+
+    for options in (ReplayOptions(operating_router="vibes"), ReplayOptions(learned=False, operating_router="learned")):
+        with pytest.raises(ConfigError, match="unknown --operating-router"):
+            run_replay_eval(toy_dataset(36), out_dir=tmp_path / "o", options=options)
+        assert not (tmp_path / "o").exists()  # refused before the output directory, the log or any graph run
+
+
 def test_operating_router_is_said_and_can_be_a_baseline(tmp_path: Path, toy_file: Path) -> None:
     code, out = _eval(tmp_path, toy_file, "--predictor", "card,length", "--operating-router", "length")
     assert code == 0, out

@@ -144,6 +144,16 @@ class ReplayOptions:
             raise ConfigError("batch_size, max_concurrency and workers must be at least 1")
 
 
+def _check_operating_router(opts: ReplayOptions) -> None:
+    """Refuse an ``--operating-router`` that this run will not compute before any work (not after it)."""
+    from rpra_agent.evaluation.runs.artifacts import artifact_name
+
+    selection = opts.selected_routers()
+    choose_operating_router(
+        opts.operating_router, [], [*selection.names, *(artifact_name(p) for p in selection.artifacts)], []
+    )
+
+
 def run_replay_eval(
     dataset: str | Path | EvalDataset,
     *,
@@ -170,6 +180,7 @@ def run_replay_eval(
         ConfigError: on bad options (or too few judged items to cross-fit).
     """
     opts = options or ReplayOptions()
+    _check_operating_router(opts)
     progress = progress or NullProgress()
     timer = Timer(progress)
     out = Path(out_dir)
