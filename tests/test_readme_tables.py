@@ -49,3 +49,40 @@ def test_the_check_sees_a_changed_figure(script: ModuleType) -> None:
     assert script.replace_block(text, "main", block) != text
     with pytest.raises(ValueError, match="no <!-- readme-tables:x -->"):
         script.replace_block(text, "x", block)
+
+
+def _mean(cell: str) -> str:
+    """``**0.736 ± 0.019**`` -> ``0.736``."""
+    return cell.strip().strip("*").split("±")[0].strip()
+
+
+def test_readme_learned_table_is_learned_md_bar_table() -> None:
+    """The README's learned-predictor table repeats docs/LEARNED.md's bar table (printed by learned_apgr.py)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    learned = (ROOT / "docs" / "LEARNED.md").read_text(encoding="utf-8").splitlines()
+    head = "| data | mode | learned (default) |"
+    start = next(i for i, line in enumerate(learned) if line.startswith(head))
+    columns = [c.strip() for c in learned[start].strip("|").split("|")]
+    doc: dict[tuple[str, str], list[str]] = {}
+    data = ""
+    for line in learned[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        data = cells[0].split(" ")[0].rstrip(",") or data
+        row = dict(zip(columns, cells, strict=True))
+        mode = "request" if row["mode"] == "request" else "request + draft"
+        doc[(data, mode)] = [
+            _mean(row[c]) for c in ("learned (default)", "TF-IDF + ridge", "category card", "shortest first")
+        ]
+    start = readme.index("| data | mode | learned | TF-IDF + ridge | category card | shortest-first |")
+    rows = 0
+    for line in readme[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        want = doc[(cells[0], cells[1])]
+        got = [c if c != "–" else "no answers" for c in cells[2:]]
+        assert got == want, (cells[0], cells[1], got, want)
+        rows += 1
+    assert rows == len(doc) == 7
