@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,36 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> 
     raise RuntimeError(f"llama_cpp.server did not answer on {url} within {timeout} s")
 
 
+@contextmanager
+def run_llama_cpp_server(args: list[str], *, port: int, log_path: Path) -> Iterator[str]:
+    """Run ``python -m llama_cpp.server ARGS`` (listening on 127.0.0.1:``port``); yield its ``/v1`` base URL.
+
+    Waits until it answers, logs to ``log_path`` and stops it by PID (SIGTERM, then SIGKILL).
+    """
+    base_url = f"http://127.0.0.1:{port}/v1"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv
+            [sys.executable, "-m", "llama_cpp.server", *args], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_up(base_url, proc)
+            yield base_url
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.kill(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
+
+
+def model_server_args(model: Path, port: int, *, n_ctx: int = 2048, alias: str = "large") -> list[str]:
+    """``llama_cpp.server`` arguments serving one GGUF on 127.0.0.1 under ``alias``."""
+    return ["--model", str(model), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
+            "--model_alias", alias]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start ``python -m llama_cpp.server`` on a free 127.0.0.1 port; yield its base URL; stop it by PID."""
@@ -76,25 +107,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("server")
     model = write_scripted_gguf(root / "large.gguf", reply=SERVER_REPLY)
     port = _free_port()
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--model_alias", "large"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        _wait_up(base_url, proc)
+    with run_llama_cpp_server(model_server_args(model, port), port=port, log_path=root / "server.log") as base_url:
         yield base_url
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        log.close()
 
 
 # -- real tokenizers (llama.cpp's ggml-vocab-*.gguf, extracted by scripts/test.sh) ------------

@@ -8,11 +8,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -51,27 +47,12 @@ def serve_app(app: Any) -> Iterator[str]:
 @contextmanager
 def llama_server_process(model: Path, *, n_ctx: int = 2048, alias: str = "large") -> Iterator[str]:
     """Run llama.cpp's OpenAI-compatible server on ``model``; yield its ``/v1`` base URL; stop it by PID."""
-    from tests.fixtures_llama import _free_port, _wait_up
+    from tests.fixtures_llama import _free_port, model_server_args, run_llama_cpp_server
 
     port = _free_port()
-    log_path = model.with_suffix(f".{port}.log")
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(  # noqa: S603 - fixed argv
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", str(n_ctx), "--model_alias", alias],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            _wait_up(f"http://127.0.0.1:{port}/v1", proc)
-            yield f"http://127.0.0.1:{port}/v1"
-        finally:
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.kill(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=10)
+    args = model_server_args(model, port, n_ctx=n_ctx, alias=alias)
+    with run_llama_cpp_server(args, port=port, log_path=model.with_suffix(f".{port}.log")) as base_url:
+        yield base_url
 
 
 class RequestLog:

@@ -4,10 +4,6 @@ llama.cpp's OpenAI-compatible server (``python -m llama_cpp.server``), the small
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +16,7 @@ pytest.importorskip("gguf")
 from rpra_agent.cli import commands  # noqa: E402, F401  (registers the commands)
 from rpra_agent.cli.app import app  # noqa: E402
 from rpra_agent.testing.gguf import write_scripted_gguf  # noqa: E402
-from tests.fixtures_llama import _free_port, _wait_up  # noqa: E402
+from tests.fixtures_llama import _free_port, run_llama_cpp_server  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -68,14 +64,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
         ],
     }
     (root / "server.json").write_text(json.dumps(config))
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv
-        [sys.executable, "-m", "llama_cpp.server", "--config_file", str(root / "server.json")],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        _wait_up(base, proc)
+    args = ["--config_file", str(root / "server.json")]
+    with run_llama_cpp_server(args, port=port, log_path=root / "server.log") as base:
         yield {
             "small": f"gguf:{small}?n_ctx={N_CTX}",
             "tuned": f"gguf:{tuned}?n_ctx={N_CTX}",
@@ -84,15 +74,6 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
             "base_url": base,
             "root": str(root),
         }
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        log.close()
 
 
 def test_experiment_end_to_end_on_llama_cpp(models: dict[str, str], tmp_path: Path) -> None:
