@@ -9,6 +9,7 @@ from rpra_agent.core.prediction import Prediction
 from rpra_agent.service.app import create_app
 from rpra_agent.service.engine import ChatEngine
 from rpra_agent.testing import InMemoryDecisionStore, ScriptedChatModel
+from tests.fixtures_disk import tiny_disk  # noqa: F401  (the disk-full tests' fixture)
 from tests.fixtures_llama import random_gguf, scripted_gguf  # noqa: F401
 from tests.fixtures_service import serve_app
 

@@ -139,19 +139,6 @@ def test_deep_json_and_huge_integers_get_an_openai_400_and_are_counted(url):
     assert 'rpra_errors_total{code="invalid_json"} 2' in httpx.get(f"{url}/metrics?format=prometheus").text
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.decode().strip()})")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 def test_a_full_disk_answers_503_never_a_200_without_a_record(tiny_disk):
     store = open_store(
         f"sqlite:///{tiny_disk / 'log.db'}", spool_path=str(tiny_disk / "spool.jsonl"),

@@ -12,6 +12,7 @@ from rpra_agent.core.decision import Decision, LegUsage
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import Prediction
 from rpra_agent.store import InMemoryDecisionStore, open_store
+from tests.fixtures_disk import tiny_disk  # noqa: F401  (the disk-full tests' fixture)
 from tests.fixtures_postgres import postgres_server, postgres_url  # noqa: F401
 
 _counter = itertools.count()

@@ -77,19 +77,6 @@ def _fill(directory: Path, leave: int) -> Path:
     return filler
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.decode().strip()}); see the RLIMIT_FSIZE test")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
 @pytest.mark.parametrize(("durability", "on_loss"), [("sync", "raise"), ("sync", "log"), ("async", "raise")])
 def test_full_disk_is_never_a_silent_loss_and_nothing_is_lost_once_space_is_back(tiny_disk, durability, on_loss):
     store = open_store(
