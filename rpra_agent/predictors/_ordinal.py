@@ -90,6 +90,11 @@ class RowBasis:
         n, d = X.shape
         return 0 < n <= _ROWSPACE_MAX_ROWS and 2 * n * n < 2 * X.nnz + _LBFGS_FLOPS_PER_DIM * d
 
+    @classmethod
+    def if_faster(cls, X: sparse.csr_matrix) -> RowBasis | None:
+        """A basis of ``X``'s rows when :meth:`suits` says solving there is faster, else ``None``."""
+        return cls(X) if cls.suits(X) else None
+
     def to_gamma(self, beta: np.ndarray) -> np.ndarray:
         """The row-space coordinates of ``beta``'s projection on the row space."""
         return (self.U.T @ np.asarray(self.X @ beta).ravel()) / self.s
@@ -162,8 +167,8 @@ class OrdinalLogit:
         """
         d = X.shape[1]
         targets = threshold_targets(y, self.n_labels)
-        if basis is None and RowBasis.suits(X):
-            basis = RowBasis(X)
+        if basis is None:
+            basis = RowBasis.if_faster(X)
         if start is None:
             rate = (targets.sum(axis=0) + 0.5) / (len(y) + 1.0)
             theta0 = np.log(rate / (1.0 - rate))
@@ -254,7 +259,7 @@ class OrdinalLogit:
             if not test.any() or not train.any():
                 continue
             w, Xf = None, X[train]
-            basis = RowBasis(Xf) if RowBasis.suits(Xf) else None
+            basis = RowBasis.if_faster(Xf)
             for C in grid:  # ascending C, warm-started
                 w = self._fit_once(Xf, y[train], C, start=w, basis=basis)
                 oof[C][test] = self._cumulative(X[test], w[:d], np.minimum.accumulate(w[d:]))

@@ -153,7 +153,7 @@ def choose_head(
         if not test.any() or not train.any():
             continue
         X_train, X_test = X[train], X[test]
-        basis = RowBasis(X_train) if RowBasis.suits(X_train) else None  # shared by every target and C
+        basis = RowBasis.if_faster(X_train)  # shared by every target and C
         for target in targets:
             y, k = positions[target], n_labels[target]
             model, w = OrdinalLogit(k, C=grid[0]), None
