@@ -312,3 +312,25 @@ def test_prompts_file_ids_default_to_line_numbers(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="duplicate id"):
         path.write_text('{"id": 2, "prompt": "a"}\n{"prompt": "b"}\n')
         load_prompts(path)
+
+
+def test_live_folds_keep_a_conversations_turns_together_and_stay_stable() -> None:
+    """Live cross-fitting must not predict turn 2 with a model trained on turn 1 of its conversation."""
+    from rpra_agent.evaluation.datasets.records import EvalItem
+    from rpra_agent.evaluation.runs._live_steps import live_folds
+
+    def turns(q: int) -> list[EvalItem]:
+        first = {"role": "user", "content": f"question {q}: write a poem"}
+        second = ({"role": "assistant", "content": "a poem"}, {"role": "user", "content": "now shorter"})
+        return [
+            EvalItem(f"q{q}-t1", first["content"], (first,), "writing", {}),
+            EvalItem(f"q{q}-t2", "now shorter", (first, *second), "writing", {}),
+        ]
+
+    items = [it for q in range(40) for it in turns(q)]
+    folds = live_folds(items, 5, seed=0)
+    assert all(folds[2 * q] == folds[2 * q + 1] for q in range(40))
+    assert len(set(folds.tolist())) == 5  # the conversations still spread over every fold
+    # a resumed run over more items gives every earlier item its fold
+    more = live_folds(items + turns(40), 5, seed=0)
+    assert more[: len(items)].tolist() == folds.tolist()

@@ -29,14 +29,25 @@ from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibratio
 from rpra_agent.evaluation.runs.crossfit import crossfit_cards
 from rpra_agent.evaluation.runs.replay import item_message
 from rpra_agent.evaluation.runs.routers import ALIASES, RouterScores, RouterSelection, choose_operating_router
-from rpra_agent.predictors.folds import stable_fold_ids
+from rpra_agent.predictors.folds import conversation_key, stable_fold_ids
 from rpra_agent.store.base import DecisionStore
 
-__all__ = ["judge_pending", "judged_dataset", "live_router_scores", "live_rows", "predict_pending"]
+__all__ = ["judge_pending", "judged_dataset", "live_folds", "live_router_scores", "live_rows", "predict_pending"]
 
 logger = logging.getLogger(__name__)
 
 Verdicts = dict[tuple[str, str], Verdict]
+
+
+def live_folds(items: Sequence[EvalItem], folds: int, seed: int) -> np.ndarray:
+    """Cross-fitting folds of a live run: stable as items come and go, one fold per conversation.
+
+    Hashing the conversation (:func:`~rpra_agent.predictors.folds.conversation_key`), not
+    the item id, keeps the turns of one conversation in one fold, as the replay's folds
+    do: a turn's prediction never comes from a model trained on another turn of its
+    conversation, and a resumed run gives every item the fold it had.
+    """
+    return stable_fold_ids([conversation_key(it) for it in items], folds, seed)
 
 
 def _judged(store: DecisionStore, decision_ids: Sequence[str]) -> Verdicts:
@@ -124,7 +135,7 @@ def predict_pending(
     out: dict[str, dict[str, Prediction | None]] = {"zero_shot": {it.id: answers[it.id].prediction for it in items}}
     if not items:
         return out
-    fold = stable_fold_ids([it.id for it in items], folds, seed)
+    fold = live_folds(items, folds, seed)
     decisions = [answers[it.id] for it in items]
     given = [verdicts[(d.id, "given")] for d in decisions]
     cards = crossfit_cards(decisions, given, decisions[0].small_model, fold, scale=scale)
@@ -323,7 +334,7 @@ def live_rows(
     selection = opts.selected_routers()
     if routing:
         judged = judged_dataset(ds, items, answers, larges or {}, verdicts, scale)
-        folds = stable_fold_ids([it.id for it in items], opts.folds, opts.seed)
+        folds = live_folds(items, opts.folds, opts.seed)
         routers, skipped = live_router_scores(judged, scale, selection, folds, k=opts.folds, seed=opts.seed)
         scores += routers
         rows += [router_row(r, weak, strong, labels) for r in routers]
