@@ -81,6 +81,28 @@ def test_category_keep_scores_are_cross_fitted():
         assert category_keep_scores(cats, flipped, acceptable=7)[i] == keep[i]
 
 
+def test_category_keep_scores_keep_a_conversation_in_one_fold():
+    """With groups, another turn of the item's conversation never informs its keep-score either."""
+    cats = ["a"] * 20
+    weak = [10, 1] * 10
+    groups = [f"conversation {i // 2}" for i in range(20)]  # turns 2i and 2i+1 share a conversation
+    keep = category_keep_scores(cats, weak, acceptable=7, folds=5, seed=0, groups=groups)
+    for i in range(0, 20, 2):
+        flipped = list(weak)
+        flipped[i + 1] = 10  # the sibling turn's score
+        assert category_keep_scores(cats, flipped, acceptable=7, folds=5, seed=0, groups=groups)[i] == keep[i]
+    # without groups the sibling lands in another fold for some conversation, and leaks
+    plain = category_keep_scores(cats, weak, acceptable=7, folds=5, seed=0)
+    leaks = 0
+    for i in range(0, 20, 2):
+        flipped = list(weak)
+        flipped[i + 1] = 10
+        leaks += category_keep_scores(cats, flipped, acceptable=7, folds=5, seed=0)[i] != plain[i]
+    assert leaks > 0
+    # one conversation: too few groups to cross-fit, every item gets the uninformed 0.5
+    assert category_keep_scores(["a", "a"], [10, 1], acceptable=7, groups=["c", "c"]).tolist() == [0.5, 0.5]
+
+
 def test_keep_scores_registry():
     ds = load_dataset("gsm8k")
     scores, metric = keep_scores(ds, "length")

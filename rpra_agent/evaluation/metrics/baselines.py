@@ -78,13 +78,14 @@ def category_keep_scores(
     folds: int = 5,
     seed: int = 0,
     prior_strength: float = 1.0,
+    groups: Sequence[Hashable] | None = None,
 ) -> np.ndarray:
     """A statistical report card: the share of acceptable small answers in the item's category.
 
     Cross-fitted: items are split into ``folds`` random folds and each item's score is
     computed from the other folds only, so no item informs its own prediction. The
     share is smoothed toward the other folds' overall share with ``prior_strength``
-    pseudo-items.
+    pseudo-items. ``groups`` (e.g. conversation keys) keeps related items in one fold.
 
     Returns:
         A ``p_acceptable`` in [0, 1] per item.
@@ -98,9 +99,13 @@ def category_keep_scores(
     codes = np.unique(np.asarray([str(c) for c in categories]), return_inverse=True)[1]
     from rpra_agent.predictors.folds import fold_ids
 
-    fold = fold_ids(n, min(folds, n), seed)
+    units = len({str(g) for g in groups}) if groups is not None else n
+    k = min(folds, units)
+    if k < 2:
+        return np.full(n, 0.5)
+    fold = fold_ids(n, k, seed, groups=groups)
     out = np.empty(n, dtype=float)
-    for f in range(min(folds, n)):
+    for f in range(k):
         test, train = fold == f, fold != f
         prior = ok[train].mean()
         hits = np.bincount(codes[train], weights=ok[train], minlength=codes.max() + 1)
@@ -175,7 +180,10 @@ class _Scorer:
 
 
 def _category(ds: EvalDataset) -> np.ndarray:
-    return category_keep_scores(ds.categories(), ds.scores(ds.weak), ds.acceptable)
+    from rpra_agent.predictors.folds import conversation_key
+
+    groups = [conversation_key(item) for item in ds.items]
+    return category_keep_scores(ds.categories(), ds.scores(ds.weak), ds.acceptable, groups=groups)
 
 
 def _oracle(ds: EvalDataset) -> np.ndarray:
