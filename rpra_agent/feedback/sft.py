@@ -60,6 +60,7 @@ class SFTExample:
         kind: The step's kind (what it turned out to be).
         small_model: The small model's id.
         step: What the predictor saw at this step (conversation, kind, reasoning).
+        run_id: The agent run the step belongs to (a run's steps stay on one side of the split).
     """
 
     decision_id: str
@@ -69,6 +70,7 @@ class SFTExample:
     kind: str
     small_model: str
     step: PredictionRequest | None = None
+    run_id: str | None = None
 
     def prompt_request(self) -> PredictionRequest:
         """The predictor's input for this example (the bare request when no step context is known)."""
@@ -131,7 +133,7 @@ def collect_examples(
         if v is None or v.grade is None or v.scale != scale.name or v.grade not in scale.labels:
             continue
         step = step_request(d, runs[d.run_id])
-        out.append(SFTExample(d.id, d.request, v.grade, d.task, d.kind, d.small_model, step))
+        out.append(SFTExample(d.id, d.request, v.grade, d.task, d.kind, d.small_model, step, d.run_id))
     return out
 
 
@@ -140,6 +142,9 @@ def _split(
 ) -> tuple[list[SFTExample], list[SFTExample], bool]:
     if val_fraction <= 0 or len(examples) < 2:
         return list(examples), [], False
+    runs = [e.run_id or e.decision_id for e in examples]
+    if len(set(runs)) < len(runs):
+        return _split_by_run(examples, runs, val_fraction, seed)
     from sklearn.model_selection import train_test_split
 
     labels = [e.grade for e in examples]
@@ -152,6 +157,37 @@ def _split(
         list(examples), test_size=n_val, random_state=seed, stratify=labels if stratify else None
     )
     return list(train), list(val), stratify
+
+
+def _split_by_run(
+    examples: Sequence[SFTExample], runs: Sequence[str], val_fraction: float, seed: int
+) -> tuple[list[SFTExample], list[SFTExample], bool]:
+    """Whole runs to each side: a run's steps share their conversation, so splitting one would leak it.
+
+    scikit-learn's ``StratifiedGroupKFold`` with ``round(1 / val_fraction)`` folds; its
+    first fold is the validation set, so the share is about ``val_fraction`` and the
+    grades as balanced as whole runs allow.
+    """
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n_runs = len(set(runs))
+    if n_runs < 2:
+        logger.warning("every judged step is from one run: no validation split (it would share the conversation)")
+        return list(examples), [], False
+    k = min(n_runs, max(2, round(1 / val_fraction)))
+    labels = [e.grade for e in examples]
+    stratified = min(Counter(labels).values()) >= k
+    if not stratified:
+        logger.warning(
+            "too few examples per grade to stratify (%s); splitting whole runs at random", dict(Counter(labels))
+        )
+    with warnings.catch_warnings():  # it warns when a grade has fewer examples than folds: said above
+        warnings.simplefilter("ignore", UserWarning)
+        folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        train_at, val_at = next(folds.split(list(range(len(examples))), labels, groups=list(runs)))
+    return [examples[i] for i in train_at], [examples[i] for i in val_at], stratified
 
 
 def _write(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -177,6 +213,8 @@ def export_sft(
         store: The decision store.
         out: Output directory (created).
         val_fraction: Share of examples held out for validation, stratified by grade.
+            Where an agent run has several judged steps, whole runs are held out
+            (about this share), so no conversation is on both sides.
         seed: Seed of the split.
         model: Only this small model's steps.
         judge: Only this judge's verdicts.
@@ -212,6 +250,7 @@ def export_sft(
         "labels": list((scale or GradeScale.paper()).labels),
         "balance": balance,
         "stratified": stratified,
+        "runs_kept_whole": len({e.run_id or e.decision_id for e in examples}) < len(examples),
         "seed": seed,
         "val_fraction": val_fraction,
         "splits": {"train": [e.decision_id for e in train], "validation": [e.decision_id for e in val]},

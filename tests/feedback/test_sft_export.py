@@ -124,3 +124,31 @@ def test_judge_filter_and_clear_errors(tmp_path):
         export_sft(unjudged, tmp_path)
     with pytest.raises(ConfigError, match="val_fraction"):
         export_sft(store, tmp_path, val_fraction=1.0)
+
+
+def test_a_runs_steps_stay_on_one_side_of_the_split(tmp_path):
+    """Steps of one agent run share a conversation: holding out some of them would leak it into validation."""
+    store = InMemoryDecisionStore()
+    grades = ["great", "ok", "bad"]
+    for run in range(20):
+        for step in range(3):
+            d = decision(run_id=f"run-{run}", step=step, request=f"run {run} step {step}")
+            store.add(d)
+            store.add_verdicts([v(d, grades[(run + step) % 3])])
+    result = export_sft(store, tmp_path / "a", val_fraction=0.25, seed=1)
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["runs_kept_whole"] is True and result.stratified
+    run_of = {d.id: d.run_id for d in store.decisions()}
+    train_runs = {run_of[i] for i in manifest["splits"]["train"]}
+    val_runs = {run_of[i] for i in manifest["splits"]["validation"]}
+    assert not train_runs & val_runs and len(train_runs | val_runs) == 20
+    assert result.train + result.validation == 60 and 9 <= result.validation <= 21  # whole runs, about a quarter
+    assert set(result.balance["validation"]) == {"great", "ok", "bad"}
+    export_sft(store, tmp_path / "b", val_fraction=0.25, seed=1)
+    assert (tmp_path / "a" / "manifest.json").read_text() == (tmp_path / "b" / "manifest.json").read_text()
+    one_run = InMemoryDecisionStore()
+    for step in range(4):
+        d = decision(run_id="only", step=step)
+        one_run.add(d)
+        one_run.add_verdicts([v(d, "great")])
+    assert (export_sft(one_run, tmp_path / "c", val_fraction=0.25).validation) == 0
