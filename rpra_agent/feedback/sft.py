@@ -60,7 +60,8 @@ class SFTExample:
         kind: The step's kind (what it turned out to be).
         small_model: The small model's id.
         step: What the predictor saw at this step (conversation, kind, reasoning).
-        run_id: The agent run the step belongs to (a run's steps stay on one side of the split).
+        conversation: The step's thread, or its run without one (a conversation's steps stay
+            on one side of the split).
     """
 
     decision_id: str
@@ -70,7 +71,7 @@ class SFTExample:
     kind: str
     small_model: str
     step: PredictionRequest | None = None
-    run_id: str | None = None
+    conversation: str | None = None
 
     def prompt_request(self) -> PredictionRequest:
         """The predictor's input for this example (the bare request when no step context is known)."""
@@ -133,7 +134,7 @@ def collect_examples(
         if v is None or v.grade is None or v.scale != scale.name or v.grade not in scale.labels:
             continue
         step = step_request(d, runs[d.run_id])
-        out.append(SFTExample(d.id, d.request, v.grade, d.task, d.kind, d.small_model, step, d.run_id))
+        out.append(SFTExample(d.id, d.request, v.grade, d.task, d.kind, d.small_model, step, d.thread_id or d.run_id))
     return out
 
 
@@ -142,7 +143,7 @@ def _split(
 ) -> tuple[list[SFTExample], list[SFTExample], bool]:
     if val_fraction <= 0 or len(examples) < 2:
         return list(examples), [], False
-    runs = [e.run_id or e.decision_id for e in examples]
+    runs = [e.conversation or e.decision_id for e in examples]
     if len(set(runs)) < len(runs):
         return _split_by_run(examples, runs, val_fraction, seed)
     from sklearn.model_selection import train_test_split
@@ -162,7 +163,7 @@ def _split(
 def _split_by_run(
     examples: Sequence[SFTExample], runs: Sequence[str], val_fraction: float, seed: int
 ) -> tuple[list[SFTExample], list[SFTExample], bool]:
-    """Whole runs to each side: a run's steps share their conversation, so splitting one would leak it.
+    """Whole conversations (threads, else runs) to each side: splitting one would leak it into validation.
 
     scikit-learn's ``StratifiedGroupKFold`` with ``round(1 / val_fraction)`` folds; its
     first fold is the validation set, so the share is about ``val_fraction`` and the
@@ -250,7 +251,7 @@ def export_sft(
         "labels": list((scale or GradeScale.paper()).labels),
         "balance": balance,
         "stratified": stratified,
-        "runs_kept_whole": len({e.run_id or e.decision_id for e in examples}) < len(examples),
+        "runs_kept_whole": len({e.conversation or e.decision_id for e in examples}) < len(examples),
         "seed": seed,
         "val_fraction": val_fraction,
         "splits": {"train": [e.decision_id for e in train], "validation": [e.decision_id for e in val]},
