@@ -64,3 +64,21 @@ def test_calibrate_refuses_an_artifact_on_another_scale(tmp_path: Path, artifact
 def test_calibrate_names_what_predictor_may_be() -> None:
     code, text = _run("calibrate", "--dataset", "mt-bench", "--predictor", "vibes", "--target-rate", "0.3")
     assert code == 2 and "unknown --predictor 'vibes'" in text and "trained artifact" in text
+
+
+def test_an_artifact_scored_on_its_own_training_data_is_flagged_in_sample(
+    artifact: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its figures and a threshold calibrated on them are optimistic: the note and a warning say so."""
+    from rpra_agent.evaluation.runs.artifacts import artifact_scores
+    from rpra_agent.evaluation.runs.judged import scale_for
+
+    own = toy_dataset(45, seed=3).judged()  # the artifact's training set ("dataset:toy")
+    with caplog.at_level("WARNING"):
+        scores = artifact_scores(own, artifact, scale_for(own))
+    assert "IN-SAMPLE" in scores.note and "optimistic" in caplog.text
+    caplog.clear()
+    other = toy_dataset(40, seed=5, name="fresh").judged()
+    with caplog.at_level("WARNING"):
+        scores = artifact_scores(other, artifact, scale_for(other))
+    assert "IN-SAMPLE" not in scores.note and not caplog.records

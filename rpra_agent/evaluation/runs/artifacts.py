@@ -8,6 +8,7 @@ another scale is refused with a clear error, never silently rescaled.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from rpra_agent.core.grades import GradeScale
 from rpra_agent.evaluation.datasets.records import EvalDataset
 from rpra_agent.evaluation.runs.routers import RouterScores
 
-__all__ = ["NORMALIZED", "artifact_name", "artifact_scores", "check_scale", "load_artifact"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["NORMALIZED", "artifact_name", "artifact_scores", "check_scale", "in_sample", "load_artifact"]
 
 #: The scale name of an artifact trained on several datasets pooled after normalisation.
 NORMALIZED = "normalized01"
@@ -70,6 +73,11 @@ def check_scale(predictor: Any, scale: GradeScale, dataset: EvalDataset, path: s
     )
 
 
+def in_sample(source: str, dataset: EvalDataset) -> bool:
+    """Whether an artifact's training source (``dataset:a+b``) names ``dataset``: then it saw these items."""
+    return source.startswith("dataset:") and dataset.name in source.removeprefix("dataset:").split("+")
+
+
 def artifact_scores(dataset: EvalDataset, path: str | Path, scale: GradeScale) -> RouterScores:
     """The artifact's keep-score (and grade distribution, on the dataset's own scale) for every item.
 
@@ -104,4 +112,12 @@ def artifact_scores(dataset: EvalDataset, path: str | Path, scale: GradeScale) -
     source = predictor.training.get("source", "?") if isinstance(predictor.training, dict) else "?"
     units = "" if own_scale else "; normalised 0-1 scores (pooled training)"
     note = f"trained artifact {predictor.version} ({predictor.mode} mode, trained on {source}){units}; not cross-fitted"
+    if in_sample(source, dataset):
+        note += "; IN-SAMPLE: it was trained on a dataset of this name, so its figures are optimistic"
+        logger.warning(
+            "%s was trained on %s, a dataset named like %r: scored on its own training items, its APGR and any "
+            "threshold calibrated on them are optimistic; use held-out data or `rpra eval --predictor learned` "
+            "(cross-fitted)",
+            path, source, dataset.name,
+        )  # fmt: skip
     return RouterScores(artifact_name(path), keep, dists, scale if dists else None, note)
