@@ -205,6 +205,27 @@ class GradeScale:
         """Whether ``label`` is at or above ``acceptable_from``."""
         return self._index(label) >= self._index(self.acceptable_from)
 
+    def check_scores(self, scores: Iterable[float], what: str = "scores") -> None:
+        """Refuse scores off this scale (NaN, an unjudged score, is fine).
+
+        A model fitted on :meth:`position` would clip them to the scale's ends and learn
+        nothing, so a 1-10 judge score given without its scale is an error, not a 1.
+
+        Raises:
+            ConfigError: naming the range seen and how to pass the right scale.
+        """
+        seen = [float(x) for x in scores if not math.isnan(float(x))]
+        if not seen:
+            return
+        slack = 1e-9 * max(1.0, self.high - self.low)
+        lo, hi = min(seen), max(seen)
+        if lo < self.low - slack or hi > self.high + slack:
+            raise ConfigError(
+                f"{what} range from {lo:g} to {hi:g}, outside the scale {self.name!r} ({self.low:g} to "
+                f"{self.high:g}): pass the judge's scale, e.g. scale=GradeScale.integer(1, 10, acceptable=7), "
+                "or GradeScale.for_scores(scores, low, high, acceptable)"
+            )
+
     def normalize(self, score: float) -> float:
         """Map a value on this scale to [0, 1]."""
         return (float(score) - self.low) / (self.high - self.low)

@@ -94,6 +94,7 @@ class RidgeTextPredictor:
         y = np.asarray(scores, dtype=float)
         if len(y) != len(samples):
             raise ConfigError(f"{len(samples)} samples but {len(y)} scores")
+        self.scale.check_scores(y)
         keep = np.flatnonzero(~np.isnan(y))
         if len(keep) < 2:
             raise ConfigError(f"the ridge baseline needs at least 2 judged examples, got {len(keep)}")

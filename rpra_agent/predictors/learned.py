@@ -188,6 +188,10 @@ class LearnedPredictor(Persistent):
         large = None if large_scores is None else np.asarray(large_scores, dtype=float)
         if large is not None and len(large) != len(small):
             raise ConfigError(f"{len(small)} scores but {len(large)} large scores")
+        if self.target_option != "no_worse":  # no_worse compares the two scores, on any scale
+            self.data_scale.check_scores(small, "scores")
+            if large is not None:
+                self.data_scale.check_scores(large, "large_scores")
         candidates = target_positions(self.target_option, self.data_scale, small, large)
         needed = np.isnan(small)
         for _, pos in candidates.values():

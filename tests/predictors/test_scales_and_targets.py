@@ -131,7 +131,7 @@ def test_gain_target_predicts_the_margin_and_auto_chooses_by_inner_routing() -> 
     assert auto.target in ("small", "gain") and auto.target_option == "auto"
     assert any(key.startswith("gain@") for key in auto.training["selection"])
     with pytest.raises(ConfigError, match="large_scores"):
-        LearnedPredictor(target="gain").fit(*make_samples(20))
+        LearnedPredictor(target="gain", scale=GradeScale.ten_point()).fit(*make_samples(20))
     with pytest.raises(ConfigError, match="target must be"):
         LearnedPredictor(target="best")  # type: ignore[arg-type]
 
@@ -184,3 +184,23 @@ def test_point_distribution_has_the_prediction_as_its_mean() -> None:
     for value in (0.0, 3.4, 7.0, 9.99, 12.0):
         dist = point_distribution(scale, value)
         assert scale.expected(dist) == pytest.approx(min(max(value, 1.0), 10.0))
+
+
+def test_scores_off_the_scale_are_refused_not_clipped() -> None:
+    """1-10 judge scores given without their scale would all clip to the top label and train nothing."""
+    samples = [Sample(f"question {i} about {'math' if i % 2 else 'art'}") for i in range(30)]
+    judged = np.array([3.0, 8.0] * 15)
+    with pytest.raises(ConfigError, match=r"scores range from 3 to 8, outside the scale 'paper3'.*GradeScale\.integer"):
+        LearnedPredictor().fit(samples, judged)
+    with pytest.raises(ConfigError, match="large_scores range from 2 to 12"):
+        LearnedPredictor(scale=GradeScale.integer(1, 10, acceptable=7)).fit(
+            samples, judged, large_scores=np.array([2.0, 12.0] * 15)
+        )
+    with pytest.raises(ConfigError, match="outside the scale"):
+        RidgeTextPredictor().fit(samples, judged)
+    # on its scale, with unjudged (NaN) items, it trains; no_worse compares the two scores on any scale
+    with_gaps = judged.copy()
+    with_gaps[:4] = np.nan
+    assert LearnedPredictor(scale=GradeScale.integer(1, 10, acceptable=7)).fit(samples, with_gaps).fitted
+    assert LearnedPredictor(target="no_worse").fit(samples, judged, large_scores=np.full(30, 5.0)).fitted
+    GradeScale.paper().check_scores([0.0, 0.5, 1.0, float("nan")])  # no error
