@@ -153,6 +153,8 @@ def convert(
         highlight=False,
         soft_wrap=True,
     )
+    if (warning := check.strength_warning()) is not None:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 def _score_range(text: str | None) -> tuple[float, float] | None:

@@ -93,6 +93,8 @@ def _print_result(result: Any, elapsed: float) -> None:
         console.print(table)
     files = ", ".join(f"{k}: {v}" for k, v in result.paths.items())
     console.print(f"[dim]{files}[/]", highlight=False, soft_wrap=True)
+    for warning in result.warnings:
+        err.print(f"[bold yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     console.print(f"[bold]done in {elapsed:.1f}s[/] (eval id {result.eval_id})", highlight=False)
 
 

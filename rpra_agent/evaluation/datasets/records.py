@@ -163,6 +163,26 @@ class EvalDataset:
         keep = ~(np.isnan(self.scores(self.weak)) | np.isnan(self.scores(self.strong)))
         return self.subset(np.flatnonzero(keep))
 
+    def strength_warning(self) -> str | None:
+        """A warning when the weak model does not score below the strong one on the judged items.
+
+        Routing metrics measure how much of the strong model's lead a router recovers
+        (PGR, APGR). Without a lead they turn over: the oracle scores below random and a
+        router that loses quality shows a positive PGR. Mislabelled ``weak``/``strong``
+        is the usual cause.
+        """
+        judged = self.judged()
+        if len(judged) == 0:
+            return None
+        weak, strong = float(np.mean(judged.scores(self.weak))), float(np.mean(judged.scores(self.strong)))
+        if weak < strong:
+            return None
+        return (
+            f"the weak model {self.weak!r} scores {weak:.3g} on average, not below the strong model "
+            f"{self.strong!r} ({strong:.3g}): PGR and APGR assume the strong model leads, so they are "
+            "meaningless here; if the two are swapped, set --weak/--strong (or the file's header) the other way"
+        )
+
     def header(self) -> dict[str, Any]:
         """The header object written as the file's first line."""
         head: dict[str, Any] = {"format": FORMAT_VERSION, "name": self.name}

@@ -237,6 +237,7 @@ def render_html(result: EvalResult, png: bytes | None = None) -> str:
         strong=html.escape(result.strong),
         scale=html.escape(result.scale),
         protocol=html.escape(result.protocol),
+        warnings="".join(f"<p class='warning'><b>Warning:</b> {html.escape(w)}</p>\n" for w in result.warnings),
         plot=img,
         table=_html_table(result),
         operating=_html_operating(result),

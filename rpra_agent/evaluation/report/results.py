@@ -88,6 +88,8 @@ class EvalResult:
         cpu_timings: CPU seconds per stage (this process's user + system time).
         eval_id: The id that prefixes this run's graph run ids in the store.
         mode: ``replay`` or ``live``.
+        warnings: What makes the figures misleading, said beside them (e.g. a weak
+            model that does not score below the strong one).
     """
 
     dataset: str
@@ -106,6 +108,7 @@ class EvalResult:
     cpu_timings: dict[str, float] = field(default_factory=dict)
     eval_id: str = ""
     mode: str = "replay"
+    warnings: list[str] = field(default_factory=list)
 
     def row(self, name: str) -> PredictorRow:
         """The row called ``name``.

@@ -377,6 +377,7 @@ def live_rows(
         )
     else:
         protocol += "; no large answers, so agreement figures only (no routers, no operating point)"
+    warnings = [w for w in (judged.strength_warning(),) if w] if routing else []
     return EvalResult(
         dataset=ds.name,
         protocol=protocol,
@@ -391,4 +392,5 @@ def live_rows(
         report_card=card_summary(card, scale),
         eval_id=eval_id,
         mode="live",
+        warnings=warnings,
     )

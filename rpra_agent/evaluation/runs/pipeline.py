@@ -311,7 +311,10 @@ def run_replay_eval(
         timings=timer.times,
         cpu_timings=timer.cpu,
         eval_id=eval_id,
+        warnings=[w for w in (ds.strength_warning(),) if w],
     )
+    for warning in result.warnings:  # the CLI and the HTML report show result.warnings beside the figures
+        logger.info("%s: %s", ds.name, warning)
     if opts.report:
         with timer.stage("report", "report: plot, HTML and JSON"):
             write_report(result, out)
