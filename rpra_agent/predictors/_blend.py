@@ -42,6 +42,7 @@ from threadpoolctl import threadpool_limits
 __all__ = [
     "LENGTH_WEIGHT",
     "RIDGE_ALPHA",
+    "RIDGE_BLOCKS",
     "RIDGE_WEIGHT",
     "Blend",
     "DualRidge",
@@ -62,12 +63,27 @@ _DUAL_MAX_ROWS = 2500
 """Solve in the dual (``n x n`` Gram matrix) up to this many rows; scikit-learn's sparse solver above."""
 
 
-def word_columns(featurizer: Any, width: int) -> np.ndarray:
-    """The columns of the word TF-IDF blocks (``request``, ``draft``), or every column when the featurizer has none."""
+RIDGE_BLOCKS: dict[str, tuple[str, ...]] = {
+    "words": ("request", "draft"),
+    "chars": ("request_chars", "draft_chars"),
+    "text": ("request", "draft", "request_chars", "draft_chars"),
+}
+"""The featurizer blocks a ridge member regresses on, per ``ridge_block`` option."""
+
+
+def word_columns(featurizer: Any, width: int, block: str = "words") -> np.ndarray:
+    """The columns of the ridge member's TF-IDF blocks (:data:`RIDGE_BLOCKS`; words by default).
+
+    Falls back to the word blocks when the featurizer has none of ``block``'s (no
+    character n-grams), and to every column when it has no named blocks at all.
+    """
     blocks = getattr(featurizer, "blocks", None)
     ranges = blocks() if callable(blocks) else {}
-    cols = [np.arange(*ranges[b]) for b in ("request", "draft") if b in ranges]
-    return np.concatenate(cols) if cols else np.arange(width)
+    for names in (RIDGE_BLOCKS[block], RIDGE_BLOCKS["words"]):
+        cols = [np.arange(*ranges[b]) for b in names if b in ranges]
+        if cols:
+            return np.concatenate(cols)
+    return np.arange(width)
 
 
 class DualRidge:

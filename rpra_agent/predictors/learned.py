@@ -40,6 +40,7 @@ from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.predictors._blend import (
     LENGTH_WEIGHT,
+    RIDGE_BLOCKS,
     RIDGE_WEIGHT,
     fit_ridge,
     fold_in,
@@ -95,6 +96,9 @@ class LearnedPredictor(Persistent):
         length_weight: In draft mode, the share of the draft's log length, folded in
             the same way where, on the inner folds, it alone routes at least as well
             as the head; 0 never uses it.
+        ridge_block: What the ridge member regresses on: ``"words"`` (default: the
+            word TF-IDF blocks, as the TF-IDF + ridge baseline), ``"chars"`` (the
+            character n-gram blocks) or ``"text"`` (both); see ``docs/LEARNED.md``.
         target: What the head predicts. ``"small"``: the judge's score of the small
             answer (the prediction is on the judge's scale). ``"gain"``: the small
             answer's margin over the large one, ``small - large`` (the prediction is on
@@ -124,6 +128,7 @@ class LearnedPredictor(Persistent):
         target: Target = "auto",
         ridge_weight: float = RIDGE_WEIGHT,
         length_weight: float = LENGTH_WEIGHT,
+        ridge_block: str = "words",
         name: str | None = None,
     ) -> None:
         if mode not in ("request", "draft"):
@@ -139,6 +144,8 @@ class LearnedPredictor(Persistent):
         for option, value in (("ridge_weight", ridge_weight), ("length_weight", length_weight)):
             if not (isinstance(value, int | float) and 0.0 <= float(value) < float("inf")):
                 raise ConfigError(f"{option} must be a finite number >= 0, not {value!r}")
+        if ridge_block not in RIDGE_BLOCKS:
+            raise ConfigError(f"ridge_block must be one of {', '.join(RIDGE_BLOCKS)}, not {ridge_block!r}")
         self.target_option: Target = target
         self.target: Target = "small" if target == "auto" else target
         self.featurizer: Featurizer = featurizer if featurizer is not None else TextFeaturizer()
@@ -154,6 +161,7 @@ class LearnedPredictor(Persistent):
             "seed": seed,
             "ridge_weight": float(ridge_weight),
             "length_weight": float(length_weight),
+            "ridge_block": ridge_block,
         }
         self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], folds=folds, seed=seed)
         self.block_grid = {k: tuple(float(x) for x in v) for k, v in (block_grid or {}).items()}
@@ -217,7 +225,7 @@ class LearnedPredictor(Persistent):
         X = self.featurizer.transform(train)
         weak = small[keep]
         strong = None if large is None or np.isnan(large[keep]).any() else large[keep]
-        columns = word_columns(self.featurizer, X.shape[1])
+        columns = word_columns(self.featurizer, X.shape[1], self._options["ridge_block"])
         choice = choose_head(
             X,
             {t: pos[keep] for t, (_, pos) in candidates.items()},
@@ -252,7 +260,7 @@ class LearnedPredictor(Persistent):
             "target": self.target,
             "data_scale": self.data_scale.to_dict(),
             "selection": choice.scores,
-            "blend": choice.blend.record() if choice.blend is not None else {"used": []},
+            "blend": _blend_record(choice, self._options["ridge_block"]),
         }
         label_scores = np.interp(y, np.arange(len(self.scale.values)), self.scale.values)
         self.metrics = oof_metrics(self.model, y, label_scores, self.scale)
@@ -372,6 +380,14 @@ class LearnedPredictor(Persistent):
         if getattr(self.featurizer, "blocking", False):
             return await asyncio.to_thread(self.predict, request)
         return self.predict(request)
+
+
+def _blend_record(choice: Any, ridge_block: str) -> dict[str, Any]:
+    """The second stage's record; a non-default ridge block is named (so it changes the version)."""
+    record = choice.blend.record() if choice.blend is not None else {"used": []}
+    if ridge_block != "words" and "ridge" in record:
+        record["ridge"]["block"] = ridge_block
+    return record
 
 
 def _inner(options: Mapping[str, Any]) -> dict[str, int]:

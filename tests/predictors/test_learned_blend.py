@@ -161,3 +161,30 @@ def test_a_featurizer_without_word_blocks_lets_the_ridge_read_every_column() -> 
     width = sum(end - start for start, end in featurizer.blocks().values())
     assert list(word_columns(featurizer, width)) == list(range(*featurizer.blocks()["request"]))
     assert list(word_columns(object(), 7)) == list(range(7))
+
+
+def test_the_ridge_member_can_read_the_character_blocks(tmp_path) -> None:
+    """``ridge_block`` picks the member's columns: chars, words + chars, or words when there are no chars."""
+    samples, scores = _word_signal()
+    featurizer = TextFeaturizer()
+    featurizer.fit(samples, draft=False)
+    ranges = featurizer.blocks()
+    width = max(end for _, end in ranges.values())
+    assert list(word_columns(featurizer, width, "chars")) == list(range(*ranges["request_chars"]))
+    text = word_columns(featurizer, width, "text")
+    assert set(text) == set(range(*ranges["request"])) | set(range(*ranges["request_chars"]))
+    no_chars = TextFeaturizer(chars=None)
+    no_chars.fit(samples, draft=False)
+    assert list(word_columns(no_chars, width, "chars")) == list(range(*no_chars.blocks()["request"]))
+    chars = LearnedPredictor(scale=TEN, ridge_block="chars").fit(samples, scores)
+    words = LearnedPredictor(scale=TEN).fit(samples, scores)
+    assert chars.training["blend"]["used"] == ["ridge"] and chars.training["blend"]["ridge"]["block"] == "chars"
+    assert "block" not in words.training["blend"]["ridge"] and chars.version != words.version
+    X = chars.featurizer.transform(samples)
+    head = LearnedPredictor(scale=TEN, ridge_weight=0.0).fit(samples, scores)
+    moved = np.flatnonzero(~np.isclose(chars.model.beta, head.model.beta, rtol=0, atol=1e-12))
+    assert set(moved) <= set(word_columns(chars.featurizer, X.shape[1], "chars"))  # only the char weights moved
+    loaded = LearnedPredictor.load(chars.save(tmp_path / "chars"))
+    np.testing.assert_array_equal(loaded.predict_proba(samples), chars.predict_proba(samples))
+    with pytest.raises(ConfigError, match="ridge_block must be one of words, chars, text"):
+        LearnedPredictor(ridge_block="sentences")
