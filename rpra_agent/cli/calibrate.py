@@ -76,7 +76,7 @@ def calibrate(
         if db is not None or dataset is None:
             from rpra_agent.store import open_store
 
-            store = open_store(db)
+            store = open_store(db, must_exist=dataset is None)  # it reads the log unless --dataset is given
         cal = _calibrate(store, dataset, predictor, db, target_rate, epsilon, delta, metric, bound, task, run_id)
         if store is not None:
             from rpra_agent.feedback.calibration import save_calibration

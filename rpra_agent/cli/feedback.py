@@ -52,7 +52,7 @@ def _load_model(spec: str, base_url: str | None = None) -> Any:
 def _open_store(url: str | None) -> Any:
     from rpra_agent.store import open_store
 
-    return open_store(url)
+    return open_store(url, must_exist=True)  # every command here reads the log: a missing file is a typo
 
 
 @contextmanager

@@ -114,7 +114,7 @@ def train_predictor(
         if db is not None:
             from rpra_agent.store import open_store
 
-            store = open_store(db)
+            store = open_store(db, must_exist=not dataset)  # reading the log: a missing file is a typo
         try:
             if not dataset and store is not None:
                 with console.status("training on the judged decisions"):

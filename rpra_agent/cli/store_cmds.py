@@ -57,13 +57,16 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 
 @contextmanager
-def _sql_store(url: str | None, **opts: Any) -> Iterator[Any]:
-    """Open the SQL store at ``url``; library errors become one clear line and exit code 2."""
+def _sql_store(url: str | None, *, must_exist: bool = False, **opts: Any) -> Iterator[Any]:
+    """Open the SQL store at ``url``; library errors become one clear line and exit code 2.
+
+    ``must_exist``: a command that only reads refuses a missing SQLite file instead of creating an empty log.
+    """
     from rpra_agent.store import open_store
     from rpra_agent.store.sql import SQLDecisionStore
 
     try:
-        store = open_store(url, **opts)
+        store = open_store(url, must_exist=must_exist, **opts)
     except RPRAError as exc:
         _fail(f"cannot open the decision log: {exc}")
     if not isinstance(store, SQLDecisionStore):
@@ -153,7 +156,7 @@ def log_export(
     if fmt not in ("jsonl", "csv"):
         _fail(f"--format must be jsonl or csv, not {fmt!r}")
     where = DecisionFilter(run_id=run_id, thread_id=thread_id, task=task, since=since)
-    with _sql_store(db) as store:
+    with _sql_store(db, must_exist=True) as store:
         total = store.count(where)
         fh: IO[str] = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
         try:
@@ -228,7 +231,7 @@ def stats(
         table = table.with_prices(dict(PriceTable.parse_option(p) for p in price or ()))
     except RPRAError as exc:
         _fail(str(exc))
-    with _sql_store(db) as store:
+    with _sql_store(db, must_exist=True) as store:
         with err.status("computing statistics"):
             result = compute_stats(store, prices=table, since=since)
         if as_json:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.store.base import Artifact, DecisionFilter, DecisionStore
 from rpra_agent.store.errors import DatabaseReplacedError, DecisionNotDurableError
 from rpra_agent.store.memory import InMemoryDecisionStore
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 
-def open_store(url: str | None = None, **opts: Any) -> DecisionStore:
+def open_store(url: str | None = None, *, must_exist: bool = False, **opts: Any) -> DecisionStore:
     """Open the decision store at ``url``.
 
     Args:
@@ -42,18 +43,27 @@ def open_store(url: str | None = None, **opts: Any) -> DecisionStore:
             ``on_replaced`` (``"raise"``/``"recreate"`` for a deleted SQLite file),
             ``store_text``, ``on_full``, ``max_queue``, ``spool_path``, ``retry_interval``
             ...; ignored by the in-memory store.
+        must_exist: Refuse an SQLite file that does not exist instead of creating it
+            (commands that only read a log: a mistyped path is an error, not an empty log).
 
     Returns:
         A store; close it (or let interpreter exit flush it) when done.
 
     Raises:
-        ConfigError: on an unparsable URL, an unsupported database or a missing driver.
+        ConfigError: on an unparsable URL, an unsupported database, a missing driver, or
+            (``must_exist``) a missing SQLite file.
     """
     from rpra_agent.store._url import resolve_url
 
     db = resolve_url(url)
     if db is None:
         return InMemoryDecisionStore()
+    path = db.sqlite_path
+    if must_exist and path is not None and not path.exists():
+        raise ConfigError(
+            f"no decision log at {path}: the file does not exist (check --db or $RPRA_DATABASE_URL; "
+            "an agent run with this store creates it)"
+        )
     from rpra_agent.store.sql import SQLDecisionStore
 
     return SQLDecisionStore(db, **opts)

@@ -146,6 +146,12 @@ def test_a_judge_that_never_answers_properly_fails_the_command(sqlite_url, tmp_p
 def test_clear_errors_on_an_empty_log_or_a_missing_judge(sqlite_url, tmp_path):
     res = runner.invoke(app, ["judge", "--db", sqlite_url])
     assert res.exit_code == 2 and "no judge configured" in res.output and "RPRA_JUDGE_MODEL" in res.output
+    # a mistyped path is an error, and the read commands do not create the file
+    for args in (["judge", "--judge", "openai:x"], ["report-card", "build"], ["export-sft", "--out", str(tmp_path)]):
+        res = runner.invoke(app, [*args, "--db", sqlite_url])
+        assert res.exit_code == 2 and "does not exist" in res.output, res.output
+    assert not (tmp_path / "log.db").exists()
+    assert runner.invoke(app, ["db", "upgrade", "--db", sqlite_url]).exit_code == 0  # an empty log
     res = runner.invoke(app, ["judge", "--db", sqlite_url, "--judge", "openai:x"])
     assert res.exit_code == 2 and "is empty" in res.output
     for args in (

@@ -115,3 +115,20 @@ def test_stats_shows_the_predictions_share_of_the_steps_cost(tmp_path, monkeypat
     assert "Prediction's share of the steps' cost: 31.0% of tokens, 25.0% of latency" in result.output  # 31/100, 10/40
     data = json.loads(runner.invoke(app, ["stats", "--db", url, "--json"]).stdout)
     assert data["prediction_share"]["tokens"] == pytest.approx(0.31) and data["prediction_share"]["cost"] is None
+
+
+def test_read_commands_refuse_a_missing_sqlite_file_instead_of_creating_it(tmp_path):
+    """`rpra stats --db typo.db` once created an empty log and reported 0 decisions."""
+    missing = tmp_path / "no" / "such" / "log.db"
+    for args in (
+        ["stats"],
+        ["log", "export"],
+        ["calibrate", "--target-rate", "0.3"],
+        ["train-predictor", "--out", str(tmp_path / "a")],
+    ):
+        res = runner.invoke(app, [*args, "--db", f"sqlite:///{missing}"])
+        assert res.exit_code == 2 and "does not exist" in " ".join(res.output.split()), (args, res.output)
+    assert not (tmp_path / "no").exists()
+    # a command that writes may create it
+    res = runner.invoke(app, ["db", "upgrade", "--db", f"sqlite:///{tmp_path / 'new.db'}"])
+    assert res.exit_code == 0 and (tmp_path / "new.db").exists()
