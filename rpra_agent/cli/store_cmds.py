@@ -194,7 +194,7 @@ def log_replay(
     ] = None,
 ) -> None:
     """Re-insert records spooled while the database was unreachable (duplicates are ignored)."""
-    opts = {"spool_path": str(spool)} if spool else {}
+    opts: dict[str, Any] = {"spool_path": str(spool)} if spool else {}
     with _sql_store(db, **opts) as store:
         waiting = store.spool.count()
         if waiting == 0:
