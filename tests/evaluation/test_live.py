@@ -334,3 +334,22 @@ def test_live_folds_keep_a_conversations_turns_together_and_stay_stable() -> Non
     # a resumed run over more items gives every earlier item its fold
     more = live_folds(items + turns(40), 5, seed=0)
     assert more[: len(items)].tolist() == folds.tolist()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"target_rate": 1.5}, "target_rate must lie in"),
+        ({"delta": 1.0}, "delta must lie in"),
+        ({"epsilon": -0.5}, "epsilon must lie in"),
+        ({"threshold": 5.0, "target_rate": 0.3}, "choose one of --threshold, --target-rate and --epsilon"),
+    ],
+)
+def test_live_options_refuse_a_bad_operating_point_before_any_model_call(options: dict[str, Any], message: str) -> None:
+    """Checked like the replay's, so a live run never generates and judges only to fail at calibration."""
+    from rpra_agent.evaluation.runs.pipeline import ReplayOptions
+
+    with pytest.raises(ConfigError, match=message):
+        LiveOptions(**options)
+    with pytest.raises(ConfigError, match=message):
+        ReplayOptions(**options)

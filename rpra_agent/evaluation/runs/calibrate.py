@@ -11,17 +11,39 @@ from typing import Any
 
 import numpy as np
 
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.evaluation.datasets.records import EvalDataset
 from rpra_agent.feedback.calibration import Calibration, calibrate_deferral_rate, calibrate_quality, save_calibration
 from rpra_agent.store.base import DecisionStore
 
-__all__ = ["calibrate_threshold", "calibration_details", "calibration_name", "run_method"]
+__all__ = ["calibrate_threshold", "calibration_details", "calibration_name", "check_operating_options", "run_method"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TARGET_RATE = 0.5
 METRIC = "expected_score"
+
+
+def check_operating_options(
+    threshold: float | None, target_rate: float | None, epsilon: float | None, delta: float
+) -> None:
+    """Refuse conflicting or out-of-range operating-point options before any work (replay and live alike).
+
+    Raises:
+        ConfigError: for more than one of threshold / target rate / epsilon, a target
+            rate outside [0, 1], or a delta outside (0, 1).
+    """
+    given = {"--threshold": threshold, "--target-rate": target_rate, "--epsilon": epsilon}
+    chosen = [name for name, value in given.items() if value is not None]
+    if len(chosen) > 1:
+        raise ConfigError(f"choose one of --threshold, --target-rate and --epsilon, not {', '.join(chosen)}")
+    if target_rate is not None and not 0.0 <= target_rate <= 1.0:
+        raise ConfigError(f"target_rate must lie in [0, 1], got {target_rate}")
+    if epsilon is not None and not epsilon > 0.0:  # the upper end depends on the scale: checked when calibrating
+        raise ConfigError(f"epsilon must lie in (0, the scale's span) score units, got {epsilon}")
+    if not 0.0 < delta < 1.0:
+        raise ConfigError(f"delta must lie in (0, 1), got {delta}")
 
 
 def calibration_name(dataset: str, predictor: str) -> str:

@@ -49,6 +49,7 @@ from rpra_agent.evaluation.report.html import write_report
 from rpra_agent.evaluation.report.results import EvalResult
 from rpra_agent.evaluation.runs._journal import PredictionJournal
 from rpra_agent.evaluation.runs._live_steps import judge_pending, live_rows, predict_pending
+from rpra_agent.evaluation.runs.calibrate import check_operating_options
 from rpra_agent.evaluation.runs.graphrun import EvalProgress, NullProgress, masked_url, run_id_for, run_items
 from rpra_agent.evaluation.runs.routers import RouterSelection, choose_operating_router
 from rpra_agent.graph import build_rpra_graph
@@ -108,9 +109,7 @@ class LiveOptions:
         return self.routers if self.learned else self.routers.without_learned()
 
     def __post_init__(self) -> None:
-        chosen = [n for n in ("threshold", "target_rate", "epsilon") if getattr(self, n) is not None]
-        if len(chosen) > 1:
-            raise ConfigError(f"choose one of --threshold, --target-rate and --epsilon, not {', '.join(chosen)}")
+        check_operating_options(self.threshold, self.target_rate, self.epsilon, self.delta)
         if self.paradigm not in ("pa", "rpra"):
             raise ConfigError(f"paradigm must be 'pa' or 'rpra' for a live evaluation, not {self.paradigm!r}")
         if self.batch_size < 1 or self.max_concurrency < 1 or self.judge_batch < 1:

@@ -67,7 +67,12 @@ from rpra_agent.evaluation.runs._scoring import (
     computed_operating_point,
     graph_operating_point,
 )
-from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibration_details, run_method
+from rpra_agent.evaluation.runs.calibrate import (
+    calibrate_threshold,
+    calibration_details,
+    check_operating_options,
+    run_method,
+)
 from rpra_agent.evaluation.runs.crossfit import CardStatPredictor, crossfit_cards
 from rpra_agent.evaluation.runs.graphrun import EvalProgress, NullProgress, masked_url, run_items
 from rpra_agent.evaluation.runs.replay import ReplayChatModel, ReplayIndex, ReplayJudge
@@ -133,13 +138,7 @@ class ReplayOptions:
         return self.routers if self.learned else self.routers.without_learned()
 
     def __post_init__(self) -> None:
-        chosen = [n for n in ("threshold", "target_rate", "epsilon") if getattr(self, n) is not None]
-        if len(chosen) > 1:
-            raise ConfigError(f"choose one of --threshold, --target-rate and --epsilon, not {', '.join(chosen)}")
-        if self.target_rate is not None and not 0.0 <= self.target_rate <= 1.0:
-            raise ConfigError(f"target_rate must lie in [0, 1], got {self.target_rate}")
-        if not 0.0 < self.delta < 1.0:
-            raise ConfigError(f"delta must lie in (0, 1), got {self.delta}")
+        check_operating_options(self.threshold, self.target_rate, self.epsilon, self.delta)
         if self.batch_size < 1 or self.max_concurrency < 1 or self.workers < 1:
             raise ConfigError("batch_size, max_concurrency and workers must be at least 1")
 
