@@ -182,7 +182,8 @@ def _split_by_run(
     stratified = min(Counter(labels).values()) >= k
     if not stratified:
         logger.warning(
-            "too few examples per grade to stratify (%s); splitting whole runs at random", dict(Counter(labels))
+            "too few examples per grade to stratify fully (%s); whole runs balanced as far as they allow",
+            dict(Counter(labels)),
         )
     with warnings.catch_warnings():  # it warns when a grade has fewer examples than folds: said above
         warnings.simplefilter("ignore", UserWarning)
