@@ -33,7 +33,7 @@ from scipy.stats import rankdata, spearmanr
 from sklearn.linear_model import LinearRegression
 
 from rpra_agent.evaluation.datasets import load_dataset
-from rpra_agent.predictors._blend import ridge_oof, word_columns
+from rpra_agent.predictors._blend import ridge_columns, ridge_oof
 from rpra_agent.predictors._ordinal import OrdinalLogit
 from rpra_agent.predictors._select import target_positions
 from rpra_agent.predictors._training import dataset_examples, pooled_examples
@@ -70,7 +70,7 @@ def collect(ds: Any, mode: str, seed: int, cues: bool) -> dict[str, Any]:
         y = cands[p.target][1]
         X = p.featurizer.transform(samples)
         X_test = p.featurizer.transform([samples_all[i] for i in test])
-        cols = word_columns(p.featurizer, X.shape[1])
+        cols = ridge_columns(p.featurizer, X.shape[1])
         inner = fold_ids(len(samples), 3, seed, groups=groups)
         assert p.model.oof_cumulative is not None  # noqa: S101
         rec: dict[str, Any] = {

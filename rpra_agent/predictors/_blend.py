@@ -50,7 +50,7 @@ __all__ = [
     "choose_member",
     "fold_in",
     "length_column",
-    "word_columns",
+    "ridge_columns",
 ]
 
 RIDGE_WEIGHT = 0.25
@@ -71,7 +71,7 @@ RIDGE_BLOCKS: dict[str, tuple[str, ...]] = {
 """The featurizer blocks a ridge member regresses on, per ``ridge_block`` option."""
 
 
-def word_columns(featurizer: Any, width: int, block: str = "words") -> np.ndarray:
+def ridge_columns(featurizer: Any, width: int, block: str = "words") -> np.ndarray:
     """The columns of the ridge member's TF-IDF blocks (:data:`RIDGE_BLOCKS`; words by default).
 
     Falls back to the word blocks when the featurizer has none of ``block``'s (no

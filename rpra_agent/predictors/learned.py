@@ -45,7 +45,7 @@ from rpra_agent.predictors._blend import (
     fit_ridge,
     fold_in,
     length_column,
-    word_columns,
+    ridge_columns,
 )
 from rpra_agent.predictors._blocksearch import fit_head
 from rpra_agent.predictors._learned_io import ARTIFACT_KIND, Persistent
@@ -225,7 +225,7 @@ class LearnedPredictor(Persistent):
         X = self.featurizer.transform(train)
         weak = small[keep]
         strong = None if large is None or np.isnan(large[keep]).any() else large[keep]
-        columns = word_columns(self.featurizer, X.shape[1], self._options["ridge_block"])
+        columns = ridge_columns(self.featurizer, X.shape[1], self._options["ridge_block"])
         choice = choose_head(
             X,
             {t: pos[keep] for t, (_, pos) in candidates.items()},

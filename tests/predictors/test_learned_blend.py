@@ -12,7 +12,7 @@ from sklearn.linear_model import Ridge
 
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.predictors._blend import choose_member, fit_ridge, length_column, ridge_oof, word_columns
+from rpra_agent.predictors._blend import choose_member, fit_ridge, length_column, ridge_columns, ridge_oof
 from rpra_agent.predictors.features import Sample, TextFeaturizer
 from rpra_agent.predictors.folds import fold_ids
 from rpra_agent.predictors.learned import LearnedPredictor
@@ -104,7 +104,7 @@ def test_a_kept_member_is_folded_into_the_heads_weights_and_survives_save_and_lo
     head = LearnedPredictor(scale=TEN, ridge_weight=0.0).fit(samples, scores)
     assert blended.training["blend"]["used"] == ["ridge"] and blended.training["blend"]["ridge"]["scale"] > 0
     assert blended.version != head.version
-    cols = word_columns(blended.featurizer, blended.model.beta.shape[0])
+    cols = ridge_columns(blended.featurizer, blended.model.beta.shape[0])
     X = blended.featurizer.transform(samples)
     coef, intercept = fit_ridge(X[:, cols], np.asarray(scores) - 1.0)
     delta = blended.model.score(X) - head.model.score(X)
@@ -159,8 +159,8 @@ def test_a_featurizer_without_word_blocks_lets_the_ridge_read_every_column() -> 
     featurizer = TextFeaturizer(chars=None)
     featurizer.fit(_word_signal(20)[0], draft=False)
     width = sum(end - start for start, end in featurizer.blocks().values())
-    assert list(word_columns(featurizer, width)) == list(range(*featurizer.blocks()["request"]))
-    assert list(word_columns(object(), 7)) == list(range(7))
+    assert list(ridge_columns(featurizer, width)) == list(range(*featurizer.blocks()["request"]))
+    assert list(ridge_columns(object(), 7)) == list(range(7))
 
 
 def test_the_ridge_member_can_read_the_character_blocks(tmp_path) -> None:
@@ -170,12 +170,12 @@ def test_the_ridge_member_can_read_the_character_blocks(tmp_path) -> None:
     featurizer.fit(samples, draft=False)
     ranges = featurizer.blocks()
     width = max(end for _, end in ranges.values())
-    assert list(word_columns(featurizer, width, "chars")) == list(range(*ranges["request_chars"]))
-    text = word_columns(featurizer, width, "text")
+    assert list(ridge_columns(featurizer, width, "chars")) == list(range(*ranges["request_chars"]))
+    text = ridge_columns(featurizer, width, "text")
     assert set(text) == set(range(*ranges["request"])) | set(range(*ranges["request_chars"]))
     no_chars = TextFeaturizer(chars=None)
     no_chars.fit(samples, draft=False)
-    assert list(word_columns(no_chars, width, "chars")) == list(range(*no_chars.blocks()["request"]))
+    assert list(ridge_columns(no_chars, width, "chars")) == list(range(*no_chars.blocks()["request"]))
     chars = LearnedPredictor(scale=TEN, ridge_block="chars").fit(samples, scores)
     words = LearnedPredictor(scale=TEN).fit(samples, scores)
     assert chars.training["blend"]["used"] == ["ridge"] and chars.training["blend"]["ridge"]["block"] == "chars"
@@ -183,7 +183,7 @@ def test_the_ridge_member_can_read_the_character_blocks(tmp_path) -> None:
     X = chars.featurizer.transform(samples)
     head = LearnedPredictor(scale=TEN, ridge_weight=0.0).fit(samples, scores)
     moved = np.flatnonzero(~np.isclose(chars.model.beta, head.model.beta, rtol=0, atol=1e-12))
-    assert set(moved) <= set(word_columns(chars.featurizer, X.shape[1], "chars"))  # only the char weights moved
+    assert set(moved) <= set(ridge_columns(chars.featurizer, X.shape[1], "chars"))  # only the char weights moved
     loaded = LearnedPredictor.load(chars.save(tmp_path / "chars"))
     np.testing.assert_array_equal(loaded.predict_proba(samples), chars.predict_proba(samples))
     with pytest.raises(ConfigError, match="ridge_block must be one of words, chars, text"):
