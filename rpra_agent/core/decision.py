@@ -111,6 +111,11 @@ class Decision:
         """Whether the large model took the step."""
         return self.route == "large"
 
+    @property
+    def conversation(self) -> str:
+        """The conversation the step belongs to: its thread, else its run (what cross-fitting keeps together)."""
+        return self.thread_id or self.run_id
+
     def with_updates(self, **changes: Any) -> Decision:
         """A copy with some fields replaced."""
         return replace(self, **changes)

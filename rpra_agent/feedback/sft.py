@@ -134,18 +134,23 @@ def collect_examples(
         if v is None or v.grade is None or v.scale != scale.name or v.grade not in scale.labels:
             continue
         step = step_request(d, runs[d.run_id])
-        out.append(SFTExample(d.id, d.request, v.grade, d.task, d.kind, d.small_model, step, d.thread_id or d.run_id))
+        out.append(SFTExample(d.id, d.request, v.grade, d.task, d.kind, d.small_model, step, d.conversation))
     return out
 
 
+def _shared_conversations(examples: Sequence[SFTExample]) -> list[str] | None:
+    """Each example's conversation, when some conversation has several judged steps (else ``None``)."""
+    keys = [e.conversation or e.decision_id for e in examples]
+    return keys if len(set(keys)) < len(keys) else None
+
+
 def _split(
-    examples: Sequence[SFTExample], val_fraction: float, seed: int
+    examples: Sequence[SFTExample], val_fraction: float, seed: int, conversations: Sequence[str] | None
 ) -> tuple[list[SFTExample], list[SFTExample], bool]:
     if val_fraction <= 0 or len(examples) < 2:
         return list(examples), [], False
-    runs = [e.conversation or e.decision_id for e in examples]
-    if len(set(runs)) < len(runs):
-        return _split_by_run(examples, runs, val_fraction, seed)
+    if conversations is not None:
+        return _split_by_run(examples, conversations, val_fraction, seed)
     from sklearn.model_selection import train_test_split
 
     labels = [e.grade for e in examples]
@@ -235,7 +240,8 @@ def export_sft(
             "no judged small-model step in the log: run `rpra judge` first (with --regenerate-small to label "
             "deferred steps too)"
         )
-    train, val, stratified = _split(examples, val_fraction, seed)
+    conversations = _shared_conversations(examples)
+    train, val, stratified = _split(examples, val_fraction, seed, conversations)
     root = Path(out)
     for split, rows in (("train", train), ("validation", val)):
         records = [{"messages": sft_messages(e.prompt_request(), e.grade)} for e in rows]
@@ -252,7 +258,7 @@ def export_sft(
         "labels": list((scale or GradeScale.paper()).labels),
         "balance": balance,
         "stratified": stratified,
-        "runs_kept_whole": len({e.conversation or e.decision_id for e in examples}) < len(examples),
+        "runs_kept_whole": conversations is not None,
         "seed": seed,
         "val_fraction": val_fraction,
         "splits": {"train": [e.decision_id for e in train], "validation": [e.decision_id for e in val]},

@@ -150,7 +150,7 @@ def store_examples(
             latest.get((d.id, "given")) if d.route == "large" and not d.degraded else None
         )
         large_scores.append(float("nan") if large is None else float(large.score or 0.0))
-        groups.append(d.thread_id or d.run_id)
+        groups.append(d.conversation)
         scales.add(verdict.scale)
     if skipped:
         logger.info("learned predictor: %d judged decisions skipped in draft mode (no small answer recorded)", skipped)

@@ -331,9 +331,11 @@ def live_rows(
         else:
             rows.append((agreement_row(name, labels, dists, scale, note=note), None))
     operating = None
+    warnings: list[str] = []
     selection = opts.selected_routers()
     if routing:
         judged = judged_dataset(ds, items, answers, larges or {}, verdicts, scale)
+        warnings += [w for w in (judged.strength_warning(),) if w]
         folds = live_folds(items, opts.folds, opts.seed)
         routers, skipped = live_router_scores(judged, scale, selection, folds, k=opts.folds, seed=opts.seed)
         scores += routers
@@ -377,7 +379,6 @@ def live_rows(
         )
     else:
         protocol += "; no large answers, so agreement figures only (no routers, no operating point)"
-    warnings = [w for w in (judged.strength_warning(),) if w] if routing else []
     return EvalResult(
         dataset=ds.name,
         protocol=protocol,
