@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ from rpra_agent.evaluation.runs._journal import PredictionJournal
 from rpra_agent.evaluation.runs._live_steps import judge_pending, live_rows, predict_pending
 from rpra_agent.evaluation.runs.calibrate import check_operating_options
 from rpra_agent.evaluation.runs.graphrun import EvalProgress, NullProgress, masked_url, run_id_for, run_items
-from rpra_agent.evaluation.runs.routers import RouterSelection, choose_operating_router
+from rpra_agent.evaluation.runs.routers import RouterOptions, choose_operating_router
 from rpra_agent.graph import build_rpra_graph
 from rpra_agent.predictors import ZeroShotPredictor
 from rpra_agent.store import DecisionStore, open_store
@@ -60,8 +60,11 @@ __all__ = ["LiveOptions", "run_live_eval"]
 
 
 @dataclass(frozen=True)
-class LiveOptions:
+class LiveOptions(RouterOptions):
     """Knobs of :func:`run_live_eval`.
+
+    The router knobs of :class:`RouterOptions` need the large answers (``judge_large``):
+    the routers are cross-fitted on the judged items.
 
     Attributes:
         folds: Cross-fitting folds of the report card.
@@ -78,12 +81,6 @@ class LiveOptions:
         judge_batch: Judge tasks per batch (verdicts are saved after each).
         name: The eval id to resume (default: derived from dataset and models).
         report: Write PNG/HTML/JSON.
-        learned: Evaluate the learned predictor when it is installed (``False`` drops
-            it from ``routers``).
-        routers: The routers cross-fitted on the judged items (``rpra eval --predictor``);
-            they need the large answers (``judge_large``).
-        operating_router: The router whose calibrated threshold is reported
-            (``None``/``auto``: the cross-fitted grade predictor with the best APGR).
     """
 
     folds: int = 5
@@ -100,13 +97,6 @@ class LiveOptions:
     judge_batch: int = 8
     name: str | None = None
     report: bool = True
-    learned: bool = True
-    routers: RouterSelection = field(default_factory=RouterSelection)
-    operating_router: str | None = None
-
-    def selected_routers(self) -> RouterSelection:
-        """``routers``, without the learned predictor when ``learned`` is off."""
-        return self.routers if self.learned else self.routers.without_learned()
 
     def __post_init__(self) -> None:
         check_operating_options(self.threshold, self.target_rate, self.epsilon, self.delta)

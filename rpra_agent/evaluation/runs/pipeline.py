@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,12 @@ from rpra_agent.evaluation.runs.calibrate import (
 from rpra_agent.evaluation.runs.crossfit import CardStatPredictor, crossfit_cards
 from rpra_agent.evaluation.runs.graphrun import EvalProgress, NullProgress, masked_url, run_items
 from rpra_agent.evaluation.runs.replay import ReplayChatModel, ReplayIndex, ReplayJudge
-from rpra_agent.evaluation.runs.routers import ReplayedPredictor, RouterScores, RouterSelection, choose_operating_router
+from rpra_agent.evaluation.runs.routers import (
+    ReplayedPredictor,
+    RouterOptions,
+    RouterScores,
+    choose_operating_router,
+)
 from rpra_agent.graph import build_rpra_graph
 from rpra_agent.predictors.folds import conversation_key, fold_ids
 from rpra_agent.store import DecisionStore
@@ -87,8 +92,8 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ReplayOptions:
-    """Knobs of :func:`run_replay_eval`.
+class ReplayOptions(RouterOptions):
+    """Knobs of :func:`run_replay_eval` (and the router knobs of :class:`RouterOptions`).
 
     Attributes:
         folds: Cross-fitting folds (every prediction comes from the other folds).
@@ -103,12 +108,6 @@ class ReplayOptions:
         paradigm: The graph's paradigm (``pa``; replay has no reasoning text).
         batch_size: Items per ``graph.batch`` call.
         max_concurrency: Concurrent graph runs within a batch.
-        learned: Evaluate the learned predictor when it is installed (``False`` drops
-            it from ``routers``).
-        routers: The routers to compute (``rpra eval --predictor``); see
-            :mod:`~rpra_agent.evaluation.runs.routers`.
-        operating_router: The router whose calibrated threshold the graph routes with
-            (``None``/``auto``: the predictor with the best cross-fitted APGR).
         prior_strength: Smoothing of a category's card distribution toward all tasks.
         report: Write the PNG, HTML and JSON files.
         workers: Worker processes for the two graph passes (needs an SQL store URL;
@@ -126,16 +125,9 @@ class ReplayOptions:
     paradigm: Paradigm = "pa"
     batch_size: int = 256
     max_concurrency: int = 4
-    learned: bool = True
     prior_strength: float = 1.0
     report: bool = True
     workers: int = 1
-    routers: RouterSelection = field(default_factory=RouterSelection)
-    operating_router: str | None = None
-
-    def selected_routers(self) -> RouterSelection:
-        """``routers``, without the learned predictor when ``learned`` is off."""
-        return self.routers if self.learned else self.routers.without_learned()
 
     def __post_init__(self) -> None:
         check_operating_options(self.threshold, self.target_rate, self.epsilon, self.delta)

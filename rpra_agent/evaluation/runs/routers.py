@@ -41,6 +41,7 @@ __all__ = [
     "PREDICTORS",
     "ROUTERS",
     "ReplayedPredictor",
+    "RouterOptions",
     "RouterScores",
     "RouterSelection",
     "choose_operating_router",
@@ -96,6 +97,27 @@ class RouterSelection:
     def without_learned(self) -> RouterSelection:
         """The same selection without the learned predictor's routers (``--no-learned``)."""
         return RouterSelection(tuple(n for n in self.names if not n.startswith("learned")), self.artifacts)
+
+
+@dataclass(frozen=True)
+class RouterOptions:
+    """The router knobs that the replay and the live run share (their options extend it).
+
+    Attributes:
+        learned: Evaluate the learned predictor when it is installed (``False`` drops
+            it from ``routers``).
+        routers: The routers to compute (``rpra eval --predictor``).
+        operating_router: The router whose calibrated threshold sets the operating point
+            (``None``/``auto``: the cross-fitted grade predictor with the best APGR).
+    """
+
+    learned: bool = True
+    routers: RouterSelection = field(default_factory=RouterSelection)
+    operating_router: str | None = None
+
+    def selected_routers(self) -> RouterSelection:
+        """``routers``, without the learned predictor when ``learned`` is off."""
+        return self.routers if self.learned else self.routers.without_learned()
 
 
 @dataclass
