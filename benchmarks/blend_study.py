@@ -10,7 +10,8 @@ Usage::
 For every outer fold of ``benchmarks/learned_apgr.py``'s folds and seeds it fits the
 head alone (``ridge_weight=0, length_weight=0``: the previous default) once and stores
 its inner out-of-fold (OOF) expected positions and its held-out ones, a TF-IDF + ridge
-of the same target on the word blocks (OOF on the same inner folds, and held-out), and
+of the same target on the word blocks (``--ridge-block``: the study was run on the
+words; the shipped member now reads the character n-grams) (OOF on the same inner folds, and held-out), and
 the draft's log length; then every rule below recombines them without refitting, and
 the cross-fitted APGR of each rule is printed (mean over the seeds). ``head`` reprints
 the previous default's figures exactly. Weights are in sd of the head's OOF score per
@@ -56,7 +57,7 @@ def _ridge(X: Any, y: np.ndarray, X_test: Any) -> np.ndarray:
     return np.asarray(X_test @ coef).ravel() + intercept
 
 
-def collect(ds: Any, mode: str, seed: int, cues: bool) -> dict[str, Any]:
+def collect(ds: Any, mode: str, seed: int, cues: bool, ridge_block: str = "words") -> dict[str, Any]:
     """Every outer fold's stored scores (see the module docstring)."""
     samples_all = dataset_examples(ds, mode=mode)[0]  # type: ignore[arg-type]
     folds = dataset_folds(ds, 5, seed)
@@ -70,7 +71,7 @@ def collect(ds: Any, mode: str, seed: int, cues: bool) -> dict[str, Any]:
         y = cands[p.target][1]
         X = p.featurizer.transform(samples)
         X_test = p.featurizer.transform([samples_all[i] for i in test])
-        cols = ridge_columns(p.featurizer, X.shape[1])
+        cols = ridge_columns(p.featurizer, X.shape[1], ridge_block)
         inner = fold_ids(len(samples), 3, seed, groups=groups)
         assert p.model.oof_cumulative is not None  # noqa: S101
         rec: dict[str, Any] = {
@@ -227,6 +228,11 @@ def main() -> None:
     parser.add_argument("--arena-dir")
     parser.add_argument("--pairs", default="")
     parser.add_argument("--continuous", action="store_true")
+    parser.add_argument(
+        "--ridge-block",
+        default="words",
+        help="the ridge member's TF-IDF blocks: words (as the study was run), chars (the shipped default), text",
+    )
     args = parser.parse_args()
     if args.arena_dir:
         pairs = [p.split(">") for p in args.pairs.split(",") if p]
@@ -240,7 +246,7 @@ def main() -> None:
         for mode in args.modes.split(","):
             if mode == "draft" and any(t is None for t in ds.texts(ds.weak)):
                 continue
-            runs = [collect(ds, mode, seed, args.cues) for seed in range(args.seeds)]
+            runs = [collect(ds, mode, seed, args.cues, args.ridge_block) for seed in range(args.seeds)]
             row = {n: float(np.mean([evaluate(run, r) for run in runs])) for n, r in rules.items()}
             for n, v in row.items():
                 means[n].append(v)

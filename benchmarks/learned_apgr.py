@@ -70,6 +70,13 @@ def card_keep(categories: Sequence[Any], weak: np.ndarray, folds: np.ndarray) ->
     return keep
 
 
+def members(joined: dict[str, int], fits: int) -> str:
+    """``ridge 12/15,length 1/15``: how many of the auto target's fold fits took each second-stage member."""
+    if not fits:
+        return "-"
+    return ",".join(f"{name} {count}/{fits}" for name, count in sorted(joined.items())) or f"none/{fits}"
+
+
 def _fmt(values: list[float]) -> str:
     return f"{np.mean(values):.3f}±{np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
@@ -117,7 +124,11 @@ def table(
     featurizer: dict[str, Any] | None = None,
 ) -> None:
     cols = [f"learned/{t}" for t in targets] + ["ridge", "card", "shortest", "bar", "bar*", "auto-bar", "auto-bar*"]
-    print(f"{'dataset':9} {'mode':8} {'n':>6} " + " ".join(f"{c:>12}" for c in cols) + "  targets chosen  seconds")
+    print(
+        f"{'dataset':9} {'mode':8} {'n':>6} "
+        + " ".join(f"{c:>12}" for c in cols)
+        + "  targets chosen  members joined  seconds"
+    )
     for name in names:
         ds = name if not isinstance(name, str) else load_dataset(name).judged()
         name = ds.name
@@ -131,18 +142,26 @@ def table(
             start = time.perf_counter()
             got: dict[str, list[float]] = {c: [] for c in cols[:-4]}
             chosen: list[str] = []
+            joined: dict[str, int] = {}
             for seed in range(seeds):
                 folds = dataset_folds(ds, k, seed)
                 for target in targets:
+                    fitted: list[LearnedPredictor] = []
 
-                    def make(mode: Any, target: Any, seed: int = seed) -> LearnedPredictor:
+                    def make(
+                        mode: Any, target: Any, seed: int = seed, fitted: list[LearnedPredictor] = fitted
+                    ) -> LearnedPredictor:
                         text = TextFeaturizer(**featurizer) if featurizer is not None else None
-                        return LearnedPredictor(text, mode=mode, target=target, seed=seed, **(options or {}))
+                        fitted.append(LearnedPredictor(text, mode=mode, target=target, seed=seed, **(options or {})))
+                        return fitted[-1]
 
                     fit = crossfit_predictions(ds, make, mode=mode, target=target, folds=folds)  # type: ignore[arg-type]
                     got[f"learned/{target}"].append(apgr(weak, strong, fit.keep))
                     if target == "auto":
                         chosen.append("".join(t[0] for t in fit.targets))
+                        for p in fitted:  # the second stage's members in each fold's fit (training["blend"])
+                            for member in p.training.get("blend", {}).get("used", []):
+                                joined[member] = joined.get(member, 0) + 1
                 ridge = crossfit_scores(ds, lambda m=mode: RidgeTextPredictor(mode=m), mode=mode, folds=folds)  # type: ignore[arg-type]
                 got["ridge"].append(apgr(weak, strong, ridge))
                 got["card"].append(apgr(weak, strong, card_keep(ds.categories(), weak, folds)))
@@ -161,7 +180,8 @@ def table(
             print(
                 f"{name:9} {mode:8} {len(ds):>6} "
                 + " ".join(f"{c:>12}" for c in cells)
-                + f"  {','.join(chosen) or '-':14}  {time.perf_counter() - start:.0f}",
+                + f"  {','.join(chosen) or '-':14}  {members(joined, len(chosen) * k):14}"
+                + f"  {time.perf_counter() - start:.0f}",
                 flush=True,
             )
 
