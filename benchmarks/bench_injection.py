@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,19 +61,20 @@ def self_prediction_table() -> None:
     print("* an illustration built in tests/reliability/_injection.py, not a shipped predictor")
 
 
-def learned_rows() -> None:
+def learned_rows(options: dict[str, Any] | None = None) -> None:
     if importlib.util.find_spec("rpra_agent.predictors.learned") is None:
         print("\nlearned predictor: not installed: not measured")
         return
     from tests.reliability._injection import learned_shift
 
-    print("\nlearned predictor (trained on the bundled MT-bench, no model call): the first 80 prompts, each")
+    named = f" with {json.dumps(options)}" if options else ""
+    print(f"\nlearned predictor{named} (trained on the bundled MT-bench, no model call): the first 80 prompts, each")
     print("with and without each of the 21 'great' payloads; threshold = median clean P(acceptable)")
     print(
         f"{'mode':<9} {'pairs':>6} {'mean dP':>8} {'mean |dP|':>10} {'p95 |dP|':>9} {'max |dP|':>9} {'-> keep':>8} {'-> defer':>9}"
     )
     for mode in ("request", "draft"):
-        s = learned_shift(mode)
+        s = learned_shift(mode, **(options or {}))
         print(
             f"{mode:<9} {s.pairs:>6} {s.mean_delta:>+8.4f} {s.mean_abs:>10.4f} {s.p95_abs:>9.4f} {s.max_abs:>9.4f} "
             f"{s.toward_keep:>8} {s.toward_defer:>9}"
@@ -120,11 +123,17 @@ def llama_rows() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-llama", action="store_true")
+    ap.add_argument(
+        "--learned-options",
+        type=json.loads,
+        default=None,
+        help='LearnedPredictor keyword arguments (JSON), e.g. \'{"ridge_block": "words"}\' (the previous default)',
+    )
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     t0 = time.perf_counter()
     self_prediction_table()
-    learned_rows()
+    learned_rows(args.learned_options)
     if not args.no_llama:
         llama_rows()
     print(f"({time.perf_counter() - t0:.0f} s)")

@@ -139,12 +139,13 @@ class Shift:
     threshold: float
 
 
-def learned_shift(mode: str = "request", n_items: int = 80) -> Shift:
+def learned_shift(mode: str = "request", n_items: int = 80, **options: Any) -> Shift:
     """The learned predictor, trained on the bundled MT-bench, on its first ``n_items`` prompts with and without each ``great`` attack.
 
     The threshold is the median P(acceptable) of the clean prompts (half would defer).
     In ``draft`` mode the payload is appended to the recorded small-model answer too,
-    as an obedient model would echo it. Needs ``rpra_agent.predictors.learned``.
+    as an obedient model would echo it. ``options`` go to ``LearnedPredictor``. Needs
+    ``rpra_agent.predictors.learned``.
     """
     import numpy as np
     from langchain_core.messages import AIMessage
@@ -153,7 +154,7 @@ def learned_shift(mode: str = "request", n_items: int = 80) -> Shift:
     from rpra_agent.predictors.learned import LearnedPredictor
 
     ds = load_dataset("mt-bench")
-    learned = LearnedPredictor(mode=mode, C=1.0).fit_dataset(ds)  # type: ignore[arg-type]
+    learned = LearnedPredictor(mode=mode, **{"C": 1.0, **options}).fit_dataset(ds)  # type: ignore[arg-type]
 
     def p_ok(item: Any, extra: str) -> float:
         draft = None
