@@ -1,9 +1,10 @@
 """Second-stage members of the learned head (TF-IDF + ridge; the draft's length), folded into its weights.
 
-The ordinal head and a ridge regression of the same target on the word TF-IDF blocks
-err differently (a log-loss over every threshold with character n-grams, cues and the
-task tag, against a squared loss on words alone); on held-out model pairs the ridge
-sometimes orders better, on the bundled data the head. The blend adds the ridge's
+The ordinal head and a ridge regression of the same target on the character n-gram
+TF-IDF blocks (``ridge_block``: or the words, or both) err differently (a log-loss over
+every threshold with words, characters, cues and the task tag, against a squared loss
+on one block); on held-out model pairs the ridge sometimes orders better, on the
+bundled data the head. The blend adds the ridge's
 centred prediction to the head's linear score,
 ``eta(x) = x . beta + c * (ridge(x) - mean ridge OOF)``, with ``c = weight * sd(head
 OOF score) / sd(ridge OOF)``: a fixed, small share (``weight``, 0.25 by default) in
@@ -23,7 +24,7 @@ shortest answers first is a baseline) joins the same way, with an equal share
 the head: then the head has missed a signal that a single feature carries. It is the
 ``draft_log_chars`` cue's column, so folding it in changes one weight.
 
-The ridge is solved in the dual (an ``n x n`` Gram matrix of the word columns) when
+The ridge is solved in the dual (an ``n x n`` Gram matrix of the member's columns) when
 there are few rows, which is exact and several times faster than scikit-learn's
 iterative sparse solver at this size; scikit-learn's ``Ridge`` otherwise.
 """
@@ -42,6 +43,7 @@ from threadpoolctl import threadpool_limits
 __all__ = [
     "LENGTH_WEIGHT",
     "RIDGE_ALPHA",
+    "RIDGE_BLOCK",
     "RIDGE_BLOCKS",
     "RIDGE_WEIGHT",
     "Blend",
@@ -63,6 +65,9 @@ _DUAL_MAX_ROWS = 2500
 """Solve in the dual (``n x n`` Gram matrix) up to this many rows; scikit-learn's sparse solver above."""
 
 
+RIDGE_BLOCK = "chars"
+"""The ridge member's default block: the character n-grams, which held up better than the words on held-out pairs (docs/LEARNED.md)."""
+
 RIDGE_BLOCKS: dict[str, tuple[str, ...]] = {
     "words": ("request", "draft"),
     "chars": ("request_chars", "draft_chars"),
@@ -71,8 +76,8 @@ RIDGE_BLOCKS: dict[str, tuple[str, ...]] = {
 """The featurizer blocks a ridge member regresses on, per ``ridge_block`` option."""
 
 
-def ridge_columns(featurizer: Any, width: int, block: str = "words") -> np.ndarray:
-    """The columns of the ridge member's TF-IDF blocks (:data:`RIDGE_BLOCKS`; words by default).
+def ridge_columns(featurizer: Any, width: int, block: str = RIDGE_BLOCK) -> np.ndarray:
+    """The columns of the ridge member's TF-IDF blocks (:data:`RIDGE_BLOCKS`; characters by default).
 
     Falls back to the word blocks when the featurizer has none of ``block``'s (no
     character n-grams), and to every column when it has no named blocks at all.

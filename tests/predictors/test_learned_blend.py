@@ -164,7 +164,7 @@ def test_a_featurizer_without_word_blocks_lets_the_ridge_read_every_column() -> 
 
 
 def test_the_ridge_member_can_read_the_character_blocks(tmp_path) -> None:
-    """``ridge_block`` picks the member's columns: chars, words + chars, or words when there are no chars."""
+    """``ridge_block`` picks the member's columns: chars (the default), words + chars, or words when there are no chars."""
     samples, scores = _word_signal()
     featurizer = TextFeaturizer()
     featurizer.fit(samples, draft=False)
@@ -176,10 +176,11 @@ def test_the_ridge_member_can_read_the_character_blocks(tmp_path) -> None:
     no_chars = TextFeaturizer(chars=None)
     no_chars.fit(samples, draft=False)
     assert list(ridge_columns(no_chars, width, "chars")) == list(range(*no_chars.blocks()["request"]))
-    chars = LearnedPredictor(scale=TEN, ridge_block="chars").fit(samples, scores)
-    words = LearnedPredictor(scale=TEN).fit(samples, scores)
+    assert list(ridge_columns(featurizer, width)) == list(range(*ranges["request_chars"]))  # the default
+    chars = LearnedPredictor(scale=TEN).fit(samples, scores)
+    words = LearnedPredictor(scale=TEN, ridge_block="words").fit(samples, scores)
     assert chars.training["blend"]["used"] == ["ridge"] and chars.training["blend"]["ridge"]["block"] == "chars"
-    assert "block" not in words.training["blend"]["ridge"] and chars.version != words.version
+    assert words.training["blend"]["ridge"]["block"] == "words" and chars.version != words.version
     X = chars.featurizer.transform(samples)
     head = LearnedPredictor(scale=TEN, ridge_weight=0.0).fit(samples, scores)
     moved = np.flatnonzero(~np.isclose(chars.model.beta, head.model.beta, rtol=0, atol=1e-12))
