@@ -13,11 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "benchmarks" / "data" / "arena_bench_v1"
 
 
-def _documented() -> tuple[list[tuple[str, str]], list[int]]:
+def _documented() -> tuple[list[list[tuple[str, str]]], list[int]]:
+    """Each held-out command's pairs (the ten, then the eight fresh ones) and every table row's size, in order."""
     doc = (ROOT / "docs" / "LEARNED.md").read_text()
-    command = re.search(r"--arena-dir benchmarks/data/arena_bench_v1 --continuous --pairs \"([^\"]+)\"", doc)
-    assert command, "LEARNED.md's held-out command names the shipped recordings"
-    pairs = [tuple(p.split(">")) for p in command.group(1).split(",")]
+    commands = re.findall(r"--arena-dir\s+benchmarks/data/arena_bench_v1 --continuous --pairs\s+\"([^\"]+)\"", doc)
+    assert commands, "LEARNED.md's held-out commands name the shipped recordings"
+    pairs = [[tuple(p.split(">")) for p in command.split(",")] for command in commands]
     sizes = [int(n) for n in re.findall(r"^\| [^|]+ > [^|]+ \((\d+)\) \| request \|", doc, flags=re.M)]
     return pairs, sizes  # type: ignore[return-value]
 
@@ -30,8 +31,12 @@ def test_the_recordings_ship_with_their_attribution() -> None:
 
 
 def test_documented_held_out_pairs_have_the_documented_sizes_and_real_scores() -> None:
-    pairs, sizes = _documented()
-    assert len(pairs) == 10 and len(sizes) == len(pairs)
+    commands, sizes = _documented()
+    assert [len(c) for c in commands] == [10, 8], "the ten pairs, then the eight fresh ones"
+    ten, fresh = commands
+    assert not set(fresh) & set(ten), "the fresh pairs are not among the ten"
+    pairs = ten + fresh
+    assert len(sizes) == len(pairs)
     for (weak, strong), n in zip(pairs, sizes, strict=True):
         ds = arena_pair(str(DATA), weak, strong, continuous=True)
         assert len(ds) == n, (weak, strong)
