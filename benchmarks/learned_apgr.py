@@ -143,6 +143,7 @@ def table(
             got: dict[str, list[float]] = {c: [] for c in cols[:-4]}
             chosen: list[str] = []
             joined: dict[str, int] = {}
+            fits = 0
             for seed in range(seeds):
                 folds = dataset_folds(ds, k, seed)
                 for target in targets:
@@ -159,6 +160,7 @@ def table(
                     got[f"learned/{target}"].append(apgr(weak, strong, fit.keep))
                     if target == "auto":
                         chosen.append("".join(t[0] for t in fit.targets))
+                        fits += len(fitted)
                         for p in fitted:  # the second stage's members in each fold's fit (training["blend"])
                             for member in p.training.get("blend", {}).get("used", []):
                                 joined[member] = joined.get(member, 0) + 1
@@ -180,7 +182,7 @@ def table(
             print(
                 f"{name:9} {mode:8} {len(ds):>6} "
                 + " ".join(f"{c:>12}" for c in cells)
-                + f"  {','.join(chosen) or '-':14}  {members(joined, len(chosen) * k):14}"
+                + f"  {','.join(chosen) or '-':14}  {members(joined, fits):14}"
                 + f"  {time.perf_counter() - start:.0f}",
                 flush=True,
             )

@@ -150,7 +150,7 @@ def _split(
     if val_fraction <= 0 or len(examples) < 2:
         return list(examples), [], False
     if conversations is not None:
-        return _split_by_run(examples, conversations, val_fraction, seed)
+        return _split_by_conversation(examples, conversations, val_fraction, seed)
     from sklearn.model_selection import train_test_split
 
     labels = [e.grade for e in examples]
@@ -165,8 +165,8 @@ def _split(
     return list(train), list(val), stratify
 
 
-def _split_by_run(
-    examples: Sequence[SFTExample], runs: Sequence[str], val_fraction: float, seed: int
+def _split_by_conversation(
+    examples: Sequence[SFTExample], conversations: Sequence[str], val_fraction: float, seed: int
 ) -> tuple[list[SFTExample], list[SFTExample], bool]:
     """Whole conversations (threads, else runs) to each side: splitting one would leak it into validation.
 
@@ -178,11 +178,11 @@ def _split_by_run(
 
     from sklearn.model_selection import StratifiedGroupKFold
 
-    n_runs = len(set(runs))
-    if n_runs < 2:
+    n_conversations = len(set(conversations))
+    if n_conversations < 2:
         logger.warning("every judged step is from one run: no validation split (it would share the conversation)")
         return list(examples), [], False
-    k = min(n_runs, max(2, round(1 / val_fraction)))
+    k = min(n_conversations, max(2, round(1 / val_fraction)))
     labels = [e.grade for e in examples]
     stratified = min(Counter(labels).values()) >= k
     if not stratified:
@@ -193,7 +193,7 @@ def _split_by_run(
     with warnings.catch_warnings():  # it warns when a grade has fewer examples than folds: said above
         warnings.simplefilter("ignore", UserWarning)
         folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        train_at, val_at = next(folds.split(list(range(len(examples))), labels, groups=list(runs)))
+        train_at, val_at = next(folds.split(list(range(len(examples))), labels, groups=list(conversations)))
     return [examples[i] for i in train_at], [examples[i] for i in val_at], stratified
 
 
