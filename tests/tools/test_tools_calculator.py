@@ -102,10 +102,10 @@ def test_results_are_exact_where_possible():
     ],
 )
 def test_every_function_checks_its_arguments_and_overflow_is_an_error(expression, message):
-    started = time.monotonic()
+    started = time.thread_time()  # CPU time of this thread: a loaded machine's stalls do not count
     with pytest.raises(CalculatorError, match=message):
         evaluate(expression)
-    assert time.monotonic() - started < 0.5
+    assert time.thread_time() - started < 0.5
 
 
 @pytest.mark.parametrize(
