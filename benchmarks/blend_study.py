@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python benchmarks/blend_study.py --arena-dir benchmarks/data/arena_bench_v1 --continuous \\
         --pairs "llama-13b>gpt-4-0314,Starling-LM-7B-alpha>claude-2"
     .venv/bin/python benchmarks/blend_study.py mt-bench --cues                # also a head without cues
+    .venv/bin/python benchmarks/blend_study.py mt-bench arena gsm8k --ridge-block chars --ridge-alpha loo
 
 For every outer fold of ``benchmarks/learned_apgr.py``'s folds and seeds it fits the
 head alone (``ridge_weight=0, length_weight=0``: the previous default) once and stores
@@ -50,14 +51,41 @@ from learned_apgr import arena_pair  # noqa: E402
 HEAD_ONLY = {"ridge_weight": 0.0, "length_weight": 0.0}
 
 
-def _ridge(X: Any, y: np.ndarray, X_test: Any) -> np.ndarray:
+ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+
+
+def loo_alpha(X: Any, y: np.ndarray, alphas: tuple[float, ...] = ALPHAS) -> float:
+    """The ridge penalty of ``alphas`` with the least leave-one-out squared error (exact, from one eigh).
+
+    With an unpenalised intercept the hat matrix is ``J/n + U diag(l / (l + a)) U^T`` over
+    the eigenpairs of the doubly centred Gram matrix, so every LOO residual is
+    ``r_i / (1 - H_ii)`` without refitting.
+    """
+    K = np.asarray((X @ X.T).toarray(), dtype=np.float64)
+    row_mean = K.mean(axis=0)
+    lam, U = np.linalg.eigh(K - row_mean[None, :] - row_mean[:, None] + K.mean())
+    lam = np.clip(lam, 0.0, None)
+    yc = y - y.mean()
+    Uy = U.T @ yc
+
+    def loo(a: float) -> float:
+        shrink = lam / (lam + a)
+        hat = 1.0 / len(y) + (U**2) @ shrink
+        return float(np.mean(((yc - U @ (shrink * Uy)) / (1.0 - hat)) ** 2))
+
+    return min(alphas, key=loo)
+
+
+def _ridge(X: Any, y: np.ndarray, X_test: Any, alpha: float) -> np.ndarray:
     from rpra_agent.predictors._blend import fit_ridge
 
-    coef, intercept = fit_ridge(X, y)
+    coef, intercept = fit_ridge(X, y, alpha)
     return np.asarray(X_test @ coef).ravel() + intercept
 
 
-def collect(ds: Any, mode: str, seed: int, cues: bool, ridge_block: str = "words") -> dict[str, Any]:
+def collect(
+    ds: Any, mode: str, seed: int, cues: bool, ridge_block: str = "words", ridge_alpha: str = "1"
+) -> dict[str, Any]:
     """Every outer fold's stored scores (see the module docstring)."""
     samples_all = dataset_examples(ds, mode=mode)[0]  # type: ignore[arg-type]
     folds = dataset_folds(ds, 5, seed)
@@ -75,12 +103,21 @@ def collect(ds: Any, mode: str, seed: int, cues: bool, ridge_block: str = "words
         inner = fold_ids(len(samples), 3, seed, groups=groups)
         assert p.model.oof_cumulative is not None  # noqa: S101
         rec: dict[str, Any] = {
-            "test": test, "target": p.target, "y": y, "n_labels": len(cands[p.target][0].labels),
-            "weak": small, "strong": large,
+            "test": test,
+            "target": p.target,
+            "y": y,
+            "n_labels": len(cands[p.target][0].labels),
+            "weak": small,
+            "strong": large,
             "h_oof": OrdinalLogit.expected_position(p.model.oof_cumulative),
             "h_test": OrdinalLogit.expected_position(p.model.cumulative(X_test)),
-            "r_oof": ridge_oof(X[:, cols], y, inner), "r_test": _ridge(X[:, cols], y, X_test[:, cols]),
-        }  # fmt: skip
+        }
+        alpha = loo_alpha(X[:, cols], y) if ridge_alpha == "loo" else float(ridge_alpha)
+        rec.update(
+            alpha=alpha,
+            r_oof=ridge_oof(X[:, cols], y, inner, alpha),
+            r_test=_ridge(X[:, cols], y, X_test[:, cols], alpha),
+        )
         if mode == "draft":
             rec["l_oof"] = np.log1p([len(s.draft or "") for s in samples])
             rec["l_test"] = np.log1p([len(samples_all[i].draft or "") for i in test])
@@ -163,6 +200,20 @@ def searched(margin: float, crit: str = "apgr", lengths: bool = True) -> Rule:
     return rule
 
 
+def ridge_led(margin: float, share: float = 0.25) -> Rule:
+    """The shipped gate, but led by the ridge (its z-score plus ``share`` x the head's) where the
+    ridge's inner APGR is above the head's by more than margin/sqrt(n)."""
+    shipped = gated(0.25, 0.0)
+
+    def rule(rec: dict[str, Any]) -> np.ndarray:
+        h, _, rt, _, _, _, area, unit = _parts(rec)
+        if area(rec["r_oof"]) > area(h) + margin * unit:
+            return rt + share * _z(rec["h_test"], h)
+        return shipped(rec)
+
+    return rule
+
+
 def stacked(rec: dict[str, Any]) -> np.ndarray:
     """Non-negative least squares of the target on the OOF z-scores (head, ridge), head weight 1, ridge at most 1."""
     h, rz, rt, _, _, _, _, _ = _parts(rec)
@@ -200,6 +251,8 @@ RULES: dict[str, Rule] = {
     "len.25 always": fixed(0.0, 0.25),
     "len.5 always": fixed(0.0, 0.5),
     "ridge.25/1": gated(0.25, 0.0, a_hi=1.0),
+    "ridge-led m0": ridge_led(0.0),
+    "ridge-led m1": ridge_led(1.0),
     "search m0": searched(0.0),
     "search m.25": searched(0.25),
     "search m.5": searched(0.5),
@@ -233,6 +286,11 @@ def main() -> None:
         default="words",
         help="the ridge member's TF-IDF blocks: words (as the study was run), chars (the shipped default), text",
     )
+    parser.add_argument(
+        "--ridge-alpha",
+        default="1",
+        help="the ridge's penalty: a number (1, the member's) or loo (chosen per fold from 0.1-30 by exact leave-one-out)",
+    )
     args = parser.parse_args()
     if args.arena_dir:
         pairs = [p.split(">") for p in args.pairs.split(",") if p]
@@ -246,11 +304,19 @@ def main() -> None:
         for mode in args.modes.split(","):
             if mode == "draft" and any(t is None for t in ds.texts(ds.weak)):
                 continue
-            runs = [collect(ds, mode, seed, args.cues, args.ridge_block) for seed in range(args.seeds)]
+            runs = [
+                collect(ds, mode, seed, args.cues, args.ridge_block, args.ridge_alpha) for seed in range(args.seeds)
+            ]
             row = {n: float(np.mean([evaluate(run, r) for run in runs])) for n, r in rules.items()}
             for n, v in row.items():
                 means[n].append(v)
-            print(f"{ds.name[:24]:24} {mode:8} " + " ".join(f"{row[n]:14.3f}" for n in rules), flush=True)
+            alphas = sorted(r["alpha"] for run in runs for r in run["recs"])
+            chosen = (
+                f"  alpha {alphas[0]:g}-{alphas[-1]:g}, median {np.median(alphas):g}"
+                if args.ridge_alpha == "loo"
+                else ""
+            )
+            print(f"{ds.name[:24]:24} {mode:8} " + " ".join(f"{row[n]:14.3f}" for n in rules) + chosen, flush=True)
     print(f"{'mean':33} " + " ".join(f"{np.mean(means[n]):14.3f}" for n in rules))
 
 
