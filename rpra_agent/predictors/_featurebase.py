@@ -12,7 +12,7 @@ from scipy import sparse
 from rpra_agent.core.messages import message_text
 from rpra_agent.core.prediction import PredictionRequest
 
-__all__ = ["REGISTRY", "FeatureMatrix", "Featurizer", "Sample", "register_featurizer"]
+__all__ = ["REGISTRY", "FeatureMatrix", "Featurizer", "Sample", "fit_features", "register_featurizer"]
 
 _CONTEXT_CHARS = 4000
 _ROLES = {"human": "user", "ai": "assistant", "tool": "tool"}
@@ -113,6 +113,20 @@ class Featurizer(Protocol):
     def state(self) -> dict[str, np.ndarray]:
         """The fitted arrays (numeric or unicode; never objects)."""
         ...
+
+
+def fit_features(featurizer: Featurizer, samples: Sequence[Sample], *, draft: bool) -> FeatureMatrix:
+    """Fit ``featurizer`` on ``samples`` and return their feature matrix.
+
+    Uses the featurizer's own ``fit_transform(samples, draft=...)`` where it has one
+    (the text featurizer's analyses each text once instead of twice); ``fit`` then
+    ``transform`` otherwise, so a featurizer written to the protocol needs nothing more.
+    """
+    fit_transform = getattr(featurizer, "fit_transform", None)
+    if callable(fit_transform):
+        return sparse.csr_matrix(fit_transform(samples, draft=draft))
+    featurizer.fit(samples, draft=draft)
+    return featurizer.transform(samples)
 
 
 F = TypeVar("F")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -118,12 +118,34 @@ class TextFeaturizer:
 
     def fit(self, samples: Sequence[Sample], *, draft: bool) -> None:
         """Learn the vocabularies, the cue scaler and the task tags."""
+        self._fit(samples, draft=draft)
+
+    def fit_transform(self, samples: Sequence[Sample], *, draft: bool) -> FeatureMatrix:
+        """:meth:`fit`, then :meth:`transform` of the same samples, analysing each text once (half the n-gram work)."""
+        return self._assemble(samples, self._fit(samples, draft=draft))
+
+    def transform(self, samples: Sequence[Sample]) -> FeatureMatrix:
+        """The feature matrix: request block, draft block, cues, task one-hot."""
+        return self._assemble(samples, {})
+
+    def _fit(self, samples: Sequence[Sample], *, draft: bool) -> dict[str, sparse.csr_matrix]:
+        """Fit, and return the fitted text blocks' rows of ``samples`` (unweighted) by block name."""
         self.draft = draft
-        self._request = TextVectorizer.fit(self.params, [self._request_text(s) for s in samples])
-        self._draft = TextVectorizer.fit(self.params, [s.draft or "" for s in samples]) if draft else None
+        rows: dict[str, sparse.csr_matrix] = {}
+        self._request, rows["request"] = TextVectorizer.fit_transform(
+            self.params, [self._request_text(s) for s in samples]
+        )
+        self._draft = self._request_chars = self._draft_chars = None
+        if draft:
+            self._draft, rows["draft"] = TextVectorizer.fit_transform(self.params, [s.draft or "" for s in samples])
         if self.char_params is not None:
-            self._request_chars = TextVectorizer.fit(self.char_params, self._chars(samples, "request"))
-            self._draft_chars = TextVectorizer.fit(self.char_params, self._chars(samples, "draft")) if draft else None
+            self._request_chars, rows["request_chars"] = TextVectorizer.fit_transform(
+                self.char_params, self._chars(samples, "request")
+            )
+            if draft:
+                self._draft_chars, rows["draft_chars"] = TextVectorizer.fit_transform(
+                    self.char_params, self._chars(samples, "draft")
+                )
         if self.cues:
             cues = self._cue_matrix(samples)
             self._mean = cues.mean(axis=0)
@@ -131,19 +153,24 @@ class TextFeaturizer:
             self._scale = np.where(scale > 1e-9, scale, 1.0)
         tags = sorted({s.task for s in samples if s.task})
         self._tasks = {t: i for i, t in enumerate(tags)} if self.task else {}
+        return rows
 
-    def transform(self, samples: Sequence[Sample]) -> FeatureMatrix:
-        """The feature matrix: request block, draft block, cues, task one-hot."""
+    def _assemble(self, samples: Sequence[Sample], rows: dict[str, sparse.csr_matrix]) -> FeatureMatrix:
+        """The weighted blocks side by side; a text block in ``rows`` is used as it is, others are transformed."""
         if self._request is None:
             raise ConfigError("the featurizer is not fitted: call fit() first")
         w = self.weights
-        blocks = [_scaled(self._request.transform([self._request_text(s) for s in samples]), w["request"])]
-        if self._draft is not None:
-            blocks.append(_scaled(self._draft.transform([s.draft or "" for s in samples]), w["draft"]))
-        if self._request_chars is not None:
-            blocks.append(_scaled(self._request_chars.transform(self._chars(samples, "request")), w["request_chars"]))
-        if self._draft_chars is not None:
-            blocks.append(_scaled(self._draft_chars.transform(self._chars(samples, "draft")), w["draft_chars"]))
+        texts: list[tuple[str, TextVectorizer | None, Callable[[], list[str]]]] = [
+            ("request", self._request, lambda: [self._request_text(s) for s in samples]),
+            ("draft", self._draft, lambda: [s.draft or "" for s in samples]),
+            ("request_chars", self._request_chars, lambda: self._chars(samples, "request")),
+            ("draft_chars", self._draft_chars, lambda: self._chars(samples, "draft")),
+        ]
+        blocks = [
+            _scaled(rows[name] if name in rows else vec.transform(text()), w[name])
+            for name, vec, text in texts
+            if vec is not None
+        ]
         if self.cues:
             z = np.clip((self._cue_matrix(samples) - self._mean) / self._scale, -5.0, 5.0)
             blocks.append(_scaled(z, w["cues"]))

@@ -55,8 +55,18 @@ class TextVectorizer:
     @classmethod
     def fit(cls, params: Mapping[str, Any], texts: Sequence[str]) -> TextVectorizer:
         """Learn the vocabulary (most frequent terms with ``min_df``) and IDF from ``texts``."""
+        return cls.fit_transform(params, texts)[0]
+
+    @classmethod
+    def fit_transform(cls, params: Mapping[str, Any], texts: Sequence[str]) -> tuple[TextVectorizer, sparse.csr_matrix]:
+        """:meth:`fit` and the :meth:`transform` of the same ``texts``, from one pass of the analyzer.
+
+        The fitting counts, restricted to the kept vocabulary in its sorted order, are
+        exactly the counts a transform would count again, so they are weighted directly.
+        """
         if params["vectorizer"] == "hashing":
-            return cls(params, [], np.zeros(0))
+            hashed = cls(params, [], np.zeros(0))
+            return hashed, hashed.transform(texts)
         ngram = (int(params["ngram_range"][0]), int(params["ngram_range"][1]))
         n = len(texts)
         for min_df in dict.fromkeys((min(int(params["min_df"]), max(n, 1)), 1)):
@@ -72,19 +82,23 @@ class TextVectorizer:
                 continue
             df = np.asarray((counts > 0).sum(axis=0)).ravel()
             idf = np.log((1.0 + n) / (1.0 + df)) + 1.0
-            terms = counter.get_feature_names_out()
-            return cls(params, list(terms), idf)
-        return cls(params, [], np.zeros(0))
+            fitted = cls(params, list(counter.get_feature_names_out()), idf)
+            return fitted, fitted._weigh(counts)
+        empty = cls(params, [], np.zeros(0))
+        return empty, empty.transform(texts)
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """Rows of sublinear TF (times IDF), L2-normalised."""
         if self._counter is None:
             return sparse.csr_matrix((len(texts), 0))
-        counts = sparse.csr_matrix(self._counter.transform(texts), dtype=np.float64)
-        counts.data = 1.0 + np.log(counts.data)
+        return self._weigh(self._counter.transform(texts))
+
+    def _weigh(self, counts: sparse.spmatrix) -> sparse.csr_matrix:
+        out = sparse.csr_matrix(counts, dtype=np.float64, copy=True)
+        out.data = 1.0 + np.log(out.data)
         if self.idf.size:
-            counts = counts @ sparse.diags(self.idf)
-        return sparse.csr_matrix(normalize(counts, norm="l2", copy=False))
+            out = out @ sparse.diags(self.idf)
+        return sparse.csr_matrix(normalize(out, norm="l2", copy=False))
 
     def state(self) -> dict[str, np.ndarray]:
         """The vocabulary (unicode array) and IDF."""

@@ -28,6 +28,7 @@ import numpy as np
 from rpra_agent.core.errors import ConfigError, PredictorError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import Prediction, PredictionRequest
+from rpra_agent.predictors._featurebase import fit_features
 from rpra_agent.predictors._text import TextFeaturizer
 from rpra_agent.predictors._training import Mode, dataset_examples
 from rpra_agent.predictors.data import RecordedDataset, scale_of
@@ -101,8 +102,8 @@ class RidgeTextPredictor:
         train = [samples[int(i)] for i in keep]
         if self.mode == "draft" and any(s.draft is None for s in train):
             raise ConfigError("draft mode needs every training sample's draft (the small model's answer)")
-        self.featurizer.fit(train, draft=self.mode == "draft")
-        self._model = Ridge(alpha=self.alpha).fit(self.featurizer.transform(train), y[keep])
+        X = fit_features(self.featurizer, train, draft=self.mode == "draft")
+        self._model = Ridge(alpha=self.alpha).fit(X, y[keep])
         digest = hashlib.sha256(
             repr([(s.request, s.draft, float(v)) for s, v in zip(train, y[keep], strict=True)]).encode()
         )

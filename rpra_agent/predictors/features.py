@@ -27,7 +27,14 @@ import numpy as np
 from scipy import sparse
 
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.predictors._featurebase import REGISTRY, FeatureMatrix, Featurizer, Sample, register_featurizer
+from rpra_agent.predictors._featurebase import (
+    REGISTRY,
+    FeatureMatrix,
+    Featurizer,
+    Sample,
+    fit_features,
+    register_featurizer,
+)
 from rpra_agent.predictors._text import TextFeaturizer
 
 __all__ = [
@@ -36,6 +43,7 @@ __all__ = [
     "Sample",
     "TextFeaturizer",
     "featurizer_from_state",
+    "fit_features",
     "register_featurizer",
 ]
 
@@ -84,6 +92,10 @@ class FeatureUnion:
         """Fit every part."""
         for part in self.parts:
             part.fit(samples, draft=draft)
+
+    def fit_transform(self, samples: Sequence[Sample], *, draft: bool) -> FeatureMatrix:
+        """Fit every part and return the samples' matrix (each part's own ``fit_transform`` where it has one)."""
+        return sparse.hstack([fit_features(p, samples, draft=draft) for p in self.parts], format="csr")
 
     def transform(self, samples: Sequence[Sample]) -> FeatureMatrix:
         """Every part's matrix, side by side."""

@@ -55,7 +55,7 @@ from rpra_agent.predictors._ordinal import OrdinalLogit
 from rpra_agent.predictors._select import NO_WORSE_SCALE, choose_head, target_positions
 from rpra_agent.predictors._training import Mode, pooled_examples, store_examples
 from rpra_agent.predictors.data import RecordedDataset
-from rpra_agent.predictors.features import Featurizer, Sample, TextFeaturizer
+from rpra_agent.predictors.features import Featurizer, Sample, TextFeaturizer, fit_features
 
 if TYPE_CHECKING:
     from rpra_agent.store.base import DecisionFilter, DecisionStore
@@ -217,14 +217,16 @@ class LearnedPredictor(Persistent):
             raise ConfigError("draft mode needs every training sample's draft (the small model's answer)")
         kept_groups = None if groups is None else [groups[int(i)] for i in keep]
         start = time.perf_counter()
-        self.featurizer.fit(train, draft=self.mode == "draft")
         search: dict[str, Any] = {}
-        if self.block_grid and "small" in candidates:
+        if self.block_grid and "small" in candidates:  # the search re-weights the blocks: transform after it
+            self.featurizer.fit(train, draft=self.mode == "draft")
             _, search = fit_head(
                 self.featurizer, train, np.rint(candidates["small"][1][keep]).astype(int), kept_groups,
                 n_labels=len(self.data_scale.labels), options=_head_options(self._options), grid=self.block_grid,
             )  # fmt: skip
-        X = self.featurizer.transform(train)
+            X = self.featurizer.transform(train)
+        else:
+            X = fit_features(self.featurizer, train, draft=self.mode == "draft")
         weak = small[keep]
         strong = None if large is None or np.isnan(large[keep]).any() else large[keep]
         columns = ridge_columns(self.featurizer, X.shape[1], self._options["ridge_block"])

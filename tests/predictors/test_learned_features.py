@@ -14,7 +14,7 @@ from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import PredictionRequest
 from rpra_agent.predictors._cues import DRAFT_CUES, REQUEST_CUES, arithmetic_check, draft_cues, request_cues
 from rpra_agent.predictors.embeddings import LlamaEmbeddingFeaturizer, SentenceTransformerFeaturizer
-from rpra_agent.predictors.features import FeatureUnion, Sample, TextFeaturizer, featurizer_from_state
+from rpra_agent.predictors.features import FeatureUnion, Sample, TextFeaturizer, featurizer_from_state, fit_features
 from rpra_agent.predictors.learned import LearnedPredictor
 from tests.predictors.learned_data import make_samples
 
@@ -109,6 +109,49 @@ def test_union_concatenates_and_round_trips() -> None:
     np.testing.assert_array_equal(rebuilt.transform(samples).toarray(), X.toarray())
     with pytest.raises(ConfigError, match="at least one"):
         FeatureUnion([])
+
+
+@pytest.mark.parametrize("max_features", [20000, 300])
+def test_fit_transform_is_fit_then_transform_from_one_pass(max_features: int) -> None:
+    """The one-pass matrix equals the two-pass one on real text, also where min_df and max_features prune."""
+    from rpra_agent.evaluation.datasets import load_dataset
+    from rpra_agent.predictors._training import dataset_examples
+
+    samples = dataset_examples(load_dataset("arena").judged(), mode="draft")[0][:120]  # type: ignore[arg-type]
+    one = TextFeaturizer(max_features=max_features)
+    X = one.fit_transform(samples, draft=True)
+    two = TextFeaturizer(max_features=max_features)
+    two.fit(samples, draft=True)
+    assert one.blocks() == two.blocks() and X.shape == (120, max(b for _, b in two.blocks().values()))
+    np.testing.assert_allclose(X.toarray(), two.transform(samples).toarray(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(X.toarray(), one.transform(samples).toarray(), rtol=0, atol=1e-12)
+    widths = {name: b - a for name, (a, b) in one.blocks().items()}
+    assert min(widths.values()) > 0
+    if max_features == 300:  # the cap pruned every text block, so the kept columns had to line up
+        assert all(widths[name] == 300 for name in ("request", "draft", "request_chars", "draft_chars"))
+
+
+def test_fit_features_uses_fit_transform_where_there_is_one_and_fit_then_transform_otherwise() -> None:
+    samples, _ = make_samples(20)
+    calls: list[str] = []
+
+    class Plain:  # the protocol only: fit and transform
+        kind = "plain"
+
+        def fit(self, samples, *, draft):  # type: ignore[no-untyped-def]
+            calls.append(f"fit draft={draft}")
+
+        def transform(self, samples):  # type: ignore[no-untyped-def]
+            calls.append("transform")
+            return np.ones((len(samples), 2))
+
+    X = fit_features(Plain(), samples, draft=False)  # type: ignore[arg-type]
+    assert calls == ["fit draft=False", "transform"] and X.shape == (20, 2)
+    union = FeatureUnion([TextFeaturizer(), Plain()])  # type: ignore[list-item]
+    calls.clear()
+    X = fit_features(union, samples, draft=True)
+    assert calls == ["fit draft=True", "transform"]
+    np.testing.assert_allclose(X.toarray(), union.transform(samples).toarray(), rtol=0, atol=1e-12)
 
 
 @pytest.fixture(scope="module")
