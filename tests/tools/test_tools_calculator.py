@@ -127,8 +127,7 @@ def test_values_at_the_limits(expression, value):
     assert evaluate(expression) == pytest.approx(value)
 
 
-def test_the_service_stays_responsive_during_a_hostile_calculation():
-    """The issue's freeze: another thread must keep running while the tool refuses the input."""
+def _longest_heartbeat_gap_during_a_hostile_calculation():
     import threading
 
     ticks = []
@@ -149,7 +148,21 @@ def test_the_service_stays_responsive_during_a_hostile_calculation():
         stop.set()
         thread.join()
     assert out.status == "error" and "ndigits" in out.content
-    assert max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) < 0.5
+    return max(b - a for a, b in zip(ticks, ticks[1:], strict=False))
+
+
+def test_the_service_stays_responsive_during_a_hostile_calculation():
+    """The issue's freeze: another thread must keep running while the tool refuses the input.
+
+    A calculation that holds the interpreter freezes the heartbeat on every try; a stall of
+    the shared machine does not repeat, so a gap must show on three tries in a row to fail.
+    """
+    gaps = []
+    for _ in range(3):
+        gaps.append(_longest_heartbeat_gap_during_a_hostile_calculation())
+        if gaps[-1] < 0.5:
+            break
+    assert min(gaps) < 0.5, gaps
 
 
 def test_hostile_expressions_as_a_model_s_tool_calls_through_the_graph():
