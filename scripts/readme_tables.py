@@ -77,6 +77,17 @@ def main_block(result: Mapping[str, Any]) -> str:
             f"recovered {op['pgr']:.0%} of the quality gap (PGR {op['pgr']:.3f}) while deferring "
             f"{op['deferral_rate']:.0%} of the requests.",
         ]
+    c = result.get("comparison") or {}
+    if c.get("low") is not None and c.get("high") is not None:
+        apart = c["low"] > 0 or c["high"] < 0
+        lines += [
+            "",
+            f"The best router against the {c['against_is']} (the line under the table): {c['leader']} leads "
+            f"{c['against']} by {c['difference']:+.3f} APGR, {c['level']:.0%} interval {c['low']:+.3f} to "
+            f"{c['high']:+.3f} by a paired bootstrap over the {c['units']} conversations "
+            f"({c['resamples']:,} resamples), so "
+            + ("these items tell the two apart." if apart else "these items do not tell the two apart."),
+        ]
     return "\n".join(lines)
 
 

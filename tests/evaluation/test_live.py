@@ -195,6 +195,11 @@ def test_live_eval_cross_fits_the_selected_routers_and_reports_the_named_ones_th
     assert op is not None and op.predictor == "tfidf" and op.metric == "expected_score"
     assert op.details["operating_router_choice"] == "--operating-router tfidf_request"
     assert op.deferral_rate == pytest.approx(0.5) and op.pgr == pytest.approx(1.0)  # it defers exactly the hard ones
+    # A baseline leads, so the line sets it against the best predictor, resampling the 12 conversations.
+    c = result.comparison
+    assert c["leader"] in ("tfidf", "tfidf_draft") and c["against_is"] == "best predictor"
+    assert c["against"] in ("zero_shot", "report_card") and c["difference"] == pytest.approx(0.25)
+    assert c["units"] == 12 and c["low"] <= 0.25 <= c["high"]
     data = json.loads((out / "live.json").read_text())
     assert data["operating"]["predictor"] == "tfidf"
     assert next(r for r in data["rows"] if r["name"] == "tfidf")["apgr"] == pytest.approx(0.75)

@@ -254,3 +254,59 @@ def test_price_table_errors():
     table = PriceTable.parse(["a=1/call", "a=2/1k"])
     again = PriceTable.from_dict(table.to_dict())
     assert again.call_cost("a", 0, 500) == table.call_cost("a", 0, 500) == pytest.approx(2.0)
+
+
+def test_apgr_difference_bootstraps_exactly_what_resampling_the_items_gives() -> None:
+    from rpra_agent.evaluation.metrics import apgr_difference
+    from rpra_agent.evaluation.metrics.routing import _weighted_apgr
+
+    rng = np.random.default_rng(3)
+    n = 120
+    weak = rng.integers(1, 11, n).astype(float)
+    strong = np.clip(weak + rng.integers(-2, 6, n), 1, 10).astype(float)
+    good = np.round(weak - strong + rng.normal(0, 2, n))  # many ties: exactness over ties matters
+    noise = rng.random(n)
+    # one resample's APGR from multiplicities equals the APGR of the resampled items themselves
+    counts = rng.multinomial(n, np.full(n, 1 / n), size=4)
+    by_weights = _weighted_apgr(weak, strong, good, counts)
+    for row, value in zip(counts, by_weights, strict=True):
+        idx = np.repeat(np.arange(n), row)
+        assert value == pytest.approx(apgr(weak[idx], strong[idx], good[idx]), abs=1e-12)
+    d = apgr_difference(weak, strong, good, noise, resamples=400)
+    assert d.difference == pytest.approx(apgr(weak, strong, good) - apgr(weak, strong, noise))
+    assert d.low < d.difference < d.high and d.excludes_zero and d.low > 0  # a real signal against noise
+    assert d.resamples == 400 and d.units == n and d.level == 0.95
+    same = apgr_difference(weak, strong, good, good, resamples=50)
+    assert (same.difference, same.low, same.high) == (0.0, 0.0, 0.0) and not same.excludes_zero
+    close = apgr_difference(weak, strong, noise, rng.random(n), resamples=400)
+    assert close.low < 0 < close.high  # two random routers: not told apart
+
+
+def test_apgr_difference_resamples_whole_groups() -> None:
+    from rpra_agent.evaluation.metrics import apgr_difference
+
+    rng = np.random.default_rng(5)
+    pairs = 80
+    weak = np.repeat(rng.integers(1, 11, pairs), 2).astype(float)  # both turns of a conversation alike
+    strong = np.repeat(rng.integers(4, 11, pairs), 2).astype(float)
+    a, b = weak - strong + np.repeat(rng.normal(0, 3, pairs), 2), rng.random(2 * pairs)
+    groups = [f"c{i // 2}" for i in range(2 * pairs)]
+    by_item = apgr_difference(weak, strong, a, b, resamples=600)
+    by_conversation = apgr_difference(weak, strong, a, b, groups=groups, resamples=600)
+    assert by_conversation.units == pairs and by_item.units == 2 * pairs
+    assert by_conversation.difference == by_item.difference
+    # duplicated turns are not independent evidence: the honest interval is wider
+    assert by_conversation.high - by_conversation.low > 1.2 * (by_item.high - by_item.low)
+
+
+def test_apgr_difference_refuses_bad_input() -> None:
+    from rpra_agent.evaluation.metrics import apgr_difference
+
+    with pytest.raises(ValueError, match="other_keep_scores has 2 values, expected 3"):
+        apgr_difference([1, 2, 3], [3, 3, 3], [0, 1, 2], [0, 1])
+    with pytest.raises(ValueError, match="groups has 2 keys for 3 items"):
+        apgr_difference([1, 2, 3], [3, 3, 3], [0, 1, 2], [2, 1, 0], groups=["a", "b"])
+    with pytest.raises(ValueError, match="level must lie in"):
+        apgr_difference([1, 2, 3], [3, 3, 3], [0, 1, 2], [2, 1, 0], level=1.5)
+    with pytest.raises(ValueError, match="at least 2 items"):
+        apgr_difference([1], [3], [0], [1])

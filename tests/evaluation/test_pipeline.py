@@ -214,6 +214,28 @@ def test_learned_predictor_joins_when_installed(tmp_path: Path) -> None:
     assert {c.name for c in result.curves} >= {"learned", "learned_draft"}
 
 
+def test_the_best_router_is_set_against_the_best_of_the_other_kind(tmp_path: Path) -> None:
+    from rpra_agent.evaluation.report.html import comparison_note, rich_table
+    from rpra_agent.evaluation.runs.routers import BASELINES
+
+    options = dataclasses.replace(FAST, learned=True, report=True)
+    result = run_replay_eval(load_dataset("mt-bench").subset(range(80)), out_dir=tmp_path, options=options)
+    c = result.comparison
+    routed = [r for r in result.rows if r.apgr is not None and r.name not in ("random", "oracle")]
+    best = max(routed, key=lambda r: r.apgr or 0.0)
+    assert c["leader"] == best.name
+    other = [r for r in routed if (r.name in BASELINES) != (best.name in BASELINES)]
+    assert c["against"] == max(other, key=lambda r: r.apgr or 0.0).name
+    assert c["against_is"] == ("best predictor" if best.name in BASELINES else "best baseline")
+    assert c["difference"] == pytest.approx(best.apgr - result.row(c["against"]).apgr)
+    assert c["low"] <= c["difference"] <= c["high"] and c["resamples"] == 1000 and c["units"] == 40  # conversations
+    note = comparison_note(result)
+    assert f"{c['leader']} - {c['against']} = {c['difference']:+.3f}" in note
+    assert note in str(rich_table(result).caption)
+    assert json.loads(Path(result.paths["json"]).read_text())["comparison"]["leader"] == c["leader"]
+    assert "paired bootstrap" in Path(result.paths["html"]).read_text()
+
+
 def test_store_records_are_queryable_per_pass(tmp_path: Path) -> None:
     store = InMemoryDecisionStore()
     run_replay_eval(toy_dataset(9), out_dir=tmp_path, store=store, options=FAST)

@@ -22,10 +22,12 @@ from rpra_agent.evaluation.metrics.agreement import (
 )
 from rpra_agent.evaluation.metrics.costs import PriceTable, estimate_tokens, item_costs
 from rpra_agent.evaluation.metrics.routing import (
+    APGRDifference,
     DeferralStats,
     OperatingPoint,
     RoutingCurve,
     apgr,
+    apgr_difference,
     cost_curve,
     cpt,
     deferral_precision_recall,
@@ -35,6 +37,7 @@ from rpra_agent.evaluation.metrics.routing import (
 )
 
 __all__ = [
+    "APGRDifference",
     "AgreementReport",
     "DeferralStats",
     "OperatingPoint",
@@ -42,6 +45,7 @@ __all__ = [
     "RoutingCurve",
     "agreement_report",
     "apgr",
+    "apgr_difference",
     "auroc",
     "cost_curve",
     "cpt",

@@ -18,7 +18,15 @@ from typing import Any
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.evaluation.report.results import EvalResult, PredictorRow
 
-__all__ = ["operating_choice", "operating_table", "plot_png", "render_html", "rich_table", "write_report"]
+__all__ = [
+    "comparison_note",
+    "operating_choice",
+    "operating_table",
+    "plot_png",
+    "render_html",
+    "rich_table",
+    "write_report",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +90,22 @@ def operating_choice(result: EvalResult) -> str:
 
 def _operating_note(result: EvalResult) -> str:
     choice = operating_choice(result)
-    return f"\n* sets the operating point: {choice}" if choice else ""
+    note = comparison_note(result)
+    return (f"\n* sets the operating point: {choice}" if choice else "") + (f"\n{note}" if note else "")
+
+
+def comparison_note(result: EvalResult) -> str:
+    """The best router against the best of the other kind, and whether these items tell them apart (``""`` without)."""
+    c = result.comparison
+    if not c or c.get("low") is None or c.get("high") is None:
+        return ""
+    apart = c["low"] > 0.0 or c["high"] < 0.0
+    verdict = "the interval excludes 0" if apart else "the interval includes 0: these items do not tell the two apart"
+    return (
+        f"best by APGR against the {c['against_is']}: {c['leader']} - {c['against']} = {c['difference']:+.3f}, "
+        f"{100 * c['level']:.0f}% interval {c['low']:+.3f} to {c['high']:+.3f} (paired bootstrap, "
+        f"{c['resamples']:,} resamples of {c['units']:,} conversations); {verdict}"
+    )
 
 
 def operating_table(result: EvalResult) -> Any:
@@ -189,6 +212,8 @@ def _html_table(result: EvalResult) -> str:
             f"<td class='note'>{html.escape(row.note)}</td></tr>"
         )
     note = f"<p>* sets the operating point: {html.escape(operating_choice(result))}</p>" if chosen else ""
+    if comparison_note(result):
+        note += f"<p>{html.escape(comparison_note(result))}</p>"
     return f"<table><tr><th>predictor</th>{head}<th>note</th></tr>{''.join(rows)}</table>{note}"
 
 

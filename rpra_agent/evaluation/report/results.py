@@ -90,6 +90,12 @@ class EvalResult:
         mode: ``replay`` or ``live``.
         warnings: What makes the figures misleading, said beside them (e.g. a weak
             model that does not score below the strong one).
+        comparison: The router with the best APGR (``leader``) against the best of the
+            other kind (``against``; ``against_is``: ``best baseline``, ``best
+            predictor`` or ``runner-up`` when only one kind ran), their APGR
+            ``difference`` and its paired bootstrap interval (``low``, ``high``,
+            ``level``, ``resamples``, ``units``: the conversations resampled); empty
+            with fewer than two routers.
     """
 
     dataset: str
@@ -109,6 +115,7 @@ class EvalResult:
     eval_id: str = ""
     mode: str = "replay"
     warnings: list[str] = field(default_factory=list)
+    comparison: dict[str, Any] = field(default_factory=dict)
 
     def row(self, name: str) -> PredictorRow:
         """The row called ``name``.

@@ -24,6 +24,7 @@ from rpra_agent.evaluation.runs._scoring import (
     baseline_rows,
     card_summary,
     computed_operating_point,
+    leader_comparison,
 )
 from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibration_details, run_method
 from rpra_agent.evaluation.runs.crossfit import crossfit_cards
@@ -331,6 +332,7 @@ def live_rows(
         else:
             rows.append((agreement_row(name, labels, dists, scale, note=note), None))
     operating = None
+    comparison: dict[str, Any] = {}
     warnings: list[str] = []
     selection = opts.selected_routers()
     if routing:
@@ -369,6 +371,15 @@ def live_rows(
             keep=op.keep,
             details={**calibration_details(cal), "operating_router_choice": choice},
         )
+        comparison = leader_comparison(
+            [r for r, _ in rows],
+            {r.name: r.keep for r in scores},
+            weak,
+            strong,
+            groups=[conversation_key(it) for it in items],
+            small_texts=judged.texts(judged.weak) if wants_length else None,
+            seed=opts.seed,
+        )
     decisions = [answers[it.id] for it in items]
     card = save_report_card(store, build_report_card(decisions, given, decisions[0].small_model, scale=scale))
     protocol = f"live: small answers judged jointly with the large answer; report card {opts.folds}-fold cross-fitted"
@@ -394,4 +405,5 @@ def live_rows(
         eval_id=eval_id,
         mode="live",
         warnings=warnings,
+        comparison=comparison,
     )

@@ -11,9 +11,10 @@ import numpy as np
 from rpra_agent.core.decision import Decision
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.evaluation.metrics.agreement import agreement_report
-from rpra_agent.evaluation.metrics.baselines import baseline_summaries, summarize_router
-from rpra_agent.evaluation.metrics.routing import deferral_precision_recall, operating_point
+from rpra_agent.evaluation.metrics.baselines import answer_length_keep_scores, baseline_summaries, summarize_router
+from rpra_agent.evaluation.metrics.routing import apgr_difference, deferral_precision_recall, operating_point
 from rpra_agent.evaluation.report.results import Curve, OperatingPoint, PredictorRow
+from rpra_agent.evaluation.runs.routers import BASELINES
 
 __all__ = [
     "agreement_row",
@@ -21,6 +22,7 @@ __all__ = [
     "card_summary",
     "computed_operating_point",
     "graph_operating_point",
+    "leader_comparison",
     "predictor_row",
 ]
 
@@ -89,6 +91,51 @@ def baseline_rows(
         row = PredictorRow(s.name, "baseline", _num(s.apgr), _num(s.cpt50), _num(s.cpt80), note=notes.get(s.name, ""))
         out.append((row, _curve(s.name, s.curve.deferral, s.curve.quality)))
     return out
+
+
+def leader_comparison(
+    rows: Sequence[PredictorRow],
+    keeps: Mapping[str, np.ndarray],
+    weak: np.ndarray,
+    strong: np.ndarray,
+    *,
+    groups: Sequence[str],
+    small_texts: Sequence[str | None] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The best router by APGR against the best of the other kind, with a paired bootstrap interval.
+
+    The kinds are the simple baselines (:data:`~rpra_agent.evaluation.runs.routers.BASELINES`: TF-IDF + ridge and
+    shortest-first) and the predictors (report card, learned, artifacts): a predictor
+    that leads is compared with the best baseline, a baseline that leads with the best
+    predictor, so the line says whether the method beats the simple baselines (or loses
+    to them) by more than these items' sampling noise. With one kind only, the
+    runner-up. Every router with keep-scores takes part (``keeps``, and shortest-first
+    from ``small_texts`` when it has a row); random and the oracle do not. Whole
+    conversations (``groups``) are resampled. Empty with fewer than two routers.
+    """
+    pool = dict(keeps)
+    if small_texts is not None and any(r.name == "answer_length" for r in rows):
+        pool["answer_length"] = answer_length_keep_scores(small_texts)
+    ranked = sorted((r for r in rows if r.name in pool and r.apgr is not None), key=lambda r: -(r.apgr or 0.0))
+    if len(ranked) < 2:
+        return {}
+    first = ranked[0].name
+    other_kind = [r.name for r in ranked[1:] if (r.name in BASELINES) != (first in BASELINES)]
+    second = other_kind[0] if other_kind else ranked[1].name
+    against = "runner-up" if not other_kind else ("best predictor" if first in BASELINES else "best baseline")
+    d = apgr_difference(weak, strong, pool[first], pool[second], groups=groups, seed=seed)
+    return {
+        "leader": first,
+        "against": second,
+        "against_is": against,
+        "difference": d.difference,
+        "low": d.low,
+        "high": d.high,
+        "level": d.level,
+        "resamples": d.resamples,
+        "units": d.units,
+    }
 
 
 def graph_operating_point(

@@ -66,6 +66,7 @@ from rpra_agent.evaluation.runs._scoring import (
     card_summary,
     computed_operating_point,
     graph_operating_point,
+    leader_comparison,
 )
 from rpra_agent.evaluation.runs.calibrate import (
     calibrate_threshold,
@@ -303,6 +304,15 @@ def run_replay_eval(
         cpu_timings=timer.cpu,
         eval_id=eval_id,
         warnings=[w for w in (ds.strength_warning(),) if w],
+        comparison=leader_comparison(
+            rows,
+            {r.name: r.keep for r in scores},
+            weak,
+            strong,
+            groups=[conversation_key(it) for it in ds.items],
+            small_texts=ds.texts(ds.weak),
+            seed=opts.seed,
+        ),
     )
     for warning in result.warnings:  # the CLI and the HTML report show result.warnings beside the figures
         logger.info("%s: %s", ds.name, warning)

@@ -38,6 +38,7 @@ from rpra_agent.evaluation.runs._replay_index import ReplayIndex
 
 __all__ = [
     "ALIASES",
+    "BASELINES",
     "PREDICTORS",
     "ROUTERS",
     "ReplayedPredictor",
@@ -61,6 +62,9 @@ ROUTERS: Mapping[str, str] = {
 }
 #: Routers that predict (the rest are reference baselines, always in the table).
 PREDICTORS = ("report_card", "learned", "learned_draft", "tfidf", "tfidf_draft", "answer_length")
+#: The simple baselines, which a predictor's lead is measured against (``--predictor baselines``).
+BASELINES = ("tfidf", "tfidf_draft", "answer_length")
+
 #: Short names accepted on the command line.
 ALIASES: Mapping[str, tuple[str, ...]] = {
     "card": ("report_card",),
@@ -71,7 +75,7 @@ ALIASES: Mapping[str, tuple[str, ...]] = {
     "learned_request": ("learned",),
     "tfidf": ("tfidf", "tfidf_draft"),
     "tfidf_request": ("tfidf",),
-    "baselines": ("tfidf", "tfidf_draft", "answer_length"),
+    "baselines": BASELINES,
     "all": PREDICTORS,
 }
 #: Routers that can never set the operating point.
