@@ -310,3 +310,7 @@ def test_apgr_difference_refuses_bad_input() -> None:
         apgr_difference([1, 2, 3], [3, 3, 3], [0, 1, 2], [2, 1, 0], level=1.5)
     with pytest.raises(ValueError, match="at least 2 items"):
         apgr_difference([1], [3], [0], [1])
+    with pytest.raises(ValueError, match="resamples must be at least 1"):
+        apgr_difference([1, 2, 3], [3, 3, 3], [0, 1, 2], [2, 1, 0], resamples=0)
+    tied = apgr_difference([0.1, 0.3, 0.2], [0.3, 0.1, 0.2], [0, 1, 2], [2, 1, 0])  # no gap: no APGR at all
+    assert math.isnan(tied.difference) and tied.resamples < 1000

@@ -226,6 +226,8 @@ def apgr_difference(
         raise ValueError("apgr_difference needs at least 2 items")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must lie in (0, 1), got {level}")
+    if int(resamples) < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
     units = np.arange(len(w)) if groups is None else np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1]
     if len(units) != len(w):
         raise ValueError(f"groups has {len(units)} keys for {len(w)} items")
@@ -260,14 +262,16 @@ def _weighted_apgr(weak: np.ndarray, strong: np.ndarray, keep: np.ndarray, count
     k = keep[order]
     starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
     c = counts[:, order]
+    gains = c * (strong - weak)[order]
     J = np.cumsum(np.add.reduceat(c, starts, axis=1), axis=1, dtype=np.float64)
-    G = np.cumsum(np.add.reduceat(c * (strong - weak)[order], starts, axis=1), axis=1)
+    G = np.cumsum(np.add.reduceat(gains, starts, axis=1), axis=1)
     J0 = np.c_[np.zeros(len(J)), J[:, :-1]]
     G0 = np.c_[np.zeros(len(G)), G[:, :-1]]
     total, n = G[:, -1], J[:, -1]
     with np.errstate(divide="ignore", invalid="ignore"):
         area = ((J - J0) * (G0 + G)).sum(axis=1) / (2.0 * n * total)
-    return np.where(total != 0.0, area, np.nan)
+    no_gap = np.abs(total) <= 1e-12 * np.abs(gains).sum(axis=1)  # the models tie on this resample: no APGR
+    return np.where(no_gap, np.nan, area)
 
 
 def cpt(weak_scores: ArrayLike, strong_scores: ArrayLike, keep_scores: ArrayLike, target: float = 0.5) -> float:
