@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python benchmarks/bench_learned.py [--calls 200] [--threads 2]
     .venv/bin/python benchmarks/bench_learned.py --fit-only      # the fit times alone
     .venv/bin/python benchmarks/bench_learned.py --solver        # row space vs features, per dataset
+    .venv/bin/python benchmarks/bench_learned.py --featurize     # one-pass fit_transform vs fit + transform
 
 Fit time: ``LearnedPredictor(mode=...).fit_dataset(mt-bench)`` with the defaults (the
 target and ``C`` chosen by inner validation), CPU seconds of this process (and wall
@@ -93,6 +94,45 @@ def fit_times(repeats: int) -> None:
             )
 
 
+def featurize_times(datasets: list[str], repeats: int) -> None:
+    """CPU seconds of fitting the default featurizer on a training fold and transforming it, two ways.
+
+    ``one pass``: ``TextFeaturizer.fit_transform`` (the fitting counts are weighted
+    directly, what ``LearnedPredictor.fit`` does); ``two passes``: ``fit`` then
+    ``transform`` of the same samples (the n-gram analysis run twice, as before). The
+    two alternate within each repeat; best of ``repeats``; the matrices must agree.
+    """
+    import numpy as np
+
+    from rpra_agent.predictors._training import dataset_examples
+    from rpra_agent.predictors.crossfit import dataset_folds
+    from rpra_agent.predictors.features import TextFeaturizer
+
+    print(f"featurizer fit + transform of a training fold (4 of 5 folds), CPU s, best of {repeats}")
+    print(f"{'dataset':10} {'mode':8} {'n':>6} {'one pass':>9} {'two passes':>11}")
+    for name in datasets:
+        ds = load_dataset(name).judged()
+        train = np.flatnonzero(dataset_folds(ds, 5, 0) != 0)
+        for mode in ("request", "draft"):
+            if mode == "draft" and any(t is None for t in ds.texts(ds.weak)):
+                continue
+            every = dataset_examples(ds, mode=mode)[0]  # type: ignore[arg-type]
+            samples = [every[i] for i in train]
+            one, two = [], []
+            for _ in range(max(repeats, 1)):
+                cpu = time.process_time()
+                X1 = TextFeaturizer().fit_transform(samples, draft=mode == "draft")
+                one.append(time.process_time() - cpu)
+                cpu = time.process_time()
+                f = TextFeaturizer()
+                f.fit(samples, draft=mode == "draft")
+                X2 = f.transform(samples)
+                two.append(time.process_time() - cpu)
+                if X1.shape != X2.shape or abs(X1 - X2).max() > 1e-12:
+                    raise SystemExit(f"{name} {mode}: the one-pass matrix differs from fit + transform")
+            print(f"{name:10} {mode:8} {len(samples):>6} {min(one):>9.2f} {min(two):>11.2f}", flush=True)
+
+
 def solver_times(datasets: list[str]) -> None:
     """Fit the default learned predictor with each solver of the ordinal head, side by side in one run.
 
@@ -134,10 +174,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fit-only", action="store_true")
     parser.add_argument("--solver", action="store_true", help="time the ordinal head's two solvers instead")
-    parser.add_argument("--datasets", default="mt-bench,arena,gsm8k", help="for --solver")
+    parser.add_argument("--featurize", action="store_true", help="time the featurizer's one-pass fit instead")
+    parser.add_argument(
+        "--datasets", help="for --solver (default mt-bench,arena,gsm8k) and --featurize (default mt-bench,gsm8k,mmlu)"
+    )
     args = parser.parse_args()
+    if args.featurize:
+        featurize_times((args.datasets or "mt-bench,gsm8k,mmlu").split(","), args.repeats)
+        return
     if args.solver:
-        solver_times(args.datasets.split(","))
+        solver_times((args.datasets or "mt-bench,arena,gsm8k").split(","))
         return
     fit_times(args.repeats)
     if args.fit_only:
