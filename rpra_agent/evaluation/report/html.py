@@ -212,8 +212,9 @@ def _html_table(result: EvalResult) -> str:
             f"<td class='note'>{html.escape(row.note)}</td></tr>"
         )
     note = f"<p>* sets the operating point: {html.escape(operating_choice(result))}</p>" if chosen else ""
-    if comparison_note(result):
-        note += f"<p>{html.escape(comparison_note(result))}</p>"
+    compared = comparison_note(result)
+    if compared:
+        note += f"<p>{html.escape(compared)}</p>"
     return f"<table><tr><th>predictor</th>{head}<th>note</th></tr>{''.join(rows)}</table>{note}"
 
 

@@ -105,7 +105,8 @@ def leader_comparison(
 ) -> dict[str, Any]:
     """The best router by APGR against the best of the other kind, with a paired bootstrap interval.
 
-    The kinds are the simple baselines (:data:`~rpra_agent.evaluation.runs.routers.BASELINES`: TF-IDF + ridge and
+    The kinds are the simple baselines
+    (:data:`~rpra_agent.evaluation.runs.routers.BASELINES`: TF-IDF + ridge and
     shortest-first) and the predictors (report card, learned, artifacts): a predictor
     that leads is compared with the best baseline, a baseline that leads with the best
     predictor, so the line says whether the method beats the simple baselines (or loses
