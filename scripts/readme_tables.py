@@ -79,14 +79,13 @@ def main_block(result: Mapping[str, Any]) -> str:
         ]
     c = result.get("comparison") or {}
     if c.get("low") is not None and c.get("high") is not None:
-        apart = c["low"] > 0 or c["high"] < 0
         lines += [
             "",
             f"The best router against the {c['against_is']} (the line under the table): {c['leader']} leads "
             f"{c['against']} by {c['difference']:+.3f} APGR, {c['level']:.0%} interval {c['low']:+.3f} to "
             f"{c['high']:+.3f} by a paired bootstrap over the {c['units']} conversations "
             f"({c['resamples']:,} resamples), so "
-            + ("these items tell the two apart." if apart else "these items do not tell the two apart."),
+            + ("these items tell the two apart." if c["excludes_zero"] else "these items do not tell the two apart."),
         ]
     return "\n".join(lines)
 

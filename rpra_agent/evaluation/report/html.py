@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import logging
+import math
 from pathlib import Path
 from string import Template
 from typing import Any
@@ -97,10 +98,13 @@ def _operating_note(result: EvalResult) -> str:
 def comparison_note(result: EvalResult) -> str:
     """The best router against the best of the other kind, and whether these items tell them apart (``""`` without)."""
     c = result.comparison
-    if not c or c.get("low") is None or c.get("high") is None:
-        return ""
-    apart = c["low"] > 0.0 or c["high"] < 0.0
-    verdict = "the interval excludes 0" if apart else "the interval includes 0: these items do not tell the two apart"
+    if not c or not all(isinstance(c.get(k), float) and math.isfinite(c[k]) for k in ("low", "high")):
+        return ""  # no comparison, or no resample with a gap between the models
+    verdict = (
+        "the interval excludes 0"
+        if c["excludes_zero"]
+        else "the interval includes 0: these items do not tell the two apart"
+    )
     return (
         f"best by APGR against the {c['against_is']}: {c['leader']} - {c['against']} = {c['difference']:+.3f}, "
         f"{100 * c['level']:.0f}% interval {c['low']:+.3f} to {c['high']:+.3f} (paired bootstrap, "

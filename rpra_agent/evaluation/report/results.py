@@ -94,7 +94,8 @@ class EvalResult:
             other kind (``against``; ``against_is``: ``best baseline``, ``best
             predictor`` or ``runner-up`` when only one kind ran), their APGR
             ``difference`` and its paired bootstrap interval (``low``, ``high``,
-            ``level``, ``resamples``, ``units``: the conversations resampled); empty
+            ``excludes_zero``, ``level``, ``resamples``, ``units``: the conversations
+            resampled); empty
             with fewer than two routers.
     """
 

@@ -133,6 +133,7 @@ def leader_comparison(
         "difference": d.difference,
         "low": d.low,
         "high": d.high,
+        "excludes_zero": d.excludes_zero,
         "level": d.level,
         "resamples": d.resamples,
         "units": d.units,
