@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/text_ridge_probe.py                    # arena and MT-bench, request mode
     .venv/bin/python benchmarks/text_ridge_probe.py arena gsm8k --alphas 1,3
+    .venv/bin/python benchmarks/text_ridge_probe.py arena mt-bench gsm8k --target length
 
 A probe, not a router: each row is a plain scikit-learn ``Ridge`` on one sublinear
 TF-IDF block of the request text (no context, cues or task tag), regressed on the small
@@ -36,10 +37,14 @@ BLOCKS: dict[str, Callable[[], TfidfVectorizer]] = {
 }
 
 
-def crossfit_apgr(ds: Any, block: str, alpha: float, seeds: int) -> float:
-    """Mean APGR over the fold seeds of a ridge on one TF-IDF block of the request."""
+def crossfit_apgr(ds: Any, block: str, alpha: float, seeds: int, target: str = "score") -> float:
+    """Mean APGR over the fold seeds of a ridge on one TF-IDF block of the request.
+
+    ``target`` is ``"score"`` (the small model's score) or ``"length"`` (the log length of its answer).
+    """
     texts = [item.prompt[:2000] if block.startswith("chars") else item.prompt for item in ds.items]
     weak, strong = ds.scores(ds.weak), ds.scores(ds.strong)
+    y = weak if target == "score" else np.log1p([len(t or "") for t in ds.texts(ds.weak)])
     out = []
     for seed in range(seeds):
         folds = dataset_folds(ds, 5, seed)
@@ -48,7 +53,7 @@ def crossfit_apgr(ds: Any, block: str, alpha: float, seeds: int) -> float:
             train, test = np.flatnonzero(folds != f), np.flatnonzero(folds == f)
             vec = BLOCKS[block]()
             X = vec.fit_transform([texts[i] for i in train])
-            model = Ridge(alpha=alpha).fit(X, weak[train])
+            model = Ridge(alpha=alpha).fit(X, y[train])
             keep[test] = model.predict(vec.transform([texts[i] for i in test]))
         out.append(apgr(weak, strong, keep))
     return float(np.mean(out))
@@ -59,13 +64,14 @@ def main() -> None:
     parser.add_argument("datasets", nargs="*", default=["arena", "mt-bench"])
     parser.add_argument("--alphas", default="0.3,1,3,10")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--target", choices=("score", "length"), default="score")
     args = parser.parse_args()
     alphas = [float(a) for a in args.alphas.split(",")]
     print(f"{'data':10} {'block':10} " + " ".join(f"{'alpha ' + format(a, 'g'):>10}" for a in alphas))
     for name in args.datasets:
         ds = load_dataset(name).judged()
         for block in BLOCKS:
-            cells = [f"{crossfit_apgr(ds, block, a, args.seeds):>10.3f}" for a in alphas]
+            cells = [f"{crossfit_apgr(ds, block, a, args.seeds, args.target):>10.3f}" for a in alphas]
             print(f"{name:10} {block:10} " + " ".join(cells), flush=True)
 
 
