@@ -24,6 +24,12 @@ shortest answers first is a baseline) joins the same way, with an equal share
 the head: then the head has missed a signal that a single feature carries. It is the
 ``draft_log_chars`` cue's column, so folding it in changes one weight.
 
+With ``target="auto"``, a third member is available and off by default
+(``gain_weight``): where the ``small`` target is kept, the ``gain`` target's head (at
+its own best ``C``; its linear score is linear in the same features) joins where its
+inner figure is at least the ``small`` head's. On held-out model pairs the two targets
+err differently; on MT-bench it cost more than it gave (docs/LEARNED.md).
+
 The ridge is solved in the dual (an ``n x n`` Gram matrix of the member's columns) when
 there are few rows, which is exact and several times faster than scikit-learn's
 iterative sparse solver at this size; scikit-learn's ``Ridge`` otherwise.
@@ -41,6 +47,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 __all__ = [
+    "GAIN_WEIGHT",
     "LENGTH_WEIGHT",
     "RIDGE_ALPHA",
     "RIDGE_BLOCK",
@@ -59,6 +66,8 @@ RIDGE_WEIGHT = 0.25
 """The ridge's share, in standard deviations of the head's out-of-fold linear score per sd of its own."""
 LENGTH_WEIGHT = 1.0
 """The draft length's share when it joins (only where it alone routes at least as well as the head)."""
+GAIN_WEIGHT = 0.0
+"""The gain head's share where the small target is chosen and it routes at least as well (off by default)."""
 RIDGE_ALPHA = 1.0
 """The ridge penalty (the TF-IDF + ridge baseline's)."""
 _DUAL_MAX_ROWS = 2500

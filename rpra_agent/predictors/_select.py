@@ -49,6 +49,7 @@ class HeadChoice:
         oof: The winner's out-of-fold cumulative probabilities (``None`` without inner CV),
             with the blend's members added when they take part.
         blend: What the inner validation found about the second-stage members (``None`` when not tried).
+        member_C: The regularisation of each member that is another target's head (``gain``).
     """
 
     target: str
@@ -56,6 +57,7 @@ class HeadChoice:
     scores: dict[str, float] = field(default_factory=dict)
     oof: np.ndarray | None = None
     blend: Blend | None = None
+    member_C: dict[str, float] = field(default_factory=dict)
 
 
 def target_positions(
@@ -116,6 +118,7 @@ def choose_head(
     ridge_weight: float = 0.0,
     length_column: int | None = None,
     length_weight: float = 0.0,
+    gain_weight: float = 0.0,
 ) -> HeadChoice:
     """Score every (target, C) candidate by inner cross-validation and return the best.
 
@@ -133,6 +136,9 @@ def choose_head(
         ridge_weight: The ridge member's share (:mod:`~rpra_agent.predictors._blend`).
         length_column: The column of the draft's log length (``None``: no length member).
         length_weight: The length member's share.
+        gain_weight: Where ``small`` is chosen and ``gain`` is a candidate, the share of
+            the ``gain`` head (at its own best ``C``) as a member; it joins only where its
+            inner figure is at least the chosen head's.
     """
     grid = sorted(float(c) for c in Cs)
     targets = list(positions)
@@ -146,6 +152,7 @@ def choose_head(
     best: HeadChoice | None = None
     best_area = -math.inf
     scores: dict[str, float] = {}
+    best_C: dict[str, float] = {}
     oofs = {t: {C: np.zeros((n, n_labels[t] - 1)) for C in grid} for t in targets}
     linear = {t: {C: np.zeros(n) for C in grid} for t in targets}
     for f in range(folds):
@@ -166,7 +173,7 @@ def choose_head(
         # C by the inner routing quality (APGR; Spearman with the labels without large scores):
         # the log-loss prefers heavy shrinkage where the signal is weak, which ranks worse.
         crit = {C: -_rank_score(oof[C], y, weak, strong, by_area) for C in grid}
-        C = min(grid, key=lambda c: (crit[c], c))
+        C = best_C[target] = min(grid, key=lambda c: (crit[c], c))
         scores.update({f"{target}@{c:g}": round(-v, 5) for c, v in crit.items()})
         area = -crit[C]
         # The first target is the default; another must route better by more than the noise (0.5/sqrt(n)).
@@ -192,6 +199,14 @@ def choose_head(
         best.blend.members.append(
             choose_member("length", head_score, best_area, length, rank, weight=length_weight, tolerance=0.0)
         )
+    if gain_weight > 0 and best.target == "small" and "gain" in targets:
+        # The other target's head errs differently (the margin over the large answer, not the
+        # small score); it joins where it routes at least as well on the inner folds.
+        member = choose_member(
+            "gain", head_score, best_area, linear["gain"][best_C["gain"]], rank, weight=gain_weight, tolerance=0.0
+        )
+        best.blend.members.append(member)
+        best.member_C["gain"] = best_C["gain"]
     shift = best.blend.shift()
     if shift is not None and best.oof is not None:
         best.oof = _shift(best.oof, shift)

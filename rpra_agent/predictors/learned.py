@@ -39,6 +39,7 @@ from rpra_agent.core.errors import ConfigError, PredictorError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.predictors._blend import (
+    GAIN_WEIGHT,
     LENGTH_WEIGHT,
     RIDGE_BLOCK,
     RIDGE_BLOCKS,
@@ -97,6 +98,11 @@ class LearnedPredictor(Persistent):
         length_weight: In draft mode, the share of the draft's log length, folded in
             the same way where, on the inner folds, it alone routes at least as well
             as the head; 0 never uses it.
+        gain_weight: With ``target="auto"``, where the inner validation keeps the
+            ``small`` target, the share of a head of the ``gain`` target (at its own
+            best ``C``), folded in the same way where, on the inner folds, it routes at
+            least as well as the ``small`` head; 0 (default) never uses it
+            (``docs/LEARNED.md``: measured on the held-out pairs).
         ridge_block: What the ridge member regresses on: ``"chars"`` (default: the
             character n-gram blocks, which held up better on held-out model pairs),
             ``"words"`` (the word TF-IDF blocks, as the TF-IDF + ridge baseline and
@@ -131,6 +137,7 @@ class LearnedPredictor(Persistent):
         ridge_weight: float = RIDGE_WEIGHT,
         length_weight: float = LENGTH_WEIGHT,
         ridge_block: str = RIDGE_BLOCK,
+        gain_weight: float = GAIN_WEIGHT,
         name: str | None = None,
     ) -> None:
         if mode not in ("request", "draft"):
@@ -143,7 +150,8 @@ class LearnedPredictor(Persistent):
             raise ConfigError("give C or a non-empty Cs grid")
         if any(c <= 0 for c in Cs) or (C is not None and C <= 0):
             raise ConfigError("C values must be positive")
-        for option, value in (("ridge_weight", ridge_weight), ("length_weight", length_weight)):
+        weights = (("ridge_weight", ridge_weight), ("length_weight", length_weight), ("gain_weight", gain_weight))
+        for option, value in weights:
             if not (isinstance(value, int | float) and 0.0 <= float(value) < float("inf")):
                 raise ConfigError(f"{option} must be a finite number >= 0, not {value!r}")
         if ridge_block not in RIDGE_BLOCKS:
@@ -164,6 +172,7 @@ class LearnedPredictor(Persistent):
             "ridge_weight": float(ridge_weight),
             "length_weight": float(length_weight),
             "ridge_block": ridge_block,
+            "gain_weight": float(gain_weight),
         }
         self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], folds=folds, seed=seed)
         self.block_grid = {k: tuple(float(x) for x in v) for k, v in (block_grid or {}).items()}
@@ -238,6 +247,7 @@ class LearnedPredictor(Persistent):
             Cs=self._options["Cs"], folds=self._options["folds"], seed=self._options["seed"],
             ridge_columns=columns, ridge_weight=self._options["ridge_weight"],
             length_column=length_column(self.featurizer), length_weight=self._options["length_weight"],
+            gain_weight=self._options["gain_weight"],
         )  # fmt: skip
         self.target = choice.target  # type: ignore[assignment]
         self.scale, y = candidates[choice.target][0], candidates[choice.target][1][keep]
@@ -246,6 +256,11 @@ class LearnedPredictor(Persistent):
         for member in choice.blend.used if choice.blend is not None else []:
             if member.name == "ridge":
                 cols, (coef, intercept) = columns, fit_ridge(X[:, columns], y)
+            elif member.name == "gain":  # the gain target's head: its linear score over every column
+                scale, positions = candidates["gain"]
+                other = OrdinalLogit(len(scale.labels), Cs=self._options["Cs"], **_inner(self._options))
+                other.fit_fixed(X, positions[keep], choice.member_C["gain"])
+                cols, coef, intercept = np.arange(X.shape[1]), other.beta, 0.0
             else:  # the draft's log length: one column of X, as it is
                 cols, coef, intercept = np.array([length_column(self.featurizer)]), np.ones(1), 0.0
             self.model.beta, self.model.theta = fold_in(
@@ -391,6 +406,8 @@ def _blend_record(choice: Any, ridge_block: str) -> dict[str, Any]:
     record = choice.blend.record() if choice.blend is not None else {"used": []}
     if "ridge" in record:
         record["ridge"]["block"] = ridge_block
+    if "gain" in record:
+        record["gain"]["C"] = choice.member_C.get("gain")
     return record
 
 

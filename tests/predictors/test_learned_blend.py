@@ -1,4 +1,4 @@
-"""The ridge member folded into the learned head: exact dual ridge, fallback to the head, save/load."""
+"""The second-stage members folded into the learned head (ridge, draft length, gain head): exact dual ridge, fallback to the head, save/load."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from sklearn.linear_model import Ridge
 
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.predictors._blend import choose_member, fit_ridge, length_column, ridge_columns, ridge_oof
+from rpra_agent.predictors._blend import GAIN_WEIGHT, choose_member, fit_ridge, length_column, ridge_columns, ridge_oof
+from rpra_agent.predictors._ordinal import OrdinalLogit
+from rpra_agent.predictors._select import target_positions
 from rpra_agent.predictors.features import Sample, TextFeaturizer
 from rpra_agent.predictors.folds import fold_ids
 from rpra_agent.predictors.learned import LearnedPredictor
@@ -120,7 +122,7 @@ def test_a_kept_member_is_folded_into_the_heads_weights_and_survives_save_and_lo
 
 
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "0.25"])
-@pytest.mark.parametrize("option", ["ridge_weight", "length_weight"])
+@pytest.mark.parametrize("option", ["ridge_weight", "length_weight", "gain_weight"])
 def test_a_bad_member_weight_is_a_config_error(option: str, bad: object) -> None:
     with pytest.raises(ConfigError, match=option):
         LearnedPredictor(**{option: bad})  # type: ignore[arg-type]
@@ -189,3 +191,57 @@ def test_the_ridge_member_can_read_the_character_blocks(tmp_path) -> None:
     np.testing.assert_array_equal(loaded.predict_proba(samples), chars.predict_proba(samples))
     with pytest.raises(ConfigError, match="ridge_block must be one of words, chars, text"):
         LearnedPredictor(ridge_block="sentences")
+
+
+def _two_signals(n: int = 160, seed: int = 0) -> tuple[list[Sample], list[float], list[float]]:
+    """The small score follows the 'alpha's; the large score falls where a 'bravo' is, so only the gain sees both.
+
+    The gain head routes a little better on the inner folds, by less than the margin that switches the target.
+    """
+    rng = random.Random(seed)
+    samples, small, large = [], [], []
+    for _ in range(n):
+        k, j = rng.randint(0, 3), int(rng.random() < 0.3)
+        words = ["alpha"] * k + ["bravo"] * j + [rng.choice(_WORDS[2:]) for _ in range(8 - k - j)]
+        rng.shuffle(words)
+        samples.append(Sample(request=" ".join(words)))
+        small.append(float(np.clip(3 + k + rng.choice([-1, 0, 1]), 1, 10)))
+        large.append(float(np.clip(9 - 2 * j + rng.choice([-1, 0, 1]), 1, 10)))
+    return samples, small, large
+
+
+def test_the_gain_head_joins_the_small_head_where_it_routes_as_well_and_is_folded_in(tmp_path) -> None:
+    samples, small, large = _two_signals()
+    assert GAIN_WEIGHT == 0.0  # off by default: the shipped figures are measured without it
+    kw: dict[str, Any] = {"scale": TEN, "ridge_weight": 0.0, "Cs": (0.3,)}
+    both = LearnedPredictor(gain_weight=0.5, **kw).fit(samples, small, large_scores=large)
+    head = LearnedPredictor(**kw).fit(samples, small, large_scores=large)
+    blend = both.training["blend"]
+    assert both.target == head.target == "small"  # better, but not by the margin that switches the target
+    assert blend["used"] == ["gain"] and blend["gain"]["inner"] >= blend["head_inner"]
+    assert "gain" not in head.training["blend"] and both.version != head.version
+    # beta = beta_small + c * beta_gain, the gain head refitted on every row at its recorded C
+    X = both.featurizer.transform(samples)
+    gain_scale, positions = target_positions("auto", TEN, np.array(small), np.array(large))["gain"]
+    gain = OrdinalLogit(len(gain_scale.labels), Cs=(0.3,))
+    gain.fit_fixed(X, positions, blend["gain"]["C"])
+    np.testing.assert_allclose(
+        both.model.score(X) - head.model.score(X), blend["gain"]["scale"] * gain.score(X), rtol=1e-3, atol=1e-4
+    )
+    # the blend sees the large model's weakness: it keeps the bravo-heavy requests higher than the small head does
+    bravo = np.array([s.request.count("bravo") for s in samples], dtype=float)
+    assert spearman(bravo, both.keep_scores(samples) - head.keep_scores(samples)) > 0.5
+    loaded = LearnedPredictor.load(both.save(tmp_path / "gain"))
+    np.testing.assert_array_equal(loaded.predict_proba(samples), both.predict_proba(samples))
+    assert loaded.training["blend"] == blend
+
+
+def test_the_gain_member_needs_the_auto_target_and_a_positive_weight() -> None:
+    samples, small, large = _two_signals()
+    kw: dict[str, Any] = {"scale": TEN, "ridge_weight": 0.0, "Cs": (0.3,)}
+    forced = LearnedPredictor(target="small", gain_weight=0.5, **kw).fit(samples, small, large_scores=large)
+    assert "gain" not in forced.training["blend"]
+    off = LearnedPredictor(gain_weight=0.0, **kw).fit(samples, small, large_scores=large)
+    assert "gain" not in off.training["blend"]
+    no_large = LearnedPredictor(gain_weight=0.5, **kw).fit(samples, small)
+    assert "gain" not in no_large.training["blend"] and no_large.target == "small"
