@@ -184,7 +184,7 @@ class Member:
     """A second-stage member: what the inner validation found, and its share when it takes part.
 
     Attributes:
-        name: ``"ridge"`` or ``"length"``.
+        name: ``"ridge"``, ``"length"`` or ``"gain"``.
         used: Whether it is folded into the head.
         scale: ``c``: the multiplier of the member's centred value in the head's linear score.
         center: The mean of its out-of-fold values (subtracted, so the thresholds stay calibrated).
