@@ -211,7 +211,17 @@ def test_learned_predictor_joins_when_installed(tmp_path: Path) -> None:
     for name in ("learned", "learned_draft"):
         row = result.row(name)
         assert row.apgr is not None and row.accuracy is not None and row.ece is not None
+        assert "learned predictor (target " in row.note and "cross-fitted on the run's folds" in row.note
     assert {c.name for c in result.curves} >= {"learned", "learned_draft"}
+
+
+def test_the_learned_note_says_when_the_folds_chose_different_targets() -> None:
+    from rpra_agent.evaluation.runs._learned import target_note
+
+    assert target_note(("small",) * 5) == "target small"
+    mixed = target_note(("small", "gain", "small", "small", "gain"))
+    assert mixed.startswith("target gain in 2, small in 3 of 5 folds: the folds disagree")
+    assert "docs/LEARNED.md" in mixed
 
 
 def test_the_best_router_is_set_against_the_best_of_the_other_kind(tmp_path: Path) -> None:

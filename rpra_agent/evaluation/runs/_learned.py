@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from typing import Literal
 
@@ -13,7 +14,7 @@ from rpra_agent.core.grades import GradeScale
 from rpra_agent.evaluation.datasets.records import EvalDataset
 from rpra_agent.evaluation.runs.routers import RouterScores
 
-__all__ = ["learned_available", "learned_scores"]
+__all__ = ["learned_available", "learned_scores", "target_note"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,23 @@ def learned_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def target_note(targets: Sequence[str]) -> str:
+    """The router note's account of the target each outer fold chose.
+
+    Where the folds disagree it says how often each target won and warns that the choice
+    flipped: cross-fitting scores such a choice on the complement of the folds that made
+    it, which can put the figure below both targets forced (docs/LEARNED.md, held-out pairs).
+    """
+    counts = Counter(targets)
+    if len(counts) <= 1:
+        return f"target {'/'.join(counts) or 'none'}"
+    chosen = ", ".join(f"{t} in {n}" for t, n in sorted(counts.items()))
+    return (
+        f"target {chosen} of {len(targets)} folds: the folds disagree, which can lower this cross-fitted figure "
+        "(docs/LEARNED.md, held-out pairs)"
+    )
 
 
 def learned_scores(
@@ -70,6 +88,6 @@ def learned_scores(
         dists = None
         if graded and targets == ["small"] and fit.proba is not None:
             dists = [dict(zip(scale.labels, (float(p) for p in row), strict=True)) for row in fit.proba]
-        note = f"{what}; learned predictor (target {'/'.join(targets)}), cross-fitted on the run's folds"
+        note = f"{what}; learned predictor ({target_note(fit.targets)}), cross-fitted on the run's folds"
         out.append(RouterScores(name, np.asarray(fit.keep, dtype=float), dists, scale if dists else None, note))
     return out
