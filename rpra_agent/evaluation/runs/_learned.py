@@ -45,8 +45,8 @@ def target_note(targets: Sequence[str]) -> str:
         return f"target {'/'.join(counts) or 'none'}"
     chosen = ", ".join(f"{t} in {n}" for t, n in sorted(counts.items()))
     return (
-        f"target {chosen} of {len(targets)} folds: the folds disagree, which can lower this cross-fitted figure "
-        "(docs/LEARNED.md, held-out pairs)"
+        f"target {chosen} of {len(targets)} folds: the folds disagree, which can lower this cross-fitted figure, "
+        "see docs/LEARNED.md"
     )
 
 
