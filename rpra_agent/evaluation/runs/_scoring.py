@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -126,18 +127,7 @@ def leader_comparison(
     second = other_kind[0] if other_kind else ranked[1].name
     against = "runner-up" if not other_kind else ("best predictor" if first in BASELINES else "best baseline")
     d = apgr_difference(weak, strong, pool[first], pool[second], groups=groups, seed=seed)
-    return {
-        "leader": first,
-        "against": second,
-        "against_is": against,
-        "difference": d.difference,
-        "low": d.low,
-        "high": d.high,
-        "excludes_zero": d.excludes_zero,
-        "level": d.level,
-        "resamples": d.resamples,
-        "units": d.units,
-    }
+    return {"leader": first, "against": second, "against_is": against, **asdict(d), "excludes_zero": d.excludes_zero}
 
 
 def graph_operating_point(
