@@ -44,7 +44,8 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
-from threadpoolctl import threadpool_limits
+
+from rpra_agent.predictors._threads import one_blas_thread
 
 __all__ = [
     "GAIN_WEIGHT",
@@ -122,7 +123,7 @@ class DualRidge:
         row_mean = K.mean(axis=0)
         Kc = K - row_mean[None, :] - row_mean[:, None] + K.mean()
         ybar = float(y.mean())
-        with threadpool_limits(limits=1, user_api="blas"):  # threads cost more than they save at this size
+        with one_blas_thread():  # threads cost more than they save at this size
             a = np.linalg.solve(Kc + alpha * np.eye(n), y - ybar)
         return a, ybar, float(row_mean @ a)
 

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 from scipy.optimize import minimize
-from threadpoolctl import threadpool_limits
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.predictors._threads import one_blas_thread
 from rpra_agent.predictors.folds import fold_ids
 
 __all__ = ["DEFAULT_CS", "OrdinalLogit", "RowBasis", "threshold_targets"]
@@ -70,7 +70,7 @@ class RowBasis:
 
     def __init__(self, X: sparse.csr_matrix) -> None:
         gram = np.asarray((X @ X.T).toarray(), dtype=np.float64)
-        with threadpool_limits(limits=1, user_api="blas"):  # threads cost more than they save at this size
+        with one_blas_thread():  # threads cost more than they save at this size
             lam, U = np.linalg.eigh(gram)
         keep = lam > max(float(lam.max()), 0.0) * 1e-10
         self.X = X
@@ -221,7 +221,7 @@ class OrdinalLogit:
         X, y = self._check(X, y)
         units = len(set(map(str, groups))) if groups is not None else len(y)
         # Small BLAS calls inside L-BFGS run far slower with several threads (spin-waiting).
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             grid = self.Cs if self.C is None else (self.C,)
             cv = len(y) >= 2 * self.folds and units >= self.folds
             self.C = float(self._select_C(X, y, groups, grid) if cv else grid[-1])
@@ -242,7 +242,7 @@ class OrdinalLogit:
         ``basis`` (a :class:`RowBasis` of this ``X``) is reused across fits on the same rows.
         """
         X, y = self._check(X, y)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             w = self._fit_once(X, y, float(C), start=start, basis=basis)
         self.C = float(C)
         self.beta, self.theta = w[: X.shape[1]], np.minimum.accumulate(w[X.shape[1] :])
