@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from knn_probe import ARENA_DIR  # noqa: E402
@@ -34,15 +33,15 @@ from learned_apgr import arena_pair  # noqa: E402
 
 from rpra_agent.evaluation.datasets import load_dataset  # noqa: E402
 from rpra_agent.evaluation.metrics import apgr  # noqa: E402
-from rpra_agent.predictors.crossfit import crossfit_predictions, dataset_folds  # noqa: E402
+from rpra_agent.predictors.crossfit import _percentiles, crossfit_predictions, dataset_folds  # noqa: E402
 
 
 def within_fold_percentiles(keep: np.ndarray, folds: np.ndarray) -> np.ndarray:
-    """Each fold's keep-scores as percentiles within that fold."""
+    """Each fold's keep-scores as percentiles within that fold (``crossfit_predictions``'s own ranking)."""
     out = np.zeros(len(keep))
     for f in np.unique(folds):
         rows = folds == f
-        out[rows] = (rankdata(keep[rows]) - 0.5) / int(rows.sum())
+        out[rows] = _percentiles(keep[rows])
     return out
 
 

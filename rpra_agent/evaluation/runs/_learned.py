@@ -83,10 +83,9 @@ def learned_scores(
         except ConfigError as exc:
             logger.warning("learned predictor (%s) skipped: %s", mode, exc)
             continue
-        targets = sorted(set(fit.targets))
-        graded = fit.proba is not None and fit.scale is not None and tuple(fit.scale.labels) == tuple(scale.labels)
+        graded = fit.scale is not None and tuple(fit.scale.labels) == tuple(scale.labels)
         dists = None
-        if graded and targets == ["small"] and fit.proba is not None:
+        if graded and set(fit.targets) == {"small"} and fit.proba is not None:
             dists = [dict(zip(scale.labels, (float(p) for p in row), strict=True)) for row in fit.proba]
         note = f"{what}; learned predictor ({target_note(fit.targets)}), cross-fitted on the run's folds"
         out.append(RouterScores(name, np.asarray(fit.keep, dtype=float), dists, scale if dists else None, note))
