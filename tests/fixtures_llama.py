@@ -9,12 +9,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -131,34 +133,62 @@ def vocab_dir() -> Path:
     return Path(os.environ[VOCAB_ENV])
 
 
+class _DiskCache:
+    """At most ``size`` generated model files on disk: the least recently used is deleted.
+
+    The real-tokenizer GGUFs weigh 40-80 MB each (a 256k-token vocabulary), and the
+    suite asks for about sixty distinct ones: kept all at once they filled 2.5 GB of a
+    CI host's ``/tmp``. A file evicted here is rebuilt if asked for again; a process that
+    still has it open keeps reading it (unlinking does not unmap).
+    """
+
+    def __init__(self, root: Path, size: int = 8) -> None:
+        self.root, self.size = root, size
+        self._paths: OrderedDict[tuple[object, ...], Path] = OrderedDict()
+        self._made = 0
+
+    def get(self, key: tuple[object, ...], build: Callable[[Path], Path], stem: str) -> Path:
+        if key in self._paths:
+            self._paths.move_to_end(key)
+            return self._paths[key]
+        while len(self._paths) >= self.size:
+            _, old = self._paths.popitem(last=False)
+            old.unlink(missing_ok=True)
+        path = build(self.root / f"{stem}-{self._made}.gguf")
+        self._made += 1
+        self._paths[key] = path
+        return path
+
+    def close(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def family_gguf(vocab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+def family_gguf(vocab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Path]]:
     """A factory ``family_gguf(family, n_embd=32)``: a random-weight model with that family's tokenizer (cached)."""
     from rpra_agent.testing.gguf import FAMILIES, family_vocab, write_tokenizer_gguf
 
-    root = tmp_path_factory.mktemp("families")
-    cache: dict[tuple[str, int], Path] = {}
+    cache = _DiskCache(tmp_path_factory.mktemp("families"))
 
     def make(family: str, n_embd: int = 32) -> Path:
-        if (family, n_embd) not in cache:
-            cache[(family, n_embd)] = write_tokenizer_gguf(
-                root / f"{family}-{n_embd}.gguf",
-                like=family_vocab(family, vocab_dir),
-                n_embd=n_embd,
-                chat_template=FAMILIES[family][1],
-            )
-        return cache[(family, n_embd)]
+        return cache.get(
+            (family, n_embd),
+            lambda path: write_tokenizer_gguf(
+                path, like=family_vocab(family, vocab_dir), n_embd=n_embd, chat_template=FAMILIES[family][1]
+            ),
+            f"{family}-{n_embd}",
+        )
 
-    return make
+    yield make
+    cache.close()
 
 
 @pytest.fixture(scope="session")
-def scripted_family(vocab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+def scripted_family(vocab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Path]]:
     """A factory ``scripted_family(family, reply=..., grade=..., grades=..., grade_text=...)`` (cached)."""
     from rpra_agent.testing.gguf import FAMILIES, GRADE_WORDS, family_vocab, write_scripted_like
 
-    root = tmp_path_factory.mktemp("scripted-families")
-    cache: dict[tuple[object, ...], Path] = {}
+    cache = _DiskCache(tmp_path_factory.mktemp("scripted-families"))
 
     def make(
         family: str,
@@ -168,17 +198,19 @@ def scripted_family(vocab_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
         grades: tuple[str, ...] = GRADE_WORDS,
         grade_text: str | None = None,
     ) -> Path:
-        key = (family, reply, grade, grades, grade_text)
-        if key not in cache:
-            cache[key] = write_scripted_like(
-                root / f"{family}-{len(cache)}.gguf",
+        return cache.get(
+            (family, reply, grade, grades, grade_text),
+            lambda path: write_scripted_like(
+                path,
                 like=family_vocab(family, vocab_dir),
                 reply=reply,
                 grade=grade,
                 grades=grades,
                 grade_text=grade_text,
                 chat_template=FAMILIES[family][1],
-            )
-        return cache[key]
+            ),
+            family,
+        )
 
-    return make
+    yield make
+    cache.close()
