@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -65,6 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.disable(logging.WARNING)  # the mix's failures warn by design
     tmp = Path(tempfile.mkdtemp(prefix="rpra-load-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # scratch removed at exit
     print(f"{args.runs} concurrent runs (asyncio.gather of graph.ainvoke), os.cpu_count()={os.cpu_count()}")
     header = f"{'backend':<9} {'wall s':>7} {'runs/s':>7} {'dec/s':>7} {'decisions':>9} {'stored':>7} {'lost':>5} {'dup':>4} {'runs ok':>8}"
     print(header)

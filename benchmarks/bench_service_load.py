@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -173,6 +175,7 @@ def main() -> None:
     ap.add_argument("--stream", action="store_true", help="stream=true (SSE)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rpra-svc-load-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # scratch removed at exit
     db = tmp / "log.db"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"

@@ -15,9 +15,11 @@ with the start. The store's row count must equal the decisions made.
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import logging
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -52,6 +54,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.disable(logging.WARNING)  # the mix's failures warn by design
     tmp = Path(tempfile.mkdtemp(prefix="rpra-soak-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # scratch removed at exit
     cluster = None
     if args.store == "postgres":
         from tests.fixtures_postgres import PostgresCluster, find_pg_bin

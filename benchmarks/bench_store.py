@@ -14,7 +14,9 @@ run, per backend: a one-step graph run at a time (interleaved), 16 concurrent ru
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
+import shutil
 import statistics
 import sys
 import tempfile
@@ -249,6 +251,8 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="rpra-bench-"))
+
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # scratch removed at exit
     pg_url, cluster = _postgres()
     try:
         urls = {"SQLite": f"sqlite:///{tmp / 'bench.db'}", "PostgreSQL": pg_url}
