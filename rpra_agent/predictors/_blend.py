@@ -50,6 +50,9 @@ from rpra_agent.predictors._threads import one_blas_thread
 __all__ = [
     "GAIN_WEIGHT",
     "LENGTH_WEIGHT",
+    "PCR_BLOCK",
+    "PCR_RANKS",
+    "PCR_WEIGHT",
     "RIDGE_ALPHA",
     "RIDGE_BLOCK",
     "RIDGE_BLOCKS",
@@ -74,6 +77,13 @@ RIDGE_ALPHA = 1.0
 _DUAL_MAX_ROWS = 2500
 """Solve in the dual (``n x n`` Gram matrix) up to this many rows; scikit-learn's sparse solver above."""
 
+
+PCR_WEIGHT = 0.5
+"""The principal-component member's share (the same gate as the ridge's)."""
+PCR_RANKS: tuple[int, ...] = (20, 50, 100)
+"""The principal-component member's ranks (one regression per rank, averaged; each capped at the data's rank)."""
+PCR_BLOCK = "text"
+"""The principal-component member's blocks: the words and the characters."""
 
 RIDGE_BLOCK = "chars"
 """The ridge member's default block: the character n-grams, which held up better than the words on held-out pairs (docs/LEARNED.md)."""
@@ -116,15 +126,34 @@ class DualRidge:
         self.X = X
         self.K = np.asarray((X @ X.T).toarray(), dtype=np.float64)
 
-    def solve(self, rows: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, float, float]:
-        """Dual coefficients over ``rows``, the label mean and the offset ``mean(K a)``."""
+    def solve(
+        self, rows: np.ndarray, y: np.ndarray, alpha: float, ranks: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, float, float]:
+        """Dual coefficients over ``rows``, the label mean and the offset ``mean(K a)``.
+
+        With ``ranks``, the ridge runs on the top principal components of the rows
+        instead of on every direction (principal-component regression, one fit per
+        rank, averaged): with ``K_c = U S^2 U^T``, ``a = U_k (S_k^2 + alpha)^-1 U_k^T (y - mean y)``.
+        """
         K = self.K[np.ix_(rows, rows)]
         n = len(rows)
         row_mean = K.mean(axis=0)
         Kc = K - row_mean[None, :] - row_mean[:, None] + K.mean()
         ybar = float(y.mean())
         with one_blas_thread():  # threads cost more than they save at this size
-            a = np.linalg.solve(Kc + alpha * np.eye(n), y - ybar)
+            if ranks is None:
+                a = np.linalg.solve(Kc + alpha * np.eye(n), y - ybar)
+            else:
+                values, vectors = np.linalg.eigh(Kc)  # ascending
+                order = np.argsort(values)[::-1]
+                values, vectors = values[order], vectors[:, order]
+                live = int(np.sum(values > 1e-10 * max(float(values[0]), 1e-300)))
+                proj = vectors.T @ (y - ybar)
+                a = np.zeros(n)
+                for rank in ranks:
+                    k = max(1, min(int(rank), live))
+                    a += vectors[:, :k] @ (proj[:k] / (values[:k] + alpha))
+                a /= len(ranks)
         return a, ybar, float(row_mean @ a)
 
     def predict(self, rows: np.ndarray, fit: tuple[np.ndarray, float, float], at: np.ndarray) -> np.ndarray:
@@ -139,29 +168,54 @@ class DualRidge:
         return coef, ybar - offset
 
 
-def fit_ridge(X: sparse.csr_matrix, y: np.ndarray, alpha: float = RIDGE_ALPHA) -> tuple[np.ndarray, float]:
-    """Ridge weights and intercept of ``y`` on ``X`` (dual when few rows, scikit-learn otherwise)."""
+def fit_ridge(
+    X: sparse.csr_matrix, y: np.ndarray, alpha: float = RIDGE_ALPHA, ranks: Sequence[int] | None = None
+) -> tuple[np.ndarray, float]:
+    """Ridge weights and intercept of ``y`` on ``X`` (dual when few rows, scikit-learn otherwise).
+
+    With ``ranks``: principal-component regression, averaged over the ranks (the
+    :data:`PCR_RANKS` member); still linear in ``X``, so it folds into the head.
+    """
     n = X.shape[0]
     if n <= _DUAL_MAX_ROWS:
         dual = DualRidge(X)
         rows = np.arange(n)
-        return dual.weights(rows, dual.solve(rows, y, alpha))
+        return dual.weights(rows, dual.solve(rows, y, alpha, ranks))
     from sklearn.linear_model import Ridge
 
-    model = Ridge(alpha=alpha).fit(X, y)
-    return np.asarray(model.coef_, dtype=np.float64).ravel(), float(model.intercept_)
+    if ranks is None:
+        model = Ridge(alpha=alpha).fit(X, y)
+        return np.asarray(model.coef_, dtype=np.float64).ravel(), float(model.intercept_)
+    from sklearn.decomposition import TruncatedSVD
+
+    top = min(max(ranks), min(X.shape) - 1)
+    svd = TruncatedSVD(max(1, top), random_state=0).fit(X)  # uncentred (sparse); the ridge fits the intercept
+    Z = svd.transform(X)
+    coef, intercept = np.zeros(X.shape[1]), 0.0
+    for rank in ranks:
+        k = max(1, min(int(rank), Z.shape[1]))
+        model = Ridge(alpha=alpha).fit(Z[:, :k], y)
+        coef += svd.components_[:k].T @ np.asarray(model.coef_, dtype=np.float64).ravel()
+        intercept += float(model.intercept_)
+    return coef / len(ranks), intercept / len(ranks)
 
 
-def ridge_oof(X: sparse.csr_matrix, y: np.ndarray, fold: np.ndarray, alpha: float = RIDGE_ALPHA) -> np.ndarray:
+def ridge_oof(
+    X: sparse.csr_matrix,
+    y: np.ndarray,
+    fold: np.ndarray,
+    alpha: float = RIDGE_ALPHA,
+    ranks: Sequence[int] | None = None,
+) -> np.ndarray:
     """Out-of-fold ridge predictions over the folds ``fold`` (one Gram matrix shared by every fold)."""
     out = np.zeros(len(y))
     dual = DualRidge(X) if X.shape[0] <= _DUAL_MAX_ROWS else None
     for f in np.unique(fold):
         train, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
         if dual is not None:
-            out[test] = dual.predict(train, dual.solve(train, y[train], alpha), test)
+            out[test] = dual.predict(train, dual.solve(train, y[train], alpha, ranks), test)
         else:
-            coef, intercept = fit_ridge(X[train], y[train], alpha)
+            coef, intercept = fit_ridge(X[train], y[train], alpha, ranks)
             out[test] = np.asarray(X[test] @ coef).ravel() + intercept
     return out
 

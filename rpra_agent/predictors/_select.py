@@ -50,6 +50,9 @@ class HeadChoice:
             with the blend's members added when they take part.
         blend: What the inner validation found about the second-stage members (``None`` when not tried).
         member_C: The regularisation of each member that is another target's head (``gain``).
+        oof_score: The blend's out-of-fold linear score (the head's plus its members'
+            centred shares), when a member takes part: what the blend's thresholds
+            are re-fitted on.
     """
 
     target: str
@@ -58,6 +61,7 @@ class HeadChoice:
     oof: np.ndarray | None = None
     blend: Blend | None = None
     member_C: dict[str, float] = field(default_factory=dict)
+    oof_score: np.ndarray | None = None
 
 
 def target_positions(
@@ -119,6 +123,9 @@ def choose_head(
     length_column: int | None = None,
     length_weight: float = 0.0,
     gain_weight: float = 0.0,
+    pcr_columns: np.ndarray | None = None,
+    pcr_weight: float = 0.0,
+    pcr_ranks: Sequence[int] = (),
 ) -> HeadChoice:
     """Score every (target, C) candidate by inner cross-validation and return the best.
 
@@ -139,6 +146,9 @@ def choose_head(
         gain_weight: Where ``small`` is chosen and ``gain`` is a candidate, the share of
             the ``gain`` head (at its own best ``C``) as a member; it joins only where its
             inner figure is at least the chosen head's.
+        pcr_columns: The columns of the principal-component member (``None``: none).
+        pcr_weight: Its share; it joins as the ridge does.
+        pcr_ranks: Its ranks (:data:`~rpra_agent.predictors._blend.PCR_RANKS`).
     """
     grid = sorted(float(c) for c in Cs)
     targets = list(positions)
@@ -194,6 +204,11 @@ def choose_head(
         best.blend.members.append(
             choose_member("ridge", head_score, best_area, ridge, rank, weight=ridge_weight, tolerance=1 / math.sqrt(n))
         )
+    if pcr_columns is not None and pcr_weight > 0 and pcr_ranks:
+        pcr = ridge_oof(X[:, pcr_columns], y, fold, ranks=pcr_ranks)
+        best.blend.members.append(
+            choose_member("pcr", head_score, best_area, pcr, rank, weight=pcr_weight, tolerance=1 / math.sqrt(n))
+        )
     if length_column is not None and length_weight > 0:
         length = np.asarray(X[:, length_column].toarray()).ravel()
         best.blend.members.append(
@@ -210,5 +225,6 @@ def choose_head(
     shift = best.blend.shift()
     if shift is not None and best.oof is not None:
         best.oof = _shift(best.oof, shift)
+        best.oof_score = head_score + shift
     logger.debug("learned head: %s@%s chosen by inner validation (%s)", best.target, best.C, scores)
     return best

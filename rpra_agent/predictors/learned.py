@@ -28,11 +28,13 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from scipy import sparse
 
 from rpra_agent.core.decision import utcnow
 from rpra_agent.core.errors import ConfigError, PredictorError
@@ -41,6 +43,9 @@ from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.predictors._blend import (
     GAIN_WEIGHT,
     LENGTH_WEIGHT,
+    PCR_BLOCK,
+    PCR_RANKS,
+    PCR_WEIGHT,
     RIDGE_BLOCK,
     RIDGE_BLOCKS,
     RIDGE_WEIGHT,
@@ -62,6 +67,9 @@ if TYPE_CHECKING:
     from rpra_agent.store.base import DecisionFilter, DecisionStore
 
 __all__ = ["ARTIFACT_KIND", "FAST_CS", "NO_WORSE_SCALE", "TARGETS", "LearnedPredictor", "Target"]
+
+_RECALIBRATION_C = 100.0
+"""The (weak) penalty of the blend's one-score recalibration: a slope and a threshold per grade."""
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +111,11 @@ class LearnedPredictor(Persistent):
             best ``C``), folded in the same way where, on the inner folds, it routes at
             least as well as the ``small`` head; 0 (default) never uses it
             (``docs/LEARNED.md``: measured on the held-out pairs).
+        pcr_weight: The share of a principal-component regression of the same
+            target on the word and character blocks (a ridge on their top 20, 50
+            and 100 principal components, averaged: the TF-IDF's broad directions
+            without its rare n-grams), folded in and gated as the ridge member; 0
+            never uses it (``docs/LEARNED.md``).
         ridge_block: What the ridge member regresses on: ``"chars"`` (default: the
             character n-gram blocks, which held up better on held-out model pairs),
             ``"words"`` (the word TF-IDF blocks, as the TF-IDF + ridge baseline and
@@ -138,6 +151,7 @@ class LearnedPredictor(Persistent):
         length_weight: float = LENGTH_WEIGHT,
         ridge_block: str = RIDGE_BLOCK,
         gain_weight: float = GAIN_WEIGHT,
+        pcr_weight: float = PCR_WEIGHT,
         name: str | None = None,
     ) -> None:
         if mode not in ("request", "draft"):
@@ -150,7 +164,12 @@ class LearnedPredictor(Persistent):
             raise ConfigError("give C or a non-empty Cs grid")
         if any(c <= 0 for c in Cs) or (C is not None and C <= 0):
             raise ConfigError("C values must be positive")
-        weights = (("ridge_weight", ridge_weight), ("length_weight", length_weight), ("gain_weight", gain_weight))
+        weights = (
+            ("ridge_weight", ridge_weight),
+            ("length_weight", length_weight),
+            ("gain_weight", gain_weight),
+            ("pcr_weight", pcr_weight),
+        )
         for option, value in weights:
             if not (isinstance(value, int | float) and 0.0 <= float(value) < float("inf")):
                 raise ConfigError(f"{option} must be a finite number >= 0, not {value!r}")
@@ -173,6 +192,7 @@ class LearnedPredictor(Persistent):
             "length_weight": float(length_weight),
             "ridge_block": ridge_block,
             "gain_weight": float(gain_weight),
+            "pcr_weight": float(pcr_weight),
         }
         self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], folds=folds, seed=seed)
         self.block_grid = {k: tuple(float(x) for x in v) for k, v in (block_grid or {}).items()}
@@ -239,6 +259,7 @@ class LearnedPredictor(Persistent):
         weak = small[keep]
         strong = None if large is None or np.isnan(large[keep]).any() else large[keep]
         columns = ridge_columns(self.featurizer, X.shape[1], self._options["ridge_block"])
+        pcr_cols = ridge_columns(self.featurizer, X.shape[1], PCR_BLOCK)
         choice = choose_head(
             X,
             {t: pos[keep] for t, (_, pos) in candidates.items()},
@@ -248,14 +269,18 @@ class LearnedPredictor(Persistent):
             ridge_columns=columns, ridge_weight=self._options["ridge_weight"],
             length_column=length_column(self.featurizer), length_weight=self._options["length_weight"],
             gain_weight=self._options["gain_weight"],
+            pcr_columns=pcr_cols, pcr_weight=self._options["pcr_weight"], pcr_ranks=PCR_RANKS,
         )  # fmt: skip
         self.target = choice.target  # type: ignore[assignment]
         self.scale, y = candidates[choice.target][0], candidates[choice.target][1][keep]
         self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], **_inner(self._options))
         self.model.fit_fixed(X, y, choice.C)
+        head_theta = self.model.theta.copy()
         for member in choice.blend.used if choice.blend is not None else []:
             if member.name == "ridge":
                 cols, (coef, intercept) = columns, fit_ridge(X[:, columns], y)
+            elif member.name == "pcr":
+                cols, (coef, intercept) = pcr_cols, fit_ridge(X[:, pcr_cols], y, ranks=PCR_RANKS)
             elif member.name == "gain":  # the gain target's head: its linear score over every column
                 scale, positions = candidates["gain"]
                 other = OrdinalLogit(len(scale.labels), Cs=self._options["Cs"], **_inner(self._options))
@@ -265,6 +290,11 @@ class LearnedPredictor(Persistent):
                 cols, coef, intercept = np.array([length_column(self.featurizer)]), np.ones(1), 0.0
             self.model.beta, self.model.theta = fold_in(
                 self.model.beta, self.model.theta, cols, coef, intercept, member
+            )
+        slope = None
+        if choice.oof_score is not None:
+            self.model.beta, self.model.theta, slope = _recalibrate(
+                self.model.beta, self.model.theta, head_theta, choice.oof_score, y, len(self.scale.labels)
             )
         self.model.oof_cumulative = choice.oof
         labels = [self.scale.labels[int(round(p))] for p in y]
@@ -279,7 +309,7 @@ class LearnedPredictor(Persistent):
             "target": self.target,
             "data_scale": self.data_scale.to_dict(),
             "selection": choice.scores,
-            "blend": _blend_record(choice, self._options["ridge_block"]),
+            "blend": _blend_record(choice, self._options["ridge_block"], slope),
         }
         label_scores = np.interp(y, np.arange(len(self.scale.values)), self.scale.values)
         self.metrics = oof_metrics(self.model, y, label_scores, self.scale)
@@ -401,13 +431,42 @@ class LearnedPredictor(Persistent):
         return self.predict(request)
 
 
-def _blend_record(choice: Any, ridge_block: str) -> dict[str, Any]:
-    """The second stage's record, naming the ridge member's block (older artifacts name none: words)."""
+def _recalibrate(
+    beta: np.ndarray, theta: np.ndarray, head_theta: np.ndarray, oof_score: np.ndarray, y: np.ndarray, n_labels: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The blend's slope and thresholds re-fitted on its out-of-fold linear score.
+
+    Each member adds its share to the head's score, which widens its spread: the head's
+    own thresholds would then put too much mass on the extreme grades. A proportional-odds
+    model of the labels on the one out-of-fold score, ``P(y >= k) = sigmoid(a * s + t_k)``,
+    gives the slope ``a`` and the thresholds ``t`` (a monotone map: the order of the keep
+    scores, so the routing, is unchanged). The members' constants (``theta - head_theta``)
+    stay inside the score. Fails toward the blend as folded in (slope 1) when the fit is degenerate.
+
+    Returns:
+        The weights, the thresholds and the slope ``a``.
+    """
+    cal = OrdinalLogit(n_labels, C=_RECALIBRATION_C)
+    cal.fit_fixed(sparse.csr_matrix(np.asarray(oof_score, dtype=np.float64)[:, None]), y, _RECALIBRATION_C)
+    slope = float(cal.beta[0])
+    if not (math.isfinite(slope) and slope > 0 and np.all(np.isfinite(cal.theta))):
+        return beta, theta, 1.0
+    offset = float(np.mean(theta - head_theta))  # the members' constants: the same for every threshold
+    return slope * beta, cal.theta + slope * offset, slope
+
+
+def _blend_record(choice: Any, ridge_block: str, slope: float | None) -> dict[str, Any]:
+    """The second stage's record, naming the ridge member's block (older artifacts name none: words).
+
+    ``slope``: the recalibration's slope (:func:`_recalibrate`) where a member took part.
+    """
     record = choice.blend.record() if choice.blend is not None else {"used": []}
     if "ridge" in record:
         record["ridge"]["block"] = ridge_block
     if "gain" in record:
         record["gain"]["C"] = choice.member_C.get("gain")
+    if slope is not None:
+        record["slope"] = round(float(slope), 6)
     return record
 
 
