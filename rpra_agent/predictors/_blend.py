@@ -1,4 +1,4 @@
-"""Second-stage members of the learned head (TF-IDF + ridge; the draft's length), folded into its weights.
+"""Second-stage members of the learned head (TF-IDF + ridge, principal-component ridge, the draft's length).
 
 The ordinal head and a ridge regression of the same target on the character n-gram
 TF-IDF blocks (``ridge_block``: or the words, or both) err differently (a log-loss over
@@ -17,6 +17,13 @@ its out-of-fold routing quality is below the head's by more than ``1 / sqrt(n)``
 (about twice the inner APGR's noise), e.g. on GSM8K, where it predicts the gain far
 worse than the head. Choosing the weight itself by the inner APGR was measured and
 dropped: at 128-300 training items the choice is noise (docs/LEARNED.md).
+
+A second ridge runs on the top principal components of the word and character blocks
+(``pcr_weight``, 0.5 by default; ranks :data:`PCR_RANKS`, averaged): the TF-IDF's
+broad directions without the rare n-grams a plain ridge fits to noise on a few hundred
+rows. In the dual it is the same solve over the eigenvectors of the centred Gram
+matrix, ``a = U_k (S_k^2 + alpha)^-1 U_k^T (y - mean y)``, so it is exact and still
+linear in the features; it is gated like the ridge.
 
 In draft mode the draft's log length (LLM judges favour longer answers; deferring the
 shortest answers first is a baseline) joins the same way, with an equal share

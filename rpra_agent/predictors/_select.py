@@ -50,9 +50,9 @@ class HeadChoice:
             with the blend's members added when they take part.
         blend: What the inner validation found about the second-stage members (``None`` when not tried).
         member_C: The regularisation of each member that is another target's head (``gain``).
-        oof_score: The blend's out-of-fold linear score (the head's plus its members'
-            centred shares), when a member takes part: what the blend's thresholds
-            are re-fitted on.
+        spread: Where a member takes part, the head's out-of-fold score sd over the
+            blend's: the blend is shrunk by it toward the head's mean score, so that its
+            spread, and with it the head's calibration, stays the head's (1: no member).
     """
 
     target: str
@@ -61,7 +61,7 @@ class HeadChoice:
     oof: np.ndarray | None = None
     blend: Blend | None = None
     member_C: dict[str, float] = field(default_factory=dict)
-    oof_score: np.ndarray | None = None
+    spread: float = 1.0
 
 
 def target_positions(
@@ -224,7 +224,12 @@ def choose_head(
         best.member_C["gain"] = best_C["gain"]
     shift = best.blend.shift()
     if shift is not None and best.oof is not None:
-        best.oof = _shift(best.oof, shift)
-        best.oof_score = head_score + shift
+        # Members widen the score; shrink the blend toward the head's mean to the head's
+        # spread (a monotone map), so the head's thresholds stay calibrated:
+        # logit = theta + r * (head + shift) + (1 - r) * mean(head).
+        blended_sd = float(np.std(head_score + shift))
+        best.spread = float(np.std(head_score)) / blended_sd if blended_sd > 1e-12 else 1.0
+        r = best.spread
+        best.oof = _shift(best.oof, r * shift - (1.0 - r) * (head_score - float(np.mean(head_score))))
     logger.debug("learned head: %s@%s chosen by inner validation (%s)", best.target, best.C, scores)
     return best

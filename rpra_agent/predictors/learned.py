@@ -28,13 +28,11 @@ import asyncio
 import hashlib
 import json
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from scipy import sparse
 
 from rpra_agent.core.decision import utcnow
 from rpra_agent.core.errors import ConfigError, PredictorError
@@ -68,8 +66,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ARTIFACT_KIND", "FAST_CS", "NO_WORSE_SCALE", "TARGETS", "LearnedPredictor", "Target"]
 
-_RECALIBRATION_C = 100.0
-"""The (weak) penalty of the blend's one-score recalibration: a slope and a threshold per grade."""
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +271,7 @@ class LearnedPredictor(Persistent):
         self.scale, y = candidates[choice.target][0], candidates[choice.target][1][keep]
         self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], **_inner(self._options))
         self.model.fit_fixed(X, y, choice.C)
-        head_theta = self.model.theta.copy()
+        head_beta, head_theta = self.model.beta.copy(), self.model.theta.copy()
         for member in choice.blend.used if choice.blend is not None else []:
             if member.name == "ridge":
                 cols, (coef, intercept) = columns, fit_ridge(X[:, columns], y)
@@ -291,10 +287,9 @@ class LearnedPredictor(Persistent):
             self.model.beta, self.model.theta = fold_in(
                 self.model.beta, self.model.theta, cols, coef, intercept, member
             )
-        slope = None
-        if choice.oof_score is not None:
-            self.model.beta, self.model.theta, slope = _recalibrate(
-                self.model.beta, self.model.theta, head_theta, choice.oof_score, y, len(self.scale.labels)
+        if choice.blend is not None and choice.blend.used:
+            self.model.beta, self.model.theta = _keep_spread(
+                self.model.beta, self.model.theta, head_theta, float(np.mean(X @ head_beta)), choice.spread
             )
         self.model.oof_cumulative = choice.oof
         labels = [self.scale.labels[int(round(p))] for p in y]
@@ -309,7 +304,7 @@ class LearnedPredictor(Persistent):
             "target": self.target,
             "data_scale": self.data_scale.to_dict(),
             "selection": choice.scores,
-            "blend": _blend_record(choice, self._options["ridge_block"], slope),
+            "blend": _blend_record(choice, self._options["ridge_block"]),
         }
         label_scores = np.interp(y, np.arange(len(self.scale.values)), self.scale.values)
         self.metrics = oof_metrics(self.model, y, label_scores, self.scale)
@@ -431,42 +426,35 @@ class LearnedPredictor(Persistent):
         return self.predict(request)
 
 
-def _recalibrate(
-    beta: np.ndarray, theta: np.ndarray, head_theta: np.ndarray, oof_score: np.ndarray, y: np.ndarray, n_labels: int
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """The blend's slope and thresholds re-fitted on its out-of-fold linear score.
+def _keep_spread(
+    beta: np.ndarray, theta: np.ndarray, head_theta: np.ndarray, head_mean: float, spread: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The blend shrunk toward the head's mean score to the head's spread (``spread``: sd head / sd blend).
 
-    Each member adds its share to the head's score, which widens its spread: the head's
-    own thresholds would then put too much mass on the extreme grades. A proportional-odds
-    model of the labels on the one out-of-fold score, ``P(y >= k) = sigmoid(a * s + t_k)``,
-    gives the slope ``a`` and the thresholds ``t`` (a monotone map: the order of the keep
-    scores, so the routing, is unchanged). The members' constants (``theta - head_theta``)
-    stay inside the score. Fails toward the blend as folded in (slope 1) when the fit is degenerate.
-
-    Returns:
-        The weights, the thresholds and the slope ``a``.
+    Each member adds its share to the head's score, which widens it, and the head's own
+    thresholds then put too much mass on the extreme grades. The blend's score ``L``
+    (its constants ``theta - head_theta`` included) becomes ``r * L + (1 - r) * m``,
+    ``m`` the head's mean score over the training rows: a monotone map, so one model's
+    order of keep-scores is unchanged, and the head's thresholds fit again.
+    Re-fitting the thresholds on the blend's out-of-fold score instead was measured and
+    dropped: it moved them by fold noise (docs/LEARNED.md).
     """
-    cal = OrdinalLogit(n_labels, C=_RECALIBRATION_C)
-    cal.fit_fixed(sparse.csr_matrix(np.asarray(oof_score, dtype=np.float64)[:, None]), y, _RECALIBRATION_C)
-    slope = float(cal.beta[0])
-    if not (math.isfinite(slope) and slope > 0 and np.all(np.isfinite(cal.theta))):
-        return beta, theta, 1.0
     offset = float(np.mean(theta - head_theta))  # the members' constants: the same for every threshold
-    return slope * beta, cal.theta + slope * offset, slope
+    return spread * beta, head_theta + spread * offset + (1.0 - spread) * head_mean
 
 
-def _blend_record(choice: Any, ridge_block: str, slope: float | None) -> dict[str, Any]:
+def _blend_record(choice: Any, ridge_block: str) -> dict[str, Any]:
     """The second stage's record, naming the ridge member's block (older artifacts name none: words).
 
-    ``slope``: the recalibration's slope (:func:`_recalibrate`) where a member took part.
+    ``spread``: where a member took part, the factor that keeps the head's spread (:func:`_keep_spread`).
     """
     record = choice.blend.record() if choice.blend is not None else {"used": []}
     if "ridge" in record:
         record["ridge"]["block"] = ridge_block
     if "gain" in record:
         record["gain"]["C"] = choice.member_C.get("gain")
-    if slope is not None:
-        record["slope"] = round(float(slope), 6)
+    if record["used"]:
+        record["spread"] = round(float(choice.spread), 6)
     return record
 
 

@@ -167,7 +167,7 @@ def test_a_kept_member_is_folded_into_the_heads_weights_and_survives_save_and_lo
     cols = ridge_columns(blended.featurizer, blended.model.beta.shape[0])
     X = blended.featurizer.transform(samples)
     coef, intercept = fit_ridge(X[:, cols], np.asarray(scores) - 1.0)
-    delta = blended.model.score(X) / blended.training["blend"]["slope"] - head.model.score(X)
+    delta = blended.model.score(X) / blended.training["blend"]["spread"] - head.model.score(X)
     c = blended.training["blend"]["ridge"]["scale"]
     # beta_blend = a * (beta_head + c * ridge_coef) on the char columns (c rounded in the record; a: the recalibration)
     np.testing.assert_allclose(delta, c * np.asarray(X[:, cols] @ coef).ravel(), rtol=1e-3, atol=1e-4)
@@ -191,7 +191,7 @@ def test_the_principal_component_member_joins_by_default_and_is_folded_in(tmp_pa
     cols = ridge_columns(pcr.featurizer, X.shape[1], PCR_BLOCK)
     coef, _ = fit_ridge(X[:, cols], np.asarray(scores) - 1.0, ranks=PCR_RANKS)
     np.testing.assert_allclose(
-        pcr.model.score(X) / blend["slope"] - head.model.score(X),
+        pcr.model.score(X) / blend["spread"] - head.model.score(X),
         blend["pcr"]["scale"] * np.asarray(X[:, cols] @ coef).ravel(),
         rtol=1e-3,
         atol=1e-4,
@@ -266,7 +266,7 @@ def test_the_ridge_member_can_read_the_character_blocks(tmp_path) -> None:
     assert words.training["blend"]["ridge"]["block"] == "words" and chars.version != words.version
     X = chars.featurizer.transform(samples)
     head = LearnedPredictor(scale=TEN, ridge_weight=0.0, pcr_weight=0.0).fit(samples, scores)
-    unscaled = chars.model.beta / chars.training["blend"]["slope"]
+    unscaled = chars.model.beta / chars.training["blend"]["spread"]
     moved = np.flatnonzero(~np.isclose(unscaled, head.model.beta, rtol=0, atol=1e-6))
     assert set(moved) <= set(ridge_columns(chars.featurizer, X.shape[1], "chars"))  # only the char weights moved
     loaded = LearnedPredictor.load(chars.save(tmp_path / "chars"))
@@ -308,7 +308,7 @@ def test_the_gain_head_joins_the_small_head_where_it_routes_as_well_and_is_folde
     gain = OrdinalLogit(len(gain_scale.labels), Cs=(0.3,))
     gain.fit_fixed(X, positions, blend["gain"]["C"])
     np.testing.assert_allclose(
-        both.model.score(X) / blend["slope"] - head.model.score(X),
+        both.model.score(X) / blend["spread"] - head.model.score(X),
         blend["gain"]["scale"] * gain.score(X),
         rtol=1e-3,
         atol=1e-4,
