@@ -58,6 +58,7 @@ __all__ = [
     "GAIN_WEIGHT",
     "LENGTH_WEIGHT",
     "PCR_BLOCK",
+    "PCR_MAX_ROWS",
     "PCR_RANKS",
     "PCR_WEIGHT",
     "RIDGE_ALPHA",
@@ -89,6 +90,10 @@ PCR_WEIGHT = 0.5
 """The principal-component member's share (the same gate as the ridge's)."""
 PCR_RANKS: tuple[int, ...] = (20, 50, 100)
 """The principal-component member's ranks (one regression per rank, averaged; each capped at the data's rank)."""
+PCR_MAX_ROWS = 2500
+"""The principal-component member is tried up to this many training rows: above, the head
+has the data it needs, and the SVD doubled MMLU's fit (34 to 65 s of CPU) for a member
+that never joined (docs/LEARNED.md)."""
 PCR_BLOCK = "text"
 """The principal-component member's blocks: the words and the characters."""
 

@@ -25,7 +25,7 @@ from scipy import sparse
 
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.predictors._blend import Blend, choose_member, ridge_oof
+from rpra_agent.predictors._blend import PCR_MAX_ROWS, Blend, choose_member, ridge_oof
 from rpra_agent.predictors._ordinal import OrdinalLogit, RowBasis
 from rpra_agent.predictors.folds import fold_ids
 from rpra_agent.predictors.ranking import routing_area, spearman
@@ -147,7 +147,8 @@ def choose_head(
             the ``gain`` head (at its own best ``C``) as a member; it joins only where its
             inner figure is at least the chosen head's.
         pcr_columns: The columns of the principal-component member (``None``: none).
-        pcr_weight: Its share; it joins as the ridge does.
+        pcr_weight: Its share; it joins as the ridge does (tried up to
+            :data:`~rpra_agent.predictors._blend.PCR_MAX_ROWS` rows).
         pcr_ranks: Its ranks (:data:`~rpra_agent.predictors._blend.PCR_RANKS`).
     """
     grid = sorted(float(c) for c in Cs)
@@ -204,7 +205,7 @@ def choose_head(
         best.blend.members.append(
             choose_member("ridge", head_score, best_area, ridge, rank, weight=ridge_weight, tolerance=1 / math.sqrt(n))
         )
-    if pcr_columns is not None and pcr_weight > 0 and pcr_ranks:
+    if pcr_columns is not None and pcr_weight > 0 and pcr_ranks and n <= PCR_MAX_ROWS:
         pcr = ridge_oof(X[:, pcr_columns], y, fold, ranks=pcr_ranks)
         best.blend.members.append(
             choose_member("pcr", head_score, best_area, pcr, rank, weight=pcr_weight, tolerance=1 / math.sqrt(n))

@@ -202,6 +202,16 @@ def test_the_principal_component_member_joins_by_default_and_is_folded_in(tmp_pa
     assert both.training["blend"]["used"] == ["ridge", "pcr"]
 
 
+def test_the_principal_component_member_is_not_tried_on_many_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rpra_agent.predictors import _select
+
+    samples, scores = _word_signal()
+    assert "pcr" in LearnedPredictor(scale=TEN).fit(samples, scores).training["blend"]
+    monkeypatch.setattr(_select, "PCR_MAX_ROWS", 100)  # fewer than the 120 training rows
+    fitted = LearnedPredictor(scale=TEN).fit(samples, scores)
+    assert "pcr" not in fitted.training["blend"] and fitted.training["blend"]["used"] == ["ridge"]
+
+
 @pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), "0.25"])
 @pytest.mark.parametrize("option", ["ridge_weight", "length_weight", "gain_weight", "pcr_weight"])
 def test_a_bad_member_weight_is_a_config_error(option: str, bad: object) -> None:
