@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ARTIFACT_KIND", "FAST_CS", "NO_WORSE_SCALE", "TARGETS", "LearnedPredictor", "Target"]
 
-
 logger = logging.getLogger(__name__)
 
 Target = Literal["auto", "small", "gain", "no_worse"]
