@@ -156,9 +156,8 @@ class DualRidge:
             if ranks is None:
                 a = np.linalg.solve(Kc + alpha * np.eye(n), y - ybar)
             else:
-                values, vectors = np.linalg.eigh(Kc)  # ascending
-                order = np.argsort(values)[::-1]
-                values, vectors = values[order], vectors[:, order]
+                values, vectors = np.linalg.eigh(Kc)
+                values, vectors = values[::-1], vectors[:, ::-1]  # eigh's order is ascending
                 live = int(np.sum(values > 1e-10 * max(float(values[0]), 1e-300)))
                 proj = vectors.T @ (y - ybar)
                 a = np.zeros(n)
