@@ -32,7 +32,13 @@ the fly; ``--continuous`` divides the scores by 10 (0.1-1.0, acceptable from 0.7
 the continuous-scale path is exercised on real judge scores.
 
 Protocol: every point of the routing curve, every item with both scores (RouteLLM's
-APGR definition; MT-bench routed per turn; all 1,319 GSM8K items).
+APGR definition; MT-bench routed per turn; all 1,319 GSM8K items). The five folds'
+out-of-fold keep-scores are pooled into one curve; ``--per-fold`` instead averages the
+five folds' own APGRs, each ranked by one fitted model. Pooling mixes five models'
+intercepts: a fold whose items score high was trained on items that score low, so a
+trained router's pooled curve carries a small anti-correlation that a fixed rule
+(shortest-first) does not. The category card shows it most: a constant per fold, it is
+0.500 per fold and below 0.5 pooled (docs/LEARNED.md).
 """
 
 from __future__ import annotations
@@ -68,6 +74,14 @@ def card_keep(categories: Sequence[Any], weak: np.ndarray, folds: np.ndarray) ->
             same = train & (cats == c)
             keep[test[cats[test] == c]] = (weak[same].sum() + overall) / (same.sum() + 1.0)
     return keep
+
+
+def fold_apgr(weak: np.ndarray, strong: np.ndarray, keep: Any, folds: np.ndarray, per_fold: bool) -> float:
+    """APGR of the pooled out-of-fold keep-scores, or (``per_fold``) the mean of each fold's own APGR."""
+    if not per_fold:
+        return apgr(weak, strong, keep)
+    keep = np.asarray(keep, dtype=float)
+    return float(np.mean([apgr(weak[folds == f], strong[folds == f], keep[folds == f]) for f in np.unique(folds)]))
 
 
 def members(joined: dict[str, int], fits: int) -> str:
@@ -122,6 +136,7 @@ def table(
     k: int,
     options: dict[str, Any] | None = None,
     featurizer: dict[str, Any] | None = None,
+    per_fold: bool = False,
 ) -> None:
     cols = [f"learned/{t}" for t in targets] + ["ridge", "card", "shortest", "bar", "bar*", "auto-bar", "auto-bar*"]
     print(
@@ -157,7 +172,7 @@ def table(
                         return fitted[-1]
 
                     fit = crossfit_predictions(ds, make, mode=mode, target=target, folds=folds)  # type: ignore[arg-type]
-                    got[f"learned/{target}"].append(apgr(weak, strong, fit.keep))
+                    got[f"learned/{target}"].append(fold_apgr(weak, strong, fit.keep, folds, per_fold))
                     if target == "auto":
                         chosen.append("".join(t[0] for t in fit.targets))
                         fits += len(fitted)
@@ -165,10 +180,11 @@ def table(
                             for member in p.training.get("blend", {}).get("used", []):
                                 joined[member] = joined.get(member, 0) + 1
                 ridge = crossfit_scores(ds, lambda m=mode: RidgeTextPredictor(mode=m), mode=mode, folds=folds)  # type: ignore[arg-type]
-                got["ridge"].append(apgr(weak, strong, ridge))
-                got["card"].append(apgr(weak, strong, card_keep(ds.categories(), weak, folds)))
+                got["ridge"].append(fold_apgr(weak, strong, ridge, folds, per_fold))
+                got["card"].append(fold_apgr(weak, strong, card_keep(ds.categories(), weak, folds), folds, per_fold))
                 if has_text:
-                    got["shortest"].append(apgr(weak, strong, np.array([len(t or "") for t in texts], dtype=float)))
+                    short = np.array([len(t or "") for t in texts], dtype=float)
+                    got["shortest"].append(fold_apgr(weak, strong, short, folds, per_fold))
             bar = [
                 max(r, c, s) for r, c, s in zip(got["ridge"], got["card"], got["shortest"] or got["card"], strict=True)
             ]
@@ -229,6 +245,7 @@ def main() -> None:
     parser.add_argument("--arena-dir", help="arena-bench-v1 recordings (benchmarks/data/arena_bench_v1)")
     parser.add_argument("--pairs", default="", help="weak>strong model pairs of --arena-dir, comma-separated")
     parser.add_argument("--continuous", action="store_true", help="with --arena-dir: scores / 10 (a 0.1-1 scale)")
+    parser.add_argument("--per-fold", action="store_true", help="average the folds' own APGRs instead of pooling")
     args = parser.parse_args()
     if args.arena_dir:
         pairs = [p.split(">") for p in args.pairs.split(",") if p]
@@ -237,7 +254,10 @@ def main() -> None:
         transfer(args.datasets)
     else:
         targets = args.targets.split(",")
-        table(args.datasets, args.modes.split(","), targets, args.seeds, args.folds, args.options, args.featurizer)
+        table(
+            args.datasets, args.modes.split(","), targets, args.seeds, args.folds, args.options, args.featurizer,
+            per_fold=args.per_fold,
+        )  # fmt: skip
 
 
 if __name__ == "__main__":
