@@ -90,7 +90,6 @@ def llama_rows() -> None:
     from rpra_agent.testing.gguf import write_random_gguf, write_scripted_gguf
 
     tmp = Path(tempfile.mkdtemp(prefix="rpra-inj-"))
-
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # scratch removed at exit
     scripted = load_chat_model(f"gguf:{write_scripted_gguf(tmp / 's.gguf', reply='A proof.', grade='bad')}?n_threads=1")
     rand = load_chat_model(f"gguf:{write_random_gguf(tmp / 'r.gguf', seed=0)}?n_threads=1&n_ctx=4096")

@@ -251,7 +251,6 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="rpra-bench-"))
-
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)  # scratch removed at exit
     pg_url, cluster = _postgres()
     try:
