@@ -40,7 +40,15 @@ def fold_ids(n: int, folds: int, seed: int = 0, groups: Sequence[Hashable] | Non
     keys = list(dict.fromkeys(str(g) for g in groups)) if groups is not None else None
     units = len(keys) if keys is not None else n
     if units < folds:
-        raise ConfigError(f"cannot cross-fit {units} items (groups) in {folds} folds: use fewer folds or more items")
+        if groups is None:
+            raise ConfigError(f"cannot cross-fit {n} items in {folds} folds: use fewer folds or more items")
+        raise ConfigError(
+            f"cannot cross-fit {n} items in {folds} folds: they form only {units} group(s), and a group's items"
+            " share a fold (evaluation groups items by their first user message, so a conversation's turns"
+            " stay together); "
+            + (f"use at most {units} folds, or " if units >= 2 else "")
+            + "give more items distinct first user messages"
+        )
     perm = np.random.default_rng(seed).permutation(units) % folds
     if keys is None or groups is None:
         return perm.astype(int)

@@ -103,7 +103,12 @@ MALFORMED = [
     ([_bad(prompt=5)], 2, "prompt", "must be a string"),
     ([GOOD, GOOD], 3, "id", "duplicate id 'a' (first on line 2)"),
     ([_bad(responses={"s": {"score": "9/10"}})], 2, "responses.s.score", "score must be a number, got '9/10'"),
-    ([_bad(responses={"s": {"score": True}})], 2, "responses.s.score", "must be a number"),
+    (
+        [_bad(responses={"s": {"score": True}})],
+        2,
+        "responses.s.score",
+        "must be a number, got true: write 1/0, or use correct: true/false",
+    ),
     ([_bad(responses={"s": {"score": 11}})], 2, "responses.s.score", "outside the header's score_range"),
     ([_bad(responses={"gpt-5": {"score": 3}})], 2, "responses.gpt-5", "unknown model 'gpt-5'"),
     ([_bad(responses={"s": {"score": 3, "grade": "ok"}})], 2, "responses.s.grade", "unknown field"),

@@ -70,8 +70,13 @@ def test_fold_ids_keep_groups_together_and_reject_bad_counts() -> None:
     assert sorted(np.bincount(fold_ids(10, 5, seed=1))) == [2] * 5
     with pytest.raises(ConfigError, match="at least 2 folds"):
         fold_ids(5, 1)
-    with pytest.raises(ConfigError, match="cannot cross-fit"):
+    with pytest.raises(ConfigError, match=r"3 items in 2 folds: they form only 1 group\(s\).*give more items") as one:
         fold_ids(3, 2, groups=["x", "x", "x"])
+    assert "at most" not in str(one.value)  # one group: no fold count helps
+    with pytest.raises(ConfigError, match="only 2 group.*use at most 2 folds"):
+        fold_ids(4, 3, groups=["x", "x", "y", "y"])
+    with pytest.raises(ConfigError, match="cannot cross-fit 3 items in 4 folds: use fewer folds"):
+        fold_ids(3, 4)
     assert stable_fold_ids(["q1", "q2"], 5).tolist() == stable_fold_ids(["q2", "q1"], 5).tolist()[::-1]
 
 

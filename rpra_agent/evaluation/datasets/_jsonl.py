@@ -223,6 +223,11 @@ def _parse_score(value: dict[str, Any], ctx: _Ctx, where: str, lo: float, hi: fl
         return score
     if score is None:
         return None
+    if isinstance(score, bool):
+        raise ctx.error(
+            f"score must be a number, got {str(score).lower()}: write 1/0, or use correct: true/false instead",
+            f"{where}.score",
+        )
     if not _is_number(score):
         raise ctx.error(f"score must be a number, got {score!r}", f"{where}.score")
     if not lo - 1e-9 <= score <= hi + 1e-9:
