@@ -76,3 +76,10 @@ def test_rpra_eval_errors_are_clear(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "bundled" in result.output
     result = runner.invoke(app, ["eval", "--threshold", "5", "--target-rate", "0.5", "--out", str(tmp_path / "o")])
     assert result.exit_code == 2 and "choose one" in result.output
+    # Ten items that repeat one prompt are one conversation: nothing to cross-fit, and exit 2 says why.
+    same = tmp_path / "same.jsonl"
+    rows = [{"rpra_dataset": {"weak": "a", "strong": "b", "score_range": [0, 1]}}]
+    rows += [{"id": i, "prompt": "hi", "responses": {"a": {"score": i % 2}, "b": {"score": 1}}} for i in range(10)]
+    same.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = runner.invoke(app, ["eval", "--dataset", str(same), "--out", str(tmp_path / "o2")])
+    assert result.exit_code == 2 and "only 1 group(s)" in result.output and "first user message" in result.output
