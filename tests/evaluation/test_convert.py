@@ -210,6 +210,40 @@ def test_csv_quoted_line_breaks_keep_their_line_numbers(tmp_path: Path) -> None:
     assert [(line, row["id"]) for line, row in read_table(src)] == [(2, "1"), (4, "2")]
 
 
+def test_spreadsheet_exports_read_as_written(tmp_path: Path) -> None:
+    """A byte-order mark, a semicolon-separated export and pandas' missing markers."""
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffid,p,s,l\n1,q,3,9\n2,r,N/A,8\n3,t,NaN,7\n4,u,null,6\n".encode())
+    code, text = _run(
+        "data", "convert", str(bom), "-o", str(tmp_path / "b.jsonl"), "--prompt-col", "p", "--id-col", "id",
+        "--model", "s=:s", "--model", "l=:l", "--score-range", "1,10",
+    )  # fmt: skip
+    assert code == 0, text
+    ds = load_dataset(tmp_path / "b.jsonl")
+    assert [i.id for i in ds.items] == ["1", "2", "3", "4"]
+    assert ds.scores("s")[0] == 3 and np.isnan(ds.scores("s")[1:]).all() and ds.scores("l").tolist() == [9, 8, 7, 6]
+    semi = tmp_path / "semi.csv"
+    semi.write_text('id;p;s;l\n1;"a; b";3;9\n2;c;4;8\n', encoding="utf-8")
+    assert [row for _, row in read_table(semi)][0] == {"id": "1", "p": "a; b", "s": "3", "l": "9"}
+    (tmp_path / "dec.csv").write_text("id;p;s;l\n1;q;7,5;9\n", encoding="utf-8")
+    code, text = _run(
+        "data", "convert", str(tmp_path / "dec.csv"), "-o", str(tmp_path / "d.jsonl"), "--prompt-col", "p",
+        "--model", "s=:s", "--model", "l=:l", "--score-range", "1,10",
+    )  # fmt: skip
+    assert code == 2 and "not a number: '7,5' (a decimal comma" in text  # never guessed: 1,000 tokens is 1000
+    comma = tmp_path / "comma.csv"  # a header with a comma stays comma-separated, semicolons and all
+    comma.write_text("id,p;x\n1,a;b\n", encoding="utf-8")
+    assert [row for _, row in read_table(comma)] == [{"id": "1", "p;x": "a;b"}]
+    code, text = _run(
+        "data", "convert", str(bom), "-o", str(tmp_path / "c.jsonl"), "--prompt-col", "p", "--id-col", "id",
+        "--model", "s=:p", "--model", "l=:l", "--score-range", "1,10",
+    )  # fmt: skip
+    assert code == 2 and "not a number: 'q'" in text  # other text in a score column is still an error
+    with_bom = tmp_path / "bom.jsonl"  # a dataset saved by an editor that writes a byte-order mark
+    with_bom.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "b.jsonl").read_bytes())
+    assert [i.id for i in load_dataset(with_bom).items] == ["1", "2", "3", "4"]
+
+
 def test_long_columns_without_long_are_refused(tmp_path: Path) -> None:
     src = tmp_path / "w.csv"
     src.write_text("p,a,b\nq,1,0\n", encoding="utf-8")

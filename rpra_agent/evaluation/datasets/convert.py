@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ __all__ = ["ColumnMapping", "ModelColumns", "convert_table", "read_table"]
 
 _TRUE = frozenset({"true", "yes", "correct"})
 _FALSE = frozenset({"false", "no", "incorrect"})
+_MISSING = frozenset({"na", "n/a", "nan", "null", "none"})
+"""Cells read as "not recorded", like an empty cell (pandas' and spreadsheets' missing markers)."""
 
 
 @dataclass(frozen=True)
@@ -98,12 +101,15 @@ def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
     CSV is read strictly: a malformed quote (an unterminated one would otherwise swallow
     the rest of the file into one cell) or a row with more or fewer cells than the
-    header is a :class:`DatasetError` naming the line.
+    header is a :class:`DatasetError` naming the line. A byte-order mark (as
+    spreadsheets write) is skipped; a ``.csv`` whose header holds no comma but a
+    semicolon, tab or ``|`` (a spreadsheet's export in a locale with decimal commas) is
+    read with that delimiter.
     """
     if path.suffix.lower() in (".csv", ".tsv"):
-        yield from _csv_rows(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+        yield from _csv_rows(path, "\t" if path.suffix.lower() == ".tsv" else _delimiter(path))
         return
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -113,8 +119,19 @@ def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, obj
 
 
+def _delimiter(path: Path) -> str:
+    """``,`` unless the header line holds none and one of ``;``, tab or ``|`` instead."""
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        header = fh.readline()
+    if "," in header:
+        return ","
+    counts = {d: header.count(d) for d in (";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
 def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8", newline="") as fh:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh, delimiter=delimiter, strict=True)
         start = 1
         try:
@@ -156,7 +173,7 @@ def _cell(row: dict[str, Any], column: str, where: tuple[str, int]) -> Any:
 
 
 def _number(value: Any, column: str, where: tuple[str, int], *, boolean: bool) -> float | None:
-    if value is None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in _MISSING):
         return None
     if isinstance(value, bool):
         return 1.0 if value else 0.0
@@ -167,7 +184,10 @@ def _number(value: Any, column: str, where: tuple[str, int], *, boolean: bool) -
     except (TypeError, ValueError):
         number = math.nan
     if not math.isfinite(number):
-        raise DatasetError(f"not a number: {value!r}", path=where[0], line=where[1], field=column)
+        hint = ""
+        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+,\d+", value.strip()):
+            hint = " (a decimal comma, or a thousands separator? write the number with a point and no separator)"
+        raise DatasetError(f"not a number: {value!r}{hint}", path=where[0], line=where[1], field=column)
     return number
 
 

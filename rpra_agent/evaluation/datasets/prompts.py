@@ -31,7 +31,7 @@ def load_prompts(name_or_path: str | Path) -> EvalDataset:
         return load_dataset(key)
     if not path.exists():
         raise DatasetError("no such prompts file (give a .jsonl path or a bundled dataset name)", path=key)
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:
         first = next((line for line in fh if line.strip()), "")
     if '"rpra_dataset"' in first or path.suffix == ".gz":
         return load_dataset(path)
@@ -41,7 +41,7 @@ def load_prompts(name_or_path: str | Path) -> EvalDataset:
 def _prompt_lines(path: Path) -> EvalDataset:
     items: list[EvalItem] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
+    with path.open(encoding="utf-8-sig") as fh:
         for number, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue

@@ -265,7 +265,7 @@ def _load_file(path: Path) -> EvalDataset:
         magic = fh.read(2)
     opener: Any = gzip.open if magic == b"\x1f\x8b" else open
     try:
-        with opener(path, "rt", encoding="utf-8") as fh:
+        with opener(path, "rt", encoding="utf-8-sig") as fh:
             dataset = parse_lines(fh, str(path))
     except (OSError, UnicodeDecodeError, EOFError) as exc:
         raise DatasetError(f"cannot read the file: {exc}", path=str(path)) from exc
