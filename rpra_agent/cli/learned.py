@@ -156,7 +156,7 @@ def _print_crossfit(
     from rpra_agent.predictors.crossfit import crossfit_keep_scores
     from rpra_agent.predictors.learned import LearnedPredictor
 
-    data = load_dataset(dataset).judged()
+    data = load_dataset(dataset).require_judged()
 
     def factory(mode: Any, target: Any) -> LearnedPredictor:
         return LearnedPredictor(_featurizer(featurizer, llama_model), mode=mode, C=C, target=target)

@@ -57,6 +57,22 @@ def test_load_minimal_dataset(tmp_path):
     assert ds.acceptable == 5.5
 
 
+def test_a_header_without_a_name_is_named_after_the_file_and_require_judged_counts_scores(tmp_path):
+    header = {"rpra_dataset": {k: v for k, v in HEADER["rpra_dataset"].items() if k != "name"}}
+    only_small = {"id": "b", "prompt": "hm", "responses": {"s": {"text": "x", "score": 4}}}
+    ds = load_dataset(_write(tmp_path, [header, only_small], name="my-eval.jsonl"))
+    assert ds.name == "my-eval"
+    with pytest.raises(
+        DatasetError,
+        match=r"'my-eval' has no item scored for both models \(of 1 items, scores for weak 's' on 1, strong 'L' on 0\)",
+    ):
+        ds.require_judged()
+    with gzip.open(tmp_path / "packed.jsonl.gz", "wt", encoding="utf-8") as fh:
+        fh.write(json.dumps(header) + "\n" + json.dumps(GOOD) + "\n")
+    packed = load_dataset(tmp_path / "packed.jsonl.gz")
+    assert packed.name == "packed" and [i.id for i in packed.require_judged().items] == ["a"]
+
+
 def test_save_and_load_round_trip(tmp_path):
     items = (
         EvalItem("x", "p", ({"role": "user", "content": "p"},), "c", {"s": ModelResponse("t", 2.5, 3, 0.1)}),

@@ -83,3 +83,17 @@ def test_rpra_eval_errors_are_clear(tmp_path: Path) -> None:
     same.write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = runner.invoke(app, ["eval", "--dataset", str(same), "--out", str(tmp_path / "o2")])
     assert result.exit_code == 2 and "only 1 group(s)" in result.output and "first user message" in result.output
+    # Recordings of the small model alone: nothing to route between, said with the counts, for every command.
+    small_only = tmp_path / "small-only.jsonl"
+    rows = [{"rpra_dataset": {"weak": "a", "strong": "b", "score_range": [0, 1]}}]
+    rows += [{"id": i, "prompt": f"q{i}", "responses": {"a": {"text": "x" * i, "score": i % 2}}} for i in range(10)]
+    small_only.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for args in (
+        ["eval", "--dataset", str(small_only), "--out", str(tmp_path / "o3")],
+        ["calibrate", "--dataset", str(small_only), "--predictor", "length", "--target-rate", "0.3"],
+        ["train-predictor", "--dataset", str(small_only), "--crossfit", "--out", str(tmp_path / "a")],
+    ):
+        result = runner.invoke(app, args)
+        text = " ".join(result.output.split())
+        assert result.exit_code == 2, (args, text)
+        assert "'small-only' has no item scored for both models" in text and "strong 'b' on 0" in text, text

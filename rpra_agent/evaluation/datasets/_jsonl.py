@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from pathlib import PurePath
 from typing import Any
 
 from rpra_agent.core.errors import DatasetError
@@ -108,11 +109,19 @@ def _parse_header(obj: dict[str, Any], ctx: _Ctx) -> dict[str, Any]:
     if acceptable is not None and not _is_number(acceptable):
         raise ctx.error(f"acceptable must be a number on the score range, got {acceptable!r}", "acceptable")
     out = dict(head)
-    out["name"] = str(head.get("name") or "dataset")
+    out["name"] = str(head.get("name") or _stem(ctx.path))
     out["attribution"] = str(head.get("attribution") or "")
     out["models"] = list(dict.fromkeys([head["weak"], head["strong"], *models]))
     out["score_range"] = (float(rng[0]), float(rng[1]))
     return out
+
+
+def _stem(path: str) -> str:
+    """A file's name without its ``.gz`` and ``.jsonl`` / ``.json`` suffixes: the name of a dataset whose header has none."""
+    name = PurePath(path).name
+    for suffix in (".gz", ".jsonl", ".json"):
+        name = name.removesuffix(suffix)
+    return name or "dataset"
 
 
 def _parse_item(obj: dict[str, Any], ctx: _Ctx, models: frozenset[str], lo: float, hi: float) -> EvalItem:

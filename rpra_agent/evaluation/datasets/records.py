@@ -163,6 +163,27 @@ class EvalDataset:
         keep = ~(np.isnan(self.scores(self.weak)) | np.isnan(self.scores(self.strong)))
         return self.subset(np.flatnonzero(keep))
 
+    def require_judged(self) -> EvalDataset:
+        """:meth:`judged`, refusing an empty result with what is missing.
+
+        Raises:
+            DatasetError: when no item has a score for both models; the message counts
+                each model's scored items, so a missing strong column or a misspelt
+                model name shows at once.
+        """
+        judged = self.judged()
+        if len(judged) == 0:
+            counts = ", ".join(
+                f"{role} {model!r} on {int((~np.isnan(self.scores(model))).sum())}"
+                for role, model in (("weak", self.weak), ("strong", self.strong))
+            )
+            raise DatasetError(
+                f"dataset {self.name!r} has no item scored for both models (of {len(self)} items, scores for {counts});"
+                " routing metrics, calibration and cross-fitting need both: add the missing model's judged answers"
+                " (or run the models live: rpra eval --small/--large/--judge)"
+            )
+        return judged
+
     def strength_warning(self) -> str | None:
         """A warning when the weak model does not score below the strong one on the judged items.
 

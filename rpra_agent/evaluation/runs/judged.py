@@ -61,14 +61,10 @@ def judged_from_dataset(dataset: EvalDataset, predictor: str = "category") -> Ju
             directory of a trained predictor artifact (its expected grade).
 
     Raises:
-        ConfigError: for an unknown keep-score, an artifact on another score scale,
-            or a dataset without judged items.
+        ConfigError: for an unknown keep-score or an artifact on another score scale.
+        DatasetError: for a dataset without an item scored for both models.
     """
-    judged = dataset.judged()
-    if len(judged) == 0:
-        raise ConfigError(
-            f"dataset {dataset.name!r} has no item judged for both {dataset.weak!r} and {dataset.strong!r}"
-        )
+    judged = dataset.require_judged()
     if predictor not in KEEP_SCORERS and Path(predictor).exists():
         scores = artifact_scores(judged, predictor, scale_for(judged))
         keep, metric, predictor = scores.keep, "expected_score", scores.name

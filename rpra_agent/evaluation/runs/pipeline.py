@@ -168,7 +168,7 @@ def run_replay_eval(
         The figures, curves, operating point, report card and files written.
 
     Raises:
-        DatasetError: when the dataset cannot be loaded.
+        DatasetError: when the dataset cannot be loaded, or no item is scored for both models.
         ConfigError: on bad options (or too few judged items to cross-fit).
     """
     opts = options or ReplayOptions()
@@ -179,7 +179,7 @@ def run_replay_eval(
     out.mkdir(parents=True, exist_ok=True)
     with timer.stage("load", "loading the dataset"):
         full = dataset if isinstance(dataset, EvalDataset) else load_dataset(dataset)
-        ds = full.judged()
+        ds = full.require_judged()
         scale = scale_for(ds)
         n = len(ds)
         folds = fold_ids(n, opts.folds, opts.seed, groups=[conversation_key(it) for it in ds.items])
