@@ -1,4 +1,4 @@
-"""Baselines: exact expectations, and the figures of ../shared/data/README.md on the bundled data."""
+"""Baselines: exact expectations, and the figures published with the recordings, on the bundled data."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from rpra_agent.evaluation.metrics.baselines import (
     oracle_keep_scores,
 )
 
-# README.md table (APGR, every point of the curve). The oracle on GSM8K is 1.1249 exactly
+# The table of baselines that came with the recorded data (its README; APGR, every point of
+# the curve), copied here with its rounding. The oracle on GSM8K is 1.1249 exactly
 # (383 items gain, 95 lose, n = 1319), which the README rounds to 1.13: pinned to the
 # exact value, and to the README's figure within its rounding.
 README = {
