@@ -14,3 +14,6 @@ from rpra_agent.cli import feedback  # noqa: F401  (rpra judge, report-card, exp
 from rpra_agent.cli import learned as learned  # noqa: F401  (rpra train-predictor)
 from rpra_agent.cli import serve as serve  # noqa: F401  (rpra serve)
 from rpra_agent.cli import store_cmds as store_cmds  # noqa: F401  (rpra stats, rpra log export|replay, rpra db upgrade|current)
+from rpra_agent.cli.app import app, reflow_help  # noqa: E402  (after every command has registered)
+
+reflow_help(app)

@@ -130,11 +130,8 @@ def convert(
 ) -> None:
     """Convert a CSV or JSONL table into an rpra dataset (see docs/DATASETS.md).
 
-    Scores are kept as they are (continuous scores stay continuous).
-
-    An empty score cell, or NA, N/A, NaN, null or None, means not judged.
-
-    An empty answer stays an empty answer.
+    Scores are kept as they are (continuous scores stay continuous); an empty score cell,
+    or NA, N/A, NaN, null or None, means not judged; an empty answer stays an empty answer.
     """
     rng = _score_range(score_range)
     try:

@@ -47,3 +47,21 @@ def test_the_probe_can_see_a_heavy_import() -> None:
         [sys.executable, "-c", probe, ",".join(HEAVY)], capture_output=True, text=True, env=env, timeout=120, check=True
     )
     assert json.loads(done.stdout.strip().splitlines()[-1])["heavy"] == ["numpy"]
+
+
+def test_help_paragraphs_do_not_break_mid_sentence() -> None:
+    """Typer keeps a docstring's line breaks after the first paragraph; ``reflow_help`` joins them."""
+    from typer.testing import CliRunner
+
+    from rpra_agent.cli import commands  # noqa: F401  (registers the commands and reflows their help)
+    from rpra_agent.cli.app import app
+
+    wide = {"COLUMNS": "250", "TERMINAL_WIDTH": "250"}
+    for args, sentence in (
+        (["eval", "--help"], "replays the recorded DATASET through the actual RPRA graph (no network, no model)."),
+        (["judge", "--help"], "judged together in one call (joint judging, as in the paper), with any regenerated"),
+        (["data", "convert", "--help"], "an empty score cell, or NA, N/A, NaN, null or None, means not judged;"),
+    ):
+        result = CliRunner().invoke(app, args, env=wide)
+        assert result.exit_code == 0
+        assert any(sentence in line for line in result.output.splitlines()), (args, result.output)
