@@ -152,17 +152,7 @@ class _Adapter:
         return {"rpra_run_id": run_id, "rpra_step": 0, "rpra_deferrals": 0, "rpra_learning": 0, "rpra_pending": None}
 
     def view(self, state: RPRAState, config: RunnableConfig) -> StepView:
-        conf = config.get("configurable") or {}
-        return StepView(
-            messages=tuple(state["messages"]),
-            tool_names=self.tool_names,
-            run_id=str(state.get("rpra_run_id") or conf.get("rpra_run_id") or new_id()),
-            thread_id=conf.get("thread_id"),
-            task=state.get("rpra_task") or conf.get("rpra_task"),
-            step=int(state.get("rpra_step", 0) or 0),
-            deferrals=int(state.get("rpra_deferrals", 0) or 0),
-            learning_actions=int(state.get("rpra_learning", 0) or 0),
-        )
+        return StepView.of(tuple(state["messages"]), self.tool_names, state, config.get("configurable") or {})
 
     def route(self, state: RPRAState) -> str:
         return next_stage(self.spec, state.get("rpra_pending") or {}, bool(self.tools))

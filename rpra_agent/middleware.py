@@ -151,16 +151,7 @@ class _Call:
             small_model=model_id(request.model),
         )
         system = [request.system_message] if request.system_message else []
-        self.view = StepView(
-            messages=(*system, *request.messages),
-            tool_names=_tool_names(request.tools),
-            run_id=str(state.get("rpra_run_id") or conf.get("rpra_run_id") or new_id()),
-            thread_id=conf.get("thread_id"),
-            task=state.get("rpra_task") or conf.get("rpra_task"),
-            step=int(state.get("rpra_step", 0) or 0),
-            deferrals=int(state.get("rpra_deferrals", 0) or 0),
-            learning_actions=int(state.get("rpra_learning", 0) or 0),
-        )
+        self.view = StepView.of((*system, *request.messages), _tool_names(request.tools), state, conf)
         self.pending: PendingStep = {}
         self.output: AIMessage | None = None
         self.responses: dict[str, ModelResponse[Any]] = {}

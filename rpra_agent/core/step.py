@@ -30,8 +30,8 @@ from typing import Any, Literal, TypedDict
 from langchain_core.messages import AIMessage, BaseMessage, message_to_dict, messages_from_dict
 
 from rpra_agent.core.control import reraise_control_flow
-from rpra_agent.core.decision import Decision, Paradigm, utcnow
-from rpra_agent.core.errors import ModelCallError
+from rpra_agent.core.decision import Decision, Paradigm, new_id, utcnow
+from rpra_agent.core.errors import ConfigError, ModelCallError
 from rpra_agent.core.faults import FaultPolicy
 from rpra_agent.core.messages import context_record, last_request_text, message_text, step_kind
 from rpra_agent.core.policy import DeferralPolicy, PolicyContext
@@ -152,6 +152,46 @@ class StepView:
     step: int = 0
     deferrals: int = 0
     learning_actions: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        messages: tuple[BaseMessage, ...],
+        tool_names: tuple[str, ...],
+        state: Mapping[str, Any],
+        configurable: Mapping[str, Any],
+    ) -> StepView:
+        """The view of a graph or agent state and a run's ``configurable``, as both adapters read them.
+
+        The run id, thread id and task tag come from the state, else the configurable. An
+        integer id or tag reads as its decimal string (LangGraph users often pass
+        ``thread_id=1``), so the decision log stores what was meant.
+
+        Raises:
+            ConfigError: when the task tag, thread id or run id is neither a string nor an
+                integer (said before any model is called, rather than losing the decision).
+        """
+        run_id = _tag(state.get("rpra_run_id") or configurable.get("rpra_run_id"), "rpra_run_id")
+        return cls(
+            messages=messages,
+            tool_names=tool_names,
+            run_id=run_id or new_id(),
+            thread_id=_tag(configurable.get("thread_id"), "thread_id"),
+            task=_tag(state.get("rpra_task") or configurable.get("rpra_task"), "rpra_task"),
+            step=int(state.get("rpra_step", 0) or 0),
+            deferrals=int(state.get("rpra_deferrals", 0) or 0),
+            learning_actions=int(state.get("rpra_learning", 0) or 0),
+        )
+
+
+def _tag(value: Any, name: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"{name} must be a string (or an integer), got {type(value).__name__} {value!r:.80}")
 
 
 class PendingStep(TypedDict, total=False):

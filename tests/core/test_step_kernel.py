@@ -149,3 +149,29 @@ def test_each_decision_records_its_context_reasoning_and_predicted_kind_for_hind
     assert d1.metadata["context"][1]["tool_calls"][0]["name"] == "add" and d1.metadata["context"][2]["content"] == "5"
     assert (d0.metadata["predicted_kind"], d1.metadata["predicted_kind"]) == ("action", "answer")
     assert (d0.metadata["reasoning"], d1.metadata["reasoning"]) == ("I should add", "sum known")
+
+
+def test_integer_ids_and_tags_are_stored_as_strings_and_other_types_are_refused(tmp_path):
+    """``thread_id=1`` is what LangGraph users write; a list as the task tag is a mistake to name, not a lost decision."""
+    import pytest
+
+    from rpra_agent import ConfigError, open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/log.db")
+    small = ScriptedChatModel(responses=["five"], rpra_name="small")
+    g = build_rpra_graph(
+        small=small, large=ScriptedChatModel(responses=["x"]), predictor=FixedPredictor(HIGH), store=store
+    )
+    g.invoke({"messages": [HumanMessage("2+3?")], "rpra_task": 42}, {"configurable": {"thread_id": 1}})
+    g.invoke({"messages": [HumanMessage("2+4?")]}, {"configurable": {"rpra_task": 7, "rpra_run_id": 99}})
+    calls = len(small.calls)
+    with pytest.raises(ConfigError, match=r"rpra_task must be a string \(or an integer\), got list \['math'\]"):
+        g.invoke({"messages": [HumanMessage("2+5?")], "rpra_task": ["math"]})
+    with pytest.raises(ConfigError, match="thread_id must be a string"):
+        g.invoke({"messages": [HumanMessage("2+5?")]}, {"configurable": {"thread_id": 1.5}})
+    assert len(small.calls) == calls  # refused before any model call
+    store.flush()
+    first, second = sorted(store.decisions(), key=lambda d: d.request)
+    assert (first.task, first.thread_id) == ("42", "1")
+    assert (second.task, second.thread_id, second.run_id) == ("7", None, "99")
+    store.close()

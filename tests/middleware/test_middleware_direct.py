@@ -267,3 +267,13 @@ def test_the_large_model_may_be_a_model_string(scripted_models):
     stub = Stub()
     mw.wrap_model_call(make_request(), stub)
     assert stub.requests[0].model is large
+
+
+def test_an_integer_task_tag_is_read_as_a_string_and_a_list_is_refused_before_any_call():
+    mw, store = make_mw(HIGH)
+    result = mw.wrap_model_call(make_request(state={"messages": [HumanMessage("q")], "rpra_task": 3}), Stub())
+    assert decision_of(result).task == "3" and store.decisions()[0].task == "3"
+    stub = Stub()
+    with pytest.raises(ConfigError, match="rpra_task must be a string"):
+        mw.wrap_model_call(make_request(state={"messages": [HumanMessage("q")], "rpra_task": {"a": 1}}), stub)
+    assert stub.requests == []
