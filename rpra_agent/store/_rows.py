@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,6 +14,30 @@ from rpra_agent.store._privacy import TextPolicy, scrub_json, scrub_name, scrub_
 __all__ = ["Record", "decision_from_row", "decision_record", "run_record", "verdict_from_row", "verdict_record"]
 
 Record = dict[str, Any]
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` with what no database can hold as text replaced by U+FFFD.
+
+    NUL is refused by PostgreSQL's text and JSON types, and a lone surrogate (a broken
+    emoji pair, say) is not UTF-8, which SQLite's driver refuses. Chat input can carry
+    either; the decision is kept with the rest of its text rather than rejected.
+    """
+    if text.isascii():
+        return text.replace("\x00", "\ufffd") if "\x00" in text else text
+    return _SURROGATES.sub("\ufffd", text.replace("\x00", "\ufffd"))
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(k) if isinstance(k, str) else k: _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
 
 
 def decision_record(decision: Decision, text: TextPolicy) -> Record:
@@ -61,7 +86,7 @@ def decision_record(decision: Decision, text: TextPolicy) -> Record:
             for name, usage in decision.legs.items()
         ],
     }
-    return {"t": "decision", "d": row}
+    return {"t": "decision", "d": _storable(row)}
 
 
 def run_record(
@@ -71,15 +96,17 @@ def run_record(
     now = utcnow()
     return {
         "t": "run",
-        "d": {
-            "id": run_id,
-            "thread_id": thread_id,
-            "paradigm": paradigm or None,
-            "config": scrub_json(dict(config)) or None,
-            "status": status,
-            "created_at": now,
-            "updated_at": now,
-        },
+        "d": _storable(
+            {
+                "id": run_id,
+                "thread_id": thread_id,
+                "paradigm": paradigm or None,
+                "config": scrub_json(dict(config)) or None,
+                "status": status,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ),
     }
 
 
@@ -87,7 +114,7 @@ def verdict_record(verdict: Verdict) -> Record:
     """The spool/database form of a verdict."""
     row = verdict.to_dict()
     row["rationale"] = scrub_secrets(row["rationale"] or "")
-    return {"t": "verdict", "d": row}
+    return {"t": "verdict", "d": _storable(row)}
 
 
 def _meta(decision: Decision, text: TextPolicy) -> dict[str, Any] | None:

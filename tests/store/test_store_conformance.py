@@ -29,6 +29,32 @@ def test_round_trip_keeps_every_field(store):
     assert got[d.id].prediction.grade == "great"
 
 
+def test_text_no_database_can_hold_is_stored_with_a_replacement_character(store, store_url):
+    """NUL (PostgreSQL's text and JSON refuse it) and a lone surrogate (not UTF-8) reach the log as U+FFFD.
+
+    Chat input carries them (pasted binary, a broken emoji split by a client); the
+    decision is stored with the rest of its text intact instead of being rejected.
+    """
+    d = make_decision(
+        request="a\x00b \ud83d end",
+        response="ok\x00",
+        task="ma\x00th",
+        metadata={"context": [{"role": "user", "content": "x\x00y"}], "note\x00": "\ud800"},
+    )
+    store.add(d)
+    store.flush()
+    (got,) = store.decisions()
+    if store_url == "memory://":  # Python strings, never encoded: kept exactly
+        assert got == d
+        return
+    assert got.request == "a\ufffdb \ufffd end" and got.response == "ok\ufffd" and got.task == "ma\ufffdth"
+    assert got.metadata["context"] == [{"role": "user", "content": "x\ufffdy"}]
+    assert got.metadata["note\ufffd"] == "\ufffd"
+    store.add_verdicts([Verdict(d.id, "ok", 0.5, "paper3", "judge\x00m", "v1", rationale="so\x00so \udc00")])
+    (verdict,) = store.verdicts([d.id])
+    assert (verdict.judge, verdict.rationale) == ("judge\ufffdm", "so\ufffdso \ufffd")
+
+
 def test_add_is_idempotent_on_id(store):
     d = make_decision()
     for _ in range(3):
