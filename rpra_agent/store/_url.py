@@ -96,15 +96,18 @@ def resolve_url(url: str | None) -> DatabaseURL | None:
     raw = raw.strip()
     if raw in ("memory://", "memory"):
         return None
+    if raw.startswith("memory://"):
+        raise ConfigError(f"memory:// takes no name or path, got {raw!r}; the in-memory store is one per process")
     if "://" not in raw:
         if not raw:
             raise ConfigError(f"empty database URL; pass one ({_EXAMPLES}) or set {ENV_URL}")
         raw = f"sqlite:///{raw}"
     try:
         parsed = make_url(raw)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        reason = "the port must be a number" if "int()" in str(exc) else str(exc)
         raise ConfigError(
-            scrub_secrets(f"cannot parse database URL {mask_url(raw)!r} ({exc}); expected {_EXAMPLES}")
+            scrub_secrets(f"cannot parse database URL {mask_url(raw)!r} ({reason}); expected {_EXAMPLES}")
         ) from None
     backend, _, driver = parsed.drivername.partition("+")
     if backend in ("postgres", "postgresql"):

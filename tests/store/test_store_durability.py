@@ -233,6 +233,8 @@ def test_bad_urls_are_clear_config_errors():
         ("postgresql://u:topsecret@h", "names no database"),
         ("postgresql+asyncpg://h/db", "psycopg 3 only"),
         ("not a url ://", "cannot parse"),
+        ("postgresql://u:topsecret@h:badport/db", r"cannot parse .*\(the port must be a number\)"),
+        ("memory://shared", "memory:// takes no name or path"),
     ]:
         with pytest.raises(ConfigError, match=fragment) as err:
             open_store(url)
