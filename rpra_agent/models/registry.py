@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from rpra_agent.core.errors import ConfigError, ModelStringError
+from rpra_agent.core.redact import scrub_secrets
 
 __all__ = ["SCHEMES", "load_chat_model", "parse_model_string"]
 
@@ -121,7 +122,16 @@ def _load_openai(model: str, options: dict[str, Any]) -> Any:
                 options[key] = float(options[key])
             except ValueError:
                 raise ModelStringError(f"{key}={options[key]!r} is not a number of seconds") from None
-    base_url = options.pop("base_url", None) or os.environ.get("OPENAI_BASE_URL") or None
+    given = options.pop("base_url", None)
+    base_url = given or os.environ.get("OPENAI_BASE_URL") or None
+    if base_url is not None:
+        parts = urlsplit(str(base_url))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            source = "base_url" if given else "OPENAI_BASE_URL"
+            raise ModelStringError(
+                f"{source} must be an http(s) URL with a host, e.g. http://127.0.0.1:8080/v1; "
+                f"got {scrub_secrets(str(base_url))!r}"
+            )
     api_key = options.pop("api_key", None) or os.environ.get("OPENAI_API_KEY") or None
     if api_key is None:
         if is_openai_url(base_url):

@@ -99,6 +99,18 @@ def test_openai_needs_a_key_only_for_openai_itself(monkeypatch):
     assert real.openai_api_key.get_secret_value() == "sk-test" and not real.compat_mode
 
 
+def test_a_base_url_that_is_not_http_is_refused_and_its_password_is_not_echoed(monkeypatch):
+    for url in ("notaurl", "ftp://host/v1", "http://u:hunter2@:80/v1"):
+        with pytest.raises(ModelStringError, match="base_url must be an http.s. URL with a host") as err:
+            load_chat_model("openai:qwen", base_url=url)
+        assert "hunter2" not in str(err.value)
+    with pytest.raises(ModelStringError, match="base_url must be"):
+        load_chat_model("openai:qwen?base_url=127.0.0.1:8080/v1")  # no scheme
+    monkeypatch.setenv("OPENAI_BASE_URL", "localhost:8080")
+    with pytest.raises(ModelStringError, match="OPENAI_BASE_URL must be an http.s. URL"):
+        load_chat_model("openai:qwen")
+
+
 def test_is_openai_url():
     assert is_openai_url(None) and is_openai_url("https://api.openai.com/v1")
     assert not is_openai_url("http://127.0.0.1:8000/v1") and not is_openai_url("http://vllm.internal/v1")
