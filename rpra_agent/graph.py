@@ -62,6 +62,7 @@ from rpra_agent.core.step import (
     next_stage,
     record_stage,
     run_stage,
+    run_tags,
 )
 from rpra_agent.core.step_checks import log_decision, policy_options
 from rpra_agent.store.base import DecisionStore
@@ -147,8 +148,9 @@ class _Adapter:
     # -- state <-> step ----------------------------------------------------------------
     def start(self, state: RPRAState, config: RunnableConfig) -> dict[str, Any]:
         conf = config.get("configurable") or {}
+        _, thread_id, _ = run_tags(state, conf)  # a bad tag is refused before the run is marked running
         run_id = str(conf.get("rpra_run_id") or new_id())
-        self.book.mark(run_id, "running", conf.get("thread_id"))
+        self.book.mark(run_id, "running", thread_id)
         return {"rpra_run_id": run_id, "rpra_step": 0, "rpra_deferrals": 0, "rpra_learning": 0, "rpra_pending": None}
 
     def view(self, state: RPRAState, config: RunnableConfig) -> StepView:

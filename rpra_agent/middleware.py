@@ -78,6 +78,7 @@ from rpra_agent.core.step import (
     next_stage,
     record_stage,
     run_stage,
+    run_tags,
 )
 from rpra_agent.core.step_checks import log_decision, policy_options
 from rpra_agent.predictors.self_predict import ZeroShotPredictor
@@ -278,8 +279,9 @@ class RPRAMiddleware(AgentMiddleware[RPRAMiddlewareState, Any, Any]):
     def before_agent(self, state: RPRAMiddlewareState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """Start a run: fresh counters, and a ``running`` row in the store."""
         conf = _configurable()
+        _, thread_id, _ = run_tags(state, conf)  # a bad tag is refused before the run is marked running
         run_id = str(conf.get("rpra_run_id") or new_id())
-        self.book.mark(run_id, "running", conf.get("thread_id"))
+        self.book.mark(run_id, "running", thread_id)
         return {"rpra_run_id": run_id, "rpra_step": 0, "rpra_deferrals": 0, "rpra_learning": 0}
 
     def after_agent(self, state: RPRAMiddlewareState, runtime: Runtime[Any]) -> dict[str, Any] | None:

@@ -61,6 +61,7 @@ __all__ = [
     "next_stage",
     "record_stage",
     "run_stage",
+    "run_tags",
 ]
 
 Stage = Literal[
@@ -171,17 +172,34 @@ class StepView:
             ConfigError: when the task tag, thread id or run id is neither a string nor an
                 integer (said before any model is called, rather than losing the decision).
         """
-        run_id = _tag(state.get("rpra_run_id") or configurable.get("rpra_run_id"), "rpra_run_id")
+        run_id, thread_id, task = run_tags(state, configurable)
         return cls(
             messages=messages,
             tool_names=tool_names,
             run_id=run_id or new_id(),
-            thread_id=_tag(configurable.get("thread_id"), "thread_id"),
-            task=_tag(state.get("rpra_task") or configurable.get("rpra_task"), "rpra_task"),
+            thread_id=thread_id,
+            task=task,
             step=int(state.get("rpra_step", 0) or 0),
             deferrals=int(state.get("rpra_deferrals", 0) or 0),
             learning_actions=int(state.get("rpra_learning", 0) or 0),
         )
+
+
+def run_tags(state: Mapping[str, Any], configurable: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """The run id, thread id and task tag of a state and a run's ``configurable``, checked.
+
+    The run id and task come from the state, else the configurable; an integer reads as
+    its decimal string. The adapters call this when a run starts, so a bad tag is refused
+    before the run is recorded as ``running``.
+
+    Raises:
+        ConfigError: when one of them is neither a string nor an integer.
+    """
+    return (
+        _tag(state.get("rpra_run_id") or configurable.get("rpra_run_id"), "rpra_run_id"),
+        _tag(configurable.get("thread_id"), "thread_id"),
+        _tag(state.get("rpra_task") or configurable.get("rpra_task"), "rpra_task"),
+    )
 
 
 def _tag(value: Any, name: str) -> str | None:

@@ -174,4 +174,5 @@ def test_integer_ids_and_tags_are_stored_as_strings_and_other_types_are_refused(
     first, second = sorted(store.decisions(), key=lambda d: d.request)
     assert (first.task, first.thread_id) == ("42", "1")
     assert (second.task, second.thread_id, second.run_id) == ("7", None, "99")
+    assert {run["thread_id"] for run in store.runs().values()} == {"1", None}
     store.close()
