@@ -18,7 +18,7 @@ Record = dict[str, Any]
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
-def storable_text(text: str) -> str:
+def _storable_text(text: str) -> str:
     """``text`` with what no database can hold as text replaced by U+FFFD.
 
     NUL is refused by PostgreSQL's text and JSON types, and a lone surrogate (a broken
@@ -32,9 +32,9 @@ def storable_text(text: str) -> str:
 
 def _storable(value: Any) -> Any:
     if isinstance(value, str):
-        return storable_text(value)
+        return _storable_text(value)
     if isinstance(value, dict):
-        return {storable_text(k) if isinstance(k, str) else k: _storable(v) for k, v in value.items()}
+        return {_storable_text(k) if isinstance(k, str) else k: _storable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_storable(v) for v in value]
     return value

@@ -97,7 +97,7 @@ def resolve_url(url: str | None) -> DatabaseURL | None:
     if raw in ("memory://", "memory"):
         return None
     if raw.startswith("memory://"):
-        raise ConfigError(f"memory:// takes no name or path, got {raw!r}; the in-memory store is one per process")
+        raise ConfigError(f"memory:// takes no name or path, got {raw!r}; each memory:// opens a new, private store")
     if "://" not in raw:
         if not raw:
             raise ConfigError(f"empty database URL; pass one ({_EXAMPLES}) or set {ENV_URL}")
