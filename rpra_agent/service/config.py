@@ -62,6 +62,12 @@ ENV = {
 _EXAMPLE = "e.g. RPRA_SMALL_MODEL=gguf:/models/small.gguf RPRA_LARGE_MODEL=openai:gpt-4o-mini"
 
 
+def _setting(field: str) -> str:
+    """A setting's name in errors: its variable and ``rpra serve``'s flag, since either can set it."""
+    flag = {"small_model": "small", "large_model": "large"}.get(field, field.replace("_", "-"))
+    return f"{ENV[field]} (or rpra serve --{flag})"
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a deployment is made of.
@@ -104,17 +110,17 @@ class Settings:
 
     def __post_init__(self) -> None:
         if self.max_deferrals is not None and self.max_deferrals < 0:
-            raise ConfigError(f"{ENV['max_deferrals']} must be at least 0, not {self.max_deferrals!r}")
+            raise ConfigError(f"{_setting('max_deferrals')} must be at least 0, not {self.max_deferrals!r}")
         if self.durability not in ("sync", "async"):
-            raise ConfigError(f"{ENV['durability']} must be sync or async, not {self.durability!r}")
+            raise ConfigError(f"{_setting('durability')} must be sync or async, not {self.durability!r}")
         if self.on_loss not in ("raise", "log"):
-            raise ConfigError(f"{ENV['on_loss']} must be raise or log, not {self.on_loss!r}")
+            raise ConfigError(f"{_setting('on_loss')} must be raise or log, not {self.on_loss!r}")
         if self.paradigm not in ("pa", "rpra", "verify"):
-            raise ConfigError(f"{ENV['paradigm']} must be pa, rpra or verify, not {self.paradigm!r}")
+            raise ConfigError(f"{_setting('paradigm')} must be pa, rpra or verify, not {self.paradigm!r}")
         if not 0.0 <= self.threshold <= 1.0:
-            raise ConfigError(f"{ENV['threshold']} must be a probability in [0, 1], not {self.threshold!r}")
+            raise ConfigError(f"{_setting('threshold')} must be a probability in [0, 1], not {self.threshold!r}")
         if self.max_steps < 1:
-            raise ConfigError(f"{ENV['max_steps']} must be at least 1, not {self.max_steps!r}")
+            raise ConfigError(f"{_setting('max_steps')} must be at least 1, not {self.max_steps!r}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -140,14 +146,14 @@ class Settings:
         if isinstance(values.get("client_task"), str):
             flag = values["client_task"].strip().lower()
             if flag not in ("true", "false", "1", "0", "yes", "no"):
-                raise ConfigError(f"{ENV['client_task']} must be true or false, not {values['client_task']!r}")
+                raise ConfigError(f"{_setting('client_task')} must be true or false, not {values['client_task']!r}")
             values["client_task"] = flag in ("true", "1", "yes")
         for field, kind in (("threshold", float), ("max_steps", int), ("max_deferrals", int)):
             if isinstance(values.get(field), str):
                 try:
                     values[field] = kind(values[field])
                 except ValueError:
-                    raise ConfigError(f"{ENV[field]}={values[field]!r} is not a valid {kind.__name__}") from None
+                    raise ConfigError(f"{_setting(field)}: {values[field]!r} is not a valid {kind.__name__}") from None
         return cls(**values)
 
     def with_overrides(self, **changes: Any) -> Settings:

@@ -126,7 +126,7 @@ def test_missing_configuration_names_the_variables(env, entry):
 @pytest.mark.parametrize(
     ("var", "value", "message"),
     [
-        ("RPRA_THRESHOLD", "high", "RPRA_THRESHOLD='high'"),
+        ("RPRA_THRESHOLD", "high", r"RPRA_THRESHOLD \(or rpra serve --threshold\): 'high'"),
         ("RPRA_THRESHOLD", "1.5", "RPRA_THRESHOLD"),
         ("RPRA_PARADIGM", "guess", "RPRA_PARADIGM"),
         ("RPRA_MAX_STEPS", "0", "RPRA_MAX_STEPS"),

@@ -37,16 +37,19 @@ def test_threshold_out_of_range_is_a_config_error_naming_the_fix(value):
 
 def test_deployment_threshold_from_the_environment_is_checked():
     env = {"RPRA_SMALL_MODEL": "openai:s", "RPRA_LARGE_MODEL": "openai:l"}
-    with pytest.raises(ConfigError, match=r"RPRA_THRESHOLD must be a probability in \[0, 1\]"):
+    with pytest.raises(
+        ConfigError, match=r"RPRA_THRESHOLD \(or rpra serve --threshold\) must be a probability in \[0, 1\]"
+    ):
         Settings.from_env({**env, "RPRA_THRESHOLD": "1.5"})
-    with pytest.raises(ConfigError, match="RPRA_THRESHOLD='high' is not a valid float"):
+    with pytest.raises(ConfigError, match=r"RPRA_THRESHOLD \(or rpra serve --threshold\): 'high' is not a valid float"):
         Settings.from_env({**env, "RPRA_THRESHOLD": "high"})
 
 
 def test_rpra_serve_with_a_bad_threshold_exits_2_before_opening_anything(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["serve", "--small", "openai:s", "--large", "openai:l", "--threshold", "7"])
-    assert result.exit_code == 2 and "RPRA_THRESHOLD must be a probability" in result.output
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "RPRA_THRESHOLD (or rpra serve --threshold) must be a probability" in text
     assert list(tmp_path.iterdir()) == []  # no database file was created
 
 
