@@ -115,7 +115,11 @@ def convert(
     cost_col: Annotated[str | None, typer.Option("--cost-col", help="--long: column of the cost.")] = None,
     id_col: Annotated[
         str | None,
-        typer.Option("--id-col", help="Column of the item id (default: the row number; --long: the prompt)."),
+        typer.Option(
+            "--id-col",
+            help="Column of the item id, or columns joined by commas, e.g. question_id,turn "
+            "(default: the row number; --long: the prompt).",
+        ),
     ] = None,
     category_col: Annotated[str | None, typer.Option("--category-col", help="Column of the category.")] = None,
     weak: Annotated[str | None, typer.Option("--weak", help="The small model (default: first model).")] = None,

@@ -135,6 +135,40 @@ def test_long_table_errors_name_the_line(tmp_path: Path, table: str, extra: tupl
     assert code == 2 and fragment in text, text
 
 
+def test_a_composite_id_joins_columns_for_tables_with_a_row_per_turn(tmp_path: Path) -> None:
+    """MT-bench's published judgments have one row per question, model and turn."""
+    turns = """question_id,turn,question,model,score
+81,1,Write a blog post,small,6
+81,1,Write a blog post,large,9
+81,2,Rewrite it in limericks,small,4
+81,2,Rewrite it in limericks,large,8
+"""
+    src = tmp_path / "turns.csv"
+    src.write_text(turns, encoding="utf-8")
+    args = ("data", "convert", str(src), "--long", "--prompt-col", "question", "--model-col", "model",
+            "--score-col", "score", "--score-range", "1,10")  # fmt: skip
+    code, text = _run(*args, "-o", str(tmp_path / "a.jsonl"), "--id-col", "question_id")
+    assert code == 2 and "has another prompt" in text  # one id, two turns
+    code, text = _run(*args, "-o", str(tmp_path / "b.jsonl"), "--id-col", "question_id, turn")
+    assert code == 0, text
+    ds = load_dataset(tmp_path / "b.jsonl")
+    assert [i.id for i in ds.items] == ["81-1", "81-2"] and ds.scores("small").tolist() == [6, 4]
+    same = turns.replace("Rewrite it in limericks", "Write a blog post")  # same text both turns: a second row
+    src.write_text(same, encoding="utf-8")
+    code, text = _run(*args, "-o", str(tmp_path / "c.jsonl"), "--id-col", "question_id")
+    assert code == 2 and "a second row for item '81' and model 'small'" in text and "--id-col question_id,turn" in text
+    wide = tmp_path / "wide.csv"  # the wide form takes the same composite id, and names a missing part
+    wide.write_text("q,t,p,s,l\n1,1,a,3,9\n1,2,b,4,8\n", encoding="utf-8")
+    wide_args = ("data", "convert", str(wide), "-o", str(tmp_path / "w.jsonl"), "--prompt-col", "p",
+                 "--model", "s=:s", "--model", "l=:l", "--score-range", "1,10")  # fmt: skip
+    code, text = _run(*wide_args, "--id-col", "q")
+    assert code == 2 and "duplicate id '1' (first on line 2)" in text and "composite id" in text
+    code, text = _run(*wide_args, "--id-col", "q,t")
+    assert code == 0 and [i.id for i in load_dataset(tmp_path / "w.jsonl").items] == ["1-1", "1-2"]
+    code, text = _run(*wide_args, "--id-col", "q,turn")
+    assert code == 2 and "no column 'turn'" in text
+
+
 def test_long_needs_its_columns(tmp_path: Path) -> None:
     src = tmp_path / "l.csv"
     src.write_text(LONG, encoding="utf-8")

@@ -18,7 +18,7 @@ from rpra_agent.core.errors import ConfigError, DatasetError
 from rpra_agent.evaluation.datasets.jsonline import parse_json_line
 from rpra_agent.evaluation.datasets.records import EvalDataset, EvalItem, ModelResponse
 
-__all__ = ["ColumnMapping", "ModelColumns", "convert_table", "read_table"]
+__all__ = ["ColumnMapping", "ModelColumns", "convert_table", "item_id", "read_table"]
 
 _TRUE = frozenset({"true", "yes", "correct"})
 _FALSE = frozenset({"false", "no", "incorrect"})
@@ -64,7 +64,8 @@ class ColumnMapping:
     Attributes:
         prompt: Column of the prompt text.
         models: One entry per model.
-        id: Column of the item id (``None``: the 1-based row number).
+        id: Column of the item id, or columns joined by commas (``question_id,turn``);
+            ``None``: the 1-based row number.
         category: Column of the category, if any.
         weak: The weak (small) model's name (default: the first model).
         strong: The strong (large) model's name (default: the second model).
@@ -163,6 +164,25 @@ def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]
             ) from None
 
 
+def item_id(row: dict[str, Any], spec: str, *, path: str, line: int) -> str:
+    """The item id of a row: the ``spec`` column, or several joined by ``-`` (``question_id,turn``).
+
+    A column whose name is ``spec`` itself wins over splitting it at commas, so a header
+    that holds a comma still works.
+
+    Raises:
+        DatasetError: on a missing column or an empty id part.
+    """
+    columns = [spec] if spec in row else [c.strip() for c in spec.split(",")]
+    parts = []
+    for column in columns:
+        value = _cell(row, column, (path, line))
+        if value is None:
+            raise DatasetError("empty id", path=path, line=line, field=column)
+        parts.append(str(value).strip() if len(columns) > 1 else str(value))
+    return "-".join(parts)
+
+
 def _cell(row: dict[str, Any], column: str, where: tuple[str, int]) -> Any:
     if column not in row:
         raise DatasetError(
@@ -244,22 +264,23 @@ def convert_table(
     seen: dict[str, int] = {}
     for index, (line, row) in enumerate(read_table(src) if rows is None else rows, start=1):
         where = (str(src), line)
-        raw_id = _cell(row, mapping.id, where) if mapping.id else index
-        if raw_id is None:
-            raise DatasetError("empty id", path=str(src), line=line, field=mapping.id)
-        item_id = str(raw_id)
-        if item_id in seen:
+        key = item_id(row, mapping.id, path=str(src), line=line) if mapping.id else str(index)
+        if key in seen:
             raise DatasetError(
-                f"duplicate id {item_id!r} (first on line {seen[item_id]})", path=str(src), line=line, field=mapping.id
+                f"duplicate id {key!r} (first on line {seen[key]}); several rows per item, e.g. one per turn, "
+                "need a composite id: --id-col question_id,turn",
+                path=str(src),
+                line=line,
+                field=mapping.id,
             )
-        seen[item_id] = line
+        seen[key] = line
         prompt = _cell(row, mapping.prompt, where)
         if prompt is None:
             raise DatasetError("empty prompt", path=str(src), line=line, field=mapping.prompt)
         category = _cell(row, mapping.category, where) if mapping.category else None
         responses = {m.name: _response(row, m, where) for m in mapping.models}
         messages = ({"role": "user", "content": str(prompt)},)
-        items.append(EvalItem(item_id, str(prompt), messages, None if category is None else str(category), responses))
+        items.append(EvalItem(key, str(prompt), messages, None if category is None else str(category), responses))
     if not items:
         raise DatasetError("the table has no rows", path=str(src))
     rng = score_range or _infer_range([r.score for it in items for r in it.responses.values()], str(src))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rpra_agent.core.errors import ConfigError, DatasetError
-from rpra_agent.evaluation.datasets.convert import ColumnMapping, ModelColumns, convert_table, read_table
+from rpra_agent.evaluation.datasets.convert import ColumnMapping, ModelColumns, convert_table, item_id, read_table
 from rpra_agent.evaluation.datasets.records import EvalDataset
 
 __all__ = ["LongMapping", "convert_long_table"]
@@ -38,7 +38,8 @@ class LongMapping:
         response: Column of the answer text, if any.
         tokens: Column of the token count, if any.
         cost: Column of the call's cost, if any.
-        id: Column of the item id (``None``: rows with the same prompt are one item).
+        id: Column of the item id, or columns joined by commas (``question_id,turn``);
+            ``None``: rows with the same prompt are one item.
         category: Column of the category, if any.
         weak: The weak (small) model (default: the first model of :attr:`models`, else the first seen).
         strong: The strong (large) model (default: the next one).
@@ -103,7 +104,7 @@ def _group(src: Path, m: LongMapping) -> tuple[dict[str, dict[str, Any]], list[s
     models: list[str] = []
     for line, row in read_table(src):
         where: dict[str, Any] = {"path": str(src), "line": line}
-        for column in (m.prompt, m.model, m.score, m.response, m.tokens, m.cost, m.id, m.category):
+        for column in (m.prompt, m.model, m.score, m.response, m.tokens, m.cost, m.category):
             if column is not None and column not in row:
                 raise DatasetError(f"no column {column!r}; the table has {sorted(row)}", field=column, **where)
         model = row[m.model]
@@ -111,9 +112,7 @@ def _group(src: Path, m: LongMapping) -> tuple[dict[str, dict[str, Any]], list[s
             raise DatasetError("empty model name", field=m.model, **where)
         model = str(model).strip()
         prompt = row[m.prompt]
-        key = str(row[m.id]) if m.id else str(prompt)
-        if m.id and (row[m.id] is None or str(row[m.id]).strip() == ""):
-            raise DatasetError("empty id", field=m.id, **where)
+        key = item_id(row, m.id, path=str(src), line=line) if m.id else str(prompt)
         group = groups.get(key)
         if group is None:
             group = groups[key] = {"line": line, "id": key, "prompt": prompt, "responses": {}}
@@ -128,7 +127,11 @@ def _group(src: Path, m: LongMapping) -> tuple[dict[str, dict[str, Any]], list[s
             )
         if model in group["responses"]:
             first = group["responses"][model]["line"]
-            raise DatasetError(f"a second row for item {key!r} and model {model!r} (first on line {first})", **where)
+            raise DatasetError(
+                f"a second row for item {key!r} and model {model!r} (first on line {first}); several rows per "
+                "item and model, e.g. one per turn, need a composite id: --id-col question_id,turn",
+                **where,
+            )
         group["responses"][model] = {
             "line": line,
             "text": row[m.response] if m.response else None,
