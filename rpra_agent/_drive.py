@@ -280,10 +280,11 @@ class RunBook:
         self.store, self.paradigm, self.config = store, paradigm, config
 
     def mark(self, run_id: str | None, status: str, thread_id: str | None = None) -> None:
-        """Write the run's status (no-op without a store or a run id); an integer thread id is stored as its string."""
+        """Write the run's status (no-op without a store or a run id)."""
         if self.store is not None and run_id:
-            thread = None if thread_id is None else str(thread_id)
-            self.store.upsert_run(run_id, thread_id=thread, paradigm=self.paradigm, config=self.config, status=status)
+            self.store.upsert_run(
+                run_id, thread_id=thread_id, paradigm=self.paradigm, config=self.config, status=status
+            )
 
     def guarded(self, run_id: str | None, thread_id: str | None, fn: Callable[[], T]) -> T:
         """Run ``fn``; mark the run ``failed`` when it raises an ``ExceptionGroup`` (a step that could not be taken)."""

@@ -286,7 +286,8 @@ class RPRAMiddleware(AgentMiddleware[RPRAMiddlewareState, Any, Any]):
 
     def after_agent(self, state: RPRAMiddlewareState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         """Mark the run completed in the store."""
-        self.book.mark(state.get("rpra_run_id"), "completed", _configurable().get("thread_id"))
+        _, thread_id, _ = run_tags(state, _configurable())
+        self.book.mark(state.get("rpra_run_id"), "completed", thread_id)
         return None
 
     def wrap_model_call(

@@ -18,10 +18,12 @@ from rpra_agent.core.errors import ConfigError, DatasetError
 from rpra_agent.evaluation.datasets.jsonline import parse_json_line
 from rpra_agent.evaluation.datasets.records import EvalDataset, EvalItem, ModelResponse
 
-__all__ = ["ColumnMapping", "ModelColumns", "convert_table", "item_id", "read_table"]
+__all__ = ["COMPOSITE_ID_HINT", "ColumnMapping", "ModelColumns", "convert_table", "item_id", "read_table"]
 
 _TRUE = frozenset({"true", "yes", "correct"})
 _FALSE = frozenset({"false", "no", "incorrect"})
+COMPOSITE_ID_HINT = "several rows per item, e.g. one per turn, need a composite id: --id-col question_id,turn"
+"""Said with a duplicate id (wide tables) or a second row for an item and model (long tables)."""
 _MISSING = frozenset({"na", "n/a", "nan", "null", "none"})
 """Cells read as "not recorded", like an empty cell (pandas' and spreadsheets' missing markers)."""
 
@@ -108,7 +110,7 @@ def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     read with that delimiter.
     """
     if path.suffix.lower() in (".csv", ".tsv"):
-        yield from _csv_rows(path, "\t" if path.suffix.lower() == ".tsv" else _delimiter(path))
+        yield from _csv_rows(path, "\t" if path.suffix.lower() == ".tsv" else None)
         return
     with path.open(encoding="utf-8-sig") as fh:
         for number, line in enumerate(fh, start=1):
@@ -120,10 +122,8 @@ def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, obj
 
 
-def _delimiter(path: Path) -> str:
+def _delimiter(header: str) -> str:
     """``,`` unless the header line holds none and one of ``;``, tab or ``|`` instead."""
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        header = fh.readline()
     if "," in header:
         return ","
     counts = {d: header.count(d) for d in (";", "\t", "|")}
@@ -131,8 +131,12 @@ def _delimiter(path: Path) -> str:
     return best if counts[best] else ","
 
 
-def _csv_rows(path: Path, delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_rows(path: Path, delimiter: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Rows of a CSV file; ``delimiter`` ``None`` chooses it from the header line."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
+        if delimiter is None:
+            delimiter = _delimiter(fh.readline())
+            fh.seek(0)
         reader = csv.reader(fh, delimiter=delimiter, strict=True)
         start = 1
         try:
@@ -267,8 +271,7 @@ def convert_table(
         key = item_id(row, mapping.id, path=str(src), line=line) if mapping.id else str(index)
         if key in seen:
             raise DatasetError(
-                f"duplicate id {key!r} (first on line {seen[key]}); several rows per item, e.g. one per turn, "
-                "need a composite id: --id-col question_id,turn",
+                f"duplicate id {key!r} (first on line {seen[key]}); {COMPOSITE_ID_HINT}",
                 path=str(src),
                 line=line,
                 field=mapping.id,

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from rpra_agent.core.errors import ConfigError, DatasetError
-from rpra_agent.evaluation.datasets.convert import ColumnMapping, ModelColumns, convert_table, item_id, read_table
+from rpra_agent.evaluation.datasets.convert import (
+    COMPOSITE_ID_HINT,
+    ColumnMapping,
+    ModelColumns,
+    convert_table,
+    item_id,
+    read_table,
+)
 from rpra_agent.evaluation.datasets.records import EvalDataset
 
 __all__ = ["LongMapping", "convert_long_table"]
@@ -128,8 +135,7 @@ def _group(src: Path, m: LongMapping) -> tuple[dict[str, dict[str, Any]], list[s
         if model in group["responses"]:
             first = group["responses"][model]["line"]
             raise DatasetError(
-                f"a second row for item {key!r} and model {model!r} (first on line {first}); several rows per "
-                "item and model, e.g. one per turn, need a composite id: --id-col question_id,turn",
+                f"a second row for item {key!r} and model {model!r} (first on line {first}); {COMPOSITE_ID_HINT}",
                 **where,
             )
         group["responses"][model] = {
