@@ -68,7 +68,7 @@ def main_block(result: Mapping[str, Any]) -> str:
         details = op.get("details") or {}
         how = "target deferral rate {:.0%}".format(details["target_rate"]) if "target_rate" in details else op["method"]
         auto = str(details.get("operating_router_choice", "")).startswith("auto")
-        why = "the grade predictor with the best cross-fitted APGR in the run" if auto else "--operating-router"
+        why = "the router with the best cross-fitted APGR in the run" if auto else "--operating-router"
         lines += [
             "",
             f"At the calibrated operating point ({how}, set by {op['predictor']}: {why}), the graph's answers "

@@ -5,15 +5,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from rpra_agent.cli import commands  # noqa: F401  (registers the commands)
 from rpra_agent.cli.app import app
 from rpra_agent.core.errors import ConfigError
-from rpra_agent.evaluation.datasets import save_dataset
+from rpra_agent.core.grades import GradeScale
+from rpra_agent.evaluation.datasets import EvalDataset, EvalItem, ModelResponse, save_dataset
 from rpra_agent.evaluation.report.results import PredictorRow
-from rpra_agent.evaluation.runs.routers import PREDICTORS, choose_operating_router, select_routers
+from rpra_agent.evaluation.runs.routers import (
+    PREDICTORS,
+    RouterScores,
+    auto_candidates,
+    choose_operating_router,
+    select_routers,
+)
 from tests.evaluation.toy_data import toy_dataset
 
 runner = CliRunner()
@@ -145,3 +153,81 @@ def test_the_graph_routes_with_the_learned_predictors_cross_fitted_predictions(t
     assert op.quality == pytest.approx(op.details["expected_quality"])
     routed = [d for d in store.decisions() if ":route:" in d.run_id]
     assert len(routed) == 36 and {d.prediction.predictor for d in routed if d.prediction} == {"learned"}
+
+
+def _gain_dataset(n: int = 90) -> EvalDataset:
+    """Correctness data where the large model fails a third of the items too (GSM8K's shape).
+
+    ``easy`` items: both right; ``hard``: the small model wrong, the large right;
+    ``unsolvable``: both wrong. The small score ties hard and unsolvable items; only the
+    gain over the large answer tells that deferring an unsolvable item gains nothing.
+    """
+    kinds = ("easy", "hard", "unsolvable")
+    items = []
+    for i in range(n):
+        kind = kinds[i % 3]
+        prompt = f"word problem {i}: {kind} {kind} case"
+        items.append(
+            EvalItem(
+                id=f"p{i}",
+                prompt=prompt,
+                messages=({"role": "user", "content": prompt},),
+                category="maths",
+                responses={
+                    "small": ModelResponse(text=f"answer {i}", score=float(kind == "easy"), tokens=10),
+                    "large": ModelResponse(text=f"answer {i}", score=float(kind != "unsolvable"), tokens=40),
+                },
+            )
+        )
+    return EvalDataset(
+        name="gainy", items=tuple(items), weak="small", strong="large", score_range=(0.0, 1.0), attribution="test"
+    )
+
+
+def test_auto_candidates_are_the_cross_fitted_routers_with_distributions() -> None:
+    grades, margin = GradeScale.binary(), GradeScale.binary().margin()
+    keep = np.zeros(2)
+    scores = [
+        RouterScores("report_card", keep, [{"0": 0.5, "1": 0.5}] * 2, grades),
+        RouterScores("learned", keep, [{"-1": 0.2, "0": 0.7, "1": 0.1}] * 2, margin),
+        RouterScores("learned_draft", keep),  # folds chose different targets: percentiles, no distribution
+        RouterScores("artifact:a", keep, [{"0": 0.5, "1": 0.5}] * 2, grades),
+        RouterScores("fine_tuned", keep, [{"0": 0.5, "1": 0.5}] * 2, grades),
+    ]
+    assert auto_candidates(scores, grades, fixed_threshold=False) == ["report_card", "learned"]
+    assert auto_candidates(scores, grades, fixed_threshold=True) == ["report_card"]  # a fixed threshold is a grade
+    assert scores[0].grades_on(grades) and not scores[1].grades_on(grades) and not scores[2].grades_on(grades)
+
+
+def test_auto_routes_the_graph_with_the_learned_gain_target_where_it_is_best(tmp_path: Path) -> None:
+    """On correctness data the learned predictor predicts the gain; auto used to skip it for the card."""
+    pytest.importorskip("rpra_agent.predictors.learned")
+    from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
+    from rpra_agent.store import InMemoryDecisionStore
+
+    store = InMemoryDecisionStore()
+    opts = ReplayOptions(folds=3, report=False, routers=select_routers(["card", "learned_request", "tfidf_request"]))
+    result = run_replay_eval(_gain_dataset(), out_dir=tmp_path, store=store, options=opts)
+    rows = {r.name: r for r in result.rows}
+    assert "target gain" in rows["learned"].note
+    assert rows["learned"].accuracy is None and rows["tfidf"].accuracy is not None  # no grade agreement for a margin
+    assert rows["learned"].apgr > max(rows["report_card"].apgr, rows["tfidf"].apgr)
+    op = result.operating
+    assert op is not None and op.predictor == "learned" and "computed" not in op.details
+    assert op.details["threshold_scale"] == "margin:correct01" and op.threshold < 0
+    assert op.quality == pytest.approx(op.details["expected_quality"]) and "route_mismatches" not in op.details
+    assert op.details["operating_router_choice"].startswith("auto: the best cross-fitted APGR among the routers")
+    routed = [d for d in store.decisions() if ":route:" in d.run_id]
+    assert {d.prediction.scale.name for d in routed if d.prediction} == {"margin:correct01"}
+    # at 50% deferred, every hard item (the only ones the large model improves) is among them
+    deferred = {d.run_id.rsplit(":", 1)[-1] for d in routed if d.route == "large"}
+    assert {f"p{i}" for i in range(1, 90, 3)} <= deferred and len(deferred) == 45
+
+    fixed = ReplayOptions(
+        folds=3, report=False, routers=select_routers(["card", "learned_request", "tfidf_request"]), threshold=0.5
+    )
+    op = run_replay_eval(
+        _gain_dataset(), out_dir=tmp_path / "f", store=InMemoryDecisionStore(), options=fixed
+    ).operating
+    assert op is not None and op.predictor in ("report_card", "tfidf") and "threshold_scale" not in op.details
+    assert "since --threshold is a grade" in op.details["operating_router_choice"]

@@ -135,7 +135,9 @@ def _operating_rows(result: EvalResult) -> list[tuple[str, str]]:
         ("set by", operating_choice(result)),
         (
             "threshold",
-            f"{op.threshold:.4f} on {op.metric}" + (f" (v{op.calibration_version})" if op.calibration_version else ""),
+            f"{op.threshold:.4f} on {op.metric}"
+            + (f" of {op.details['threshold_scale']}" if op.details.get("threshold_scale") else "")
+            + (f" (v{op.calibration_version})" if op.calibration_version else ""),
         ),
         ("deferral rate", _fmt(op.deferral_rate)),
         ("quality (graph)", _fmt(op.quality)),

@@ -61,9 +61,11 @@ def learned_scores(
     """The learned predictor's cross-fitted keep-scores in request-only and draft modes, on the run's folds.
 
     Its target (the small model's score, or its gain over the large one) is chosen by
-    inner validation per fold. Grade distributions (and so agreement figures and a
-    graph route pass) come with it only where every fold predicts the small model's
-    grade on the dataset's scale. Draft mode needs the small model's answer texts;
+    inner validation per fold. Where every fold chose the same target, its distributions
+    come with it, so the graph can route with it: the small model's grade on the
+    dataset's scale (with agreement figures against the judge), or the margin over the
+    large answer on the margin scale. Where the folds chose different targets, the
+    keep-scores are within-fold percentiles and no distribution is kept. Draft mode needs the small model's answer texts;
     datasets without them (MMLU) get the request-only router alone. Nothing when the
     learned predictor is not installed.
     """
@@ -83,10 +85,11 @@ def learned_scores(
         except ConfigError as exc:
             logger.warning("learned predictor (%s) skipped: %s", mode, exc)
             continue
-        graded = fit.scale is not None and tuple(fit.scale.labels) == tuple(scale.labels)
-        dists = None
-        if graded and set(fit.targets) == {"small"} and fit.proba is not None:
-            dists = [dict(zip(scale.labels, (float(p) for p in row), strict=True)) for row in fit.proba]
+        dists, on = None, None
+        if fit.proba is not None and fit.scale is not None and len(set(fit.targets)) == 1:
+            graded = set(fit.targets) == {"small"} and tuple(fit.scale.labels) == tuple(scale.labels)
+            on = scale if graded else fit.scale
+            dists = [dict(zip(on.labels, (float(p) for p in row), strict=True)) for row in fit.proba]
         note = f"{what}; learned predictor ({target_note(fit.targets)}), cross-fitted on the run's folds"
-        out.append(RouterScores(name, np.asarray(fit.keep, dtype=float), dists, scale if dists else None, note))
+        out.append(RouterScores(name, np.asarray(fit.keep, dtype=float), dists, on, note))
     return out

@@ -29,7 +29,13 @@ from rpra_agent.evaluation.runs._scoring import (
 from rpra_agent.evaluation.runs.calibrate import calibrate_threshold, calibration_details, run_method
 from rpra_agent.evaluation.runs.crossfit import crossfit_cards
 from rpra_agent.evaluation.runs.replay import item_message
-from rpra_agent.evaluation.runs.routers import ALIASES, RouterScores, RouterSelection, choose_operating_router
+from rpra_agent.evaluation.runs.routers import (
+    ALIASES,
+    RouterScores,
+    RouterSelection,
+    auto_candidates,
+    choose_operating_router,
+)
 from rpra_agent.predictors.folds import conversation_key, stable_fold_ids
 from rpra_agent.store.base import DecisionStore
 
@@ -261,6 +267,9 @@ def _operating(
     scores: Sequence[RouterScores],
     skipped: Mapping[str, str],
     answer_length: bool,
+    scale: GradeScale,
+    *,
+    fixed_threshold: bool = False,
 ) -> tuple[str, str]:
     """The operating router and why: the one asked for, else the best cross-fitted grade predictor.
 
@@ -269,17 +278,17 @@ def _operating(
     """
     computed = {s.name for s in scores}
     candidates = [r.name for r in rows if r.name in computed or (answer_length and r.name == "answer_length")]
-    # auto: the grade predictors fitted without these items' verdicts (a fine-tuned model or artifact may have seen them)
-    graded = [s.name for s in scores if s.distributions is not None and s.name != "fine_tuned" and ":" not in s.name]
+    # auto: the routers fitted without these items' verdicts (a fine-tuned model or artifact may have seen them)
+    graded = auto_candidates(scores, scale, fixed_threshold=fixed_threshold)
     name = requested
     if requested not in (None, "", "auto") and requested in ALIASES and len(ALIASES[requested]) == 1:
         name = ALIASES[requested][0]
     if name is not None and name in skipped:
         chosen = choose_operating_router("auto", rows, candidates, graded)
-        why = f"--operating-router {requested} was skipped in this run ({skipped[name]}); instead {choice_note('auto')}"
-        return chosen, why
+        instead = choice_note("auto", fixed_threshold=fixed_threshold)
+        return chosen, f"--operating-router {requested} was skipped in this run ({skipped[name]}); instead {instead}"
     chosen = choose_operating_router(requested, rows, candidates, graded)
-    return chosen, choice_note(requested)
+    return chosen, choice_note(requested, fixed_threshold=fixed_threshold)
 
 
 def live_rows(
@@ -328,7 +337,7 @@ def live_rows(
             note = f"card {opts.folds}-fold cross-fitted" + (f"; {note}" if note else "")
         if routing:
             scores.append(RouterScores(name, np.array([scale.expected(d) for d in dists]), dists, scale, note))
-            rows.append(router_row(scores[-1], weak, strong, labels))
+            rows.append(router_row(scores[-1], weak, strong, labels, scale))
         else:
             rows.append((agreement_row(name, labels, dists, scale, note=note), None))
     operating = None
@@ -341,11 +350,19 @@ def live_rows(
         folds = live_folds(items, opts.folds, opts.seed)
         routers, skipped = live_router_scores(judged, scale, selection, folds, k=opts.folds, seed=opts.seed)
         scores += routers
-        rows += [router_row(r, weak, strong, labels) for r in routers]
+        rows += [router_row(r, weak, strong, labels, scale) for r in routers]
         rows += [_skipped(name, why) for name, why in skipped.items()]
         wants_length = selection.wants("answer_length")
         rows += baseline_rows(weak, strong, judged.texts(judged.weak) if wants_length else None)
-        route, choice = _operating(opts.operating_router, [r for r, _ in rows], scores, skipped, wants_length)
+        route, choice = _operating(
+            opts.operating_router,
+            [r for r, _ in rows],
+            scores,
+            skipped,
+            wants_length,
+            scale,
+            fixed_threshold=opts.threshold is not None,
+        )
         op = next((s for s in scores if s.name == route), None) or length_scores(judged)
         metric = "expected_score" if op.distributions is not None else "keep_score"
         cal = calibrate_threshold(
@@ -356,10 +373,13 @@ def live_rows(
             strong,
             opts,
             predictor=route,
-            scale=scale,
+            scale=op.scale or scale,
             score_range=(scale.low, scale.high),
             metric=metric,
         )
+        details: dict[str, Any] = {**calibration_details(cal), "operating_router_choice": choice}
+        if op.scale is not None and not op.grades_on(scale):
+            details["threshold_scale"] = op.scale.name  # the expected margin over the large answer
         operating = computed_operating_point(
             predictor=route,
             metric=metric,
@@ -369,7 +389,7 @@ def live_rows(
             weak=weak,
             strong=strong,
             keep=op.keep,
-            details={**calibration_details(cal), "operating_router_choice": choice},
+            details=details,
         )
         comparison = leader_comparison(
             [r for r, _ in rows],

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from rpra_agent.core.decision import Decision
+from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.policy import ThresholdPolicy
 from rpra_agent.core.prediction import Predictor
 from rpra_agent.core.verdict import Verdict
@@ -125,15 +126,35 @@ def route_items(
     return [by_item[i] for i in range(len(ds))]
 
 
-def router_row(r: RouterScores, weak: np.ndarray, strong: np.ndarray, labels: list[str]) -> tuple[PredictorRow, Curve]:
+def router_row(
+    r: RouterScores, weak: np.ndarray, strong: np.ndarray, labels: list[str], scale: GradeScale
+) -> tuple[PredictorRow, Curve]:
+    """A router's table row and curve; agreement figures only for grades on the judge's ``scale``."""
+    graded = r.grades_on(scale)
     return predictor_row(
-        r.name, weak, strong, r.keep, true_labels=labels, distributions=r.distributions, scale=r.scale, note=r.note
+        r.name,
+        weak,
+        strong,
+        r.keep,
+        true_labels=labels,
+        distributions=r.distributions if graded else None,
+        scale=r.scale if graded else None,
+        note=r.note,
     )
 
 
-def choice_note(requested: str | None) -> str:
+def choice_note(requested: str | None, *, fixed_threshold: bool = False) -> str:
+    """Why the operating router is the one it is (the report's "set by")."""
+    if requested in (None, "", "auto") and fixed_threshold:
+        return (
+            "auto: the best cross-fitted APGR among the grade predictors, since --threshold is a grade; "
+            "--operating-router NAME to choose"
+        )
     if requested in (None, "", "auto"):
-        return "auto: the best cross-fitted APGR among the grade predictors; --operating-router NAME to choose"
+        return (
+            "auto: the best cross-fitted APGR among the routers that predict a distribution (a grade, or the "
+            "learned gain over the large model); --operating-router NAME to choose"
+        )
     return f"--operating-router {requested}"
 
 

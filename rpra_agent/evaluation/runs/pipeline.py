@@ -81,6 +81,7 @@ from rpra_agent.evaluation.runs.routers import (
     ReplayedPredictor,
     RouterOptions,
     RouterScores,
+    auto_candidates,
     choose_operating_router,
 )
 from rpra_agent.graph import build_rpra_graph
@@ -233,22 +234,22 @@ def run_replay_eval(
             scores = [card_scores, *router_scores(ds, scale, selection, folds, opts.seed, learned=True)]
         with timer.stage("baselines", "baselines and artifacts: TF-IDF + ridge (cross-fitted), shortest-first"):
             scores += router_scores(ds, scale, selection, folds, opts.seed, learned=False)
-            rows_curves: list[tuple[PredictorRow, Curve | None]] = [router_row(r, weak, strong, labels) for r in scores]
+            rows_curves: list[tuple[PredictorRow, Curve | None]] = [
+                router_row(r, weak, strong, labels, scale) for r in scores
+            ]
             rows_curves += baseline_rows(weak, strong, ds.texts(ds.weak) if selection.wants("answer_length") else None)
             rows = [r for r, _ in rows_curves]
             candidates = [r.name for r in rows if r.name in {s.name for s in scores} or r.name == "answer_length"]
+            fixed = opts.threshold is not None
             op_name = choose_operating_router(
-                opts.operating_router,
-                rows,
-                candidates,
-                # auto picks among the cross-fitted grade predictors: an artifact may have seen these items
-                [s.name for s in scores if s.distributions is not None and not s.name.startswith("artifact:")],
+                opts.operating_router, rows, candidates, auto_candidates(scores, scale, fixed_threshold=fixed)
             )
             op = next((s for s in scores if s.name == op_name), None) or length_scores(ds)
+        op_scale = op.scale or scale
         with timer.stage("calibrate", "calibrate: choosing the threshold"):
             metric = "expected_score" if op.distributions is not None else "keep_score"
             cal = calibrate_threshold(
-                db, ds, op.keep, weak, strong, opts, predictor=op_name, scale=scale, metric=metric
+                db, ds, op.keep, weak, strong, opts, predictor=op_name, scale=op_scale, metric=metric
             )
         weak_costs, strong_costs = run_costs(ds, opts.prices)
         common: dict[str, Any] = {
@@ -261,14 +262,19 @@ def run_replay_eval(
             "strong": strong,
             "keep": op.keep,
         }
-        details = {**calibration_details(cal), "operating_router_choice": choice_note(opts.operating_router)}
+        details = {
+            **calibration_details(cal),
+            "operating_router_choice": choice_note(opts.operating_router, fixed_threshold=fixed),
+        }
+        if op.distributions is not None and not op.grades_on(scale):
+            details["threshold_scale"] = op_scale.name  # the expected margin over the large answer
         if op.distributions is None:  # not a grade prediction: what its threshold does on the recording
             operating = computed_operating_point(**common, details=details)
         else:
             route_predictors = (
                 predictors
                 if op_name == "report_card"
-                else [ReplayedPredictor(op_name, by_item_id(ds, op.distributions), scale, index)] * opts.folds
+                else [ReplayedPredictor(op_name, by_item_id(ds, op.distributions), op_scale, index)] * opts.folds
             )
             with timer.stage("route", f"route: the graph with {op_name} at the calibrated threshold", n):
                 routed = route_items(ds, folds, route_predictors, cal.threshold, small, large, db, opts, run, pool)

@@ -45,6 +45,7 @@ __all__ = [
     "RouterOptions",
     "RouterScores",
     "RouterSelection",
+    "auto_candidates",
     "choose_operating_router",
     "select_routers",
 ]
@@ -126,7 +127,14 @@ class RouterOptions:
 
 @dataclass
 class RouterScores:
-    """One router's keep-scores in a run (and its distributions when it has them)."""
+    """One router's keep-scores in a run (and its distributions when it has them).
+
+    ``distributions`` are on ``scale``: the judge's grades for a grade predictor, or the
+    margin of the small answer over the large one for the learned predictor's ``gain``
+    target (its keep-score is then the expected margin). Either way the graph can route
+    with them (:class:`ReplayedPredictor`); agreement figures against the judge come only
+    with grades (:meth:`grades_on`).
+    """
 
     name: str
     keep: np.ndarray
@@ -134,6 +142,32 @@ class RouterScores:
     scale: GradeScale | None = None
     note: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+
+    def grades_on(self, scale: GradeScale) -> bool:
+        """Whether the distributions are grades on ``scale`` (the judge's), not a margin."""
+        return (
+            self.distributions is not None
+            and self.scale is not None
+            and self.scale.name == scale.name
+            and tuple(self.scale.labels) == tuple(scale.labels)
+        )
+
+
+def auto_candidates(scores: Sequence[RouterScores], scale: GradeScale, *, fixed_threshold: bool) -> list[str]:
+    """The routers ``--operating-router auto`` may choose: cross-fitted, with distributions the graph routes with.
+
+    Trained artifacts and a fine-tuned model are left out (they may have seen the items).
+    With a fixed ``--threshold``, only grade predictors on the judge's ``scale``: the
+    threshold is a grade, and a margin's threshold would mean something else.
+    """
+    return [
+        s.name
+        for s in scores
+        if s.distributions is not None
+        and s.name != "fine_tuned"
+        and ":" not in s.name
+        and (not fixed_threshold or s.grades_on(scale))
+    ]
 
 
 def select_routers(specs: Sequence[str] | None) -> RouterSelection:
@@ -174,13 +208,13 @@ def choose_operating_router(
 
     Args:
         requested: ``--operating-router`` (``None`` or ``auto``: among the routers that
-            predict a grade, the best cross-fitted APGR in this run).
+            predict a distribution, the best cross-fitted APGR in this run).
         rows: The run's table rows.
         available: Routers that can set it (computed in this run, not oracle/random).
-        graded: Those of them that ``auto`` may choose: cross-fitted routers that
-            predict a grade distribution (the graph can route with them; the others'
-            operating point is computed from the recording). Trained artifacts are
-            left out: they may have seen the items.
+        graded: Those of them that ``auto`` may choose (:func:`auto_candidates`):
+            cross-fitted routers that predict a distribution, of the judge's grade or
+            of the learned gain over the large model (the graph can route with them;
+            the others' operating point is computed from the recording).
 
     Raises:
         ConfigError: for a name that is not among ``available``.
