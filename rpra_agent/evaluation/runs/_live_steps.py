@@ -271,7 +271,7 @@ def _operating(
     *,
     fixed_threshold: bool = False,
 ) -> tuple[str, str]:
-    """The operating router and why: the one asked for, else the best cross-fitted grade predictor.
+    """The operating router and why: the one asked for, else the best cross-fitted router with distributions.
 
     A router asked for but skipped in this run (too few judged items) falls back to
     ``auto``, and the note says so.

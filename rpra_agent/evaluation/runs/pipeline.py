@@ -15,7 +15,7 @@
    (:class:`~rpra_agent.evaluation.runs.crossfit.CardStatPredictor`), the learned
    predictor and TF-IDF + ridge (request, request + draft), shortest-first, random,
    oracle, and any trained artifact; the operating router is chosen
-   (``--operating-router``, by default the grade predictor with the best APGR).
+   (``--operating-router``, by default the router with distributions and the best APGR).
 5. **calibrate**: a threshold on the operating router's keep-score (fixed, a target
    deferral rate, or a quality-loss bound), stored as a calibration artifact.
 6. **route**: the graph runs every item again with the operating router (its fold's

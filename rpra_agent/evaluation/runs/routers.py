@@ -113,7 +113,7 @@ class RouterOptions:
             it from ``routers``).
         routers: The routers to compute (``rpra eval --predictor``).
         operating_router: The router whose calibrated threshold sets the operating point
-            (``None``/``auto``: the cross-fitted grade predictor with the best APGR).
+            (``None``/``auto``: the cross-fitted router with distributions and the best APGR).
     """
 
     learned: bool = True
