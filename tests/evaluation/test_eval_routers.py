@@ -231,3 +231,22 @@ def test_auto_routes_the_graph_with_the_learned_gain_target_where_it_is_best(tmp
     ).operating
     assert op is not None and op.predictor in ("report_card", "tfidf") and "threshold_scale" not in op.details
     assert "since --threshold is a grade" in op.details["operating_router_choice"]
+
+
+def test_a_gain_artifact_routes_the_graph_on_its_margin_scale(tmp_path: Path) -> None:
+    learned = pytest.importorskip("rpra_agent.predictors.learned")
+    from rpra_agent.predictors.features import TextFeaturizer
+
+    predictor = learned.LearnedPredictor(TextFeaturizer(), mode="request", target="gain")
+    art = predictor.fit_dataset(_gain_dataset(60)).save(tmp_path / "gain")
+    data_file = save_dataset(_gain_dataset(), tmp_path / "gainy.jsonl")
+    code, out = _eval(tmp_path, data_file, "--predictor", f"card,{art}", "--operating-router", "artifact:gain")
+    assert code == 0, out
+    data = json.loads((tmp_path / "o" / "eval.json").read_text())
+    row = next(r for r in data["rows"] if r["name"] == "artifact:gain")
+    # deferring the hard third first is the best order there is: APGR 1/6 + 2/3 = 0.833
+    assert row["apgr"] > 0.8 and row["accuracy"] is None  # a margin, so no agreement with the judge's grades
+    op = data["operating"]
+    assert op["predictor"] == "artifact:gain" and "computed" not in op["details"]  # the graph routed with it
+    assert op["details"]["threshold_scale"] == "margin:correct01"
+    assert op["quality"] == pytest.approx(op["details"]["expected_quality"])

@@ -79,7 +79,11 @@ def in_sample(source: str, dataset: EvalDataset) -> bool:
 
 
 def artifact_scores(dataset: EvalDataset, path: str | Path, scale: GradeScale) -> RouterScores:
-    """The artifact's keep-score (and grade distribution, on the dataset's own scale) for every item.
+    """The artifact's keep-score and distribution for every item.
+
+    The distribution is the judge's grade on the dataset's own scale, or, for an
+    artifact trained with the ``gain`` target, the margin over the large answer (the
+    graph can route with either); a pooled, normalised artifact gives keep-scores only.
 
     Raises:
         ConfigError: on an unloadable artifact, another score scale, or a draft-mode
@@ -105,10 +109,11 @@ def artifact_scores(dataset: EvalDataset, path: str | Path, scale: GradeScale) -
         for item, text in zip(dataset.items, texts, strict=True)
     ]
     keep = np.asarray(predictor.keep_scores(samples), dtype=float)
-    dists = None
-    if own_scale and tuple(predictor.scale.labels) == tuple(scale.labels):
+    dists, on = None, None
+    if own_scale:  # grades on the dataset's scale, or a gain artifact's margin over the large answer
+        on = scale if tuple(predictor.scale.labels) == tuple(scale.labels) else predictor.scale
         proba = np.asarray(predictor.predict_proba(samples), dtype=float)
-        dists = [dict(zip(scale.labels, (float(p) for p in row), strict=True)) for row in proba]
+        dists = [dict(zip(on.labels, (float(p) for p in row), strict=True)) for row in proba]
     source = predictor.training.get("source", "?") if isinstance(predictor.training, dict) else "?"
     units = "" if own_scale else "; normalised 0-1 scores (pooled training)"
     note = f"trained artifact {predictor.version} ({predictor.mode} mode, trained on {source}){units}; not cross-fitted"
@@ -120,4 +125,4 @@ def artifact_scores(dataset: EvalDataset, path: str | Path, scale: GradeScale) -
             "(cross-fitted)",
             path, source, dataset.name,
         )  # fmt: skip
-    return RouterScores(artifact_name(path), keep, dists, scale if dists else None, note)
+    return RouterScores(artifact_name(path), keep, dists, on, note)
