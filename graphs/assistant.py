@@ -3,8 +3,9 @@ over its own decision log. Each step (answer or tool action) is predicted and ma
 deferred to the large model; tools run server-side inside the graph.
 
 Environment: RPRA_SMALL_MODEL, RPRA_LARGE_MODEL (required), RPRA_DATABASE_URL,
-RPRA_PARADIGM, RPRA_THRESHOLD, RPRA_MAX_STEPS, RPRA_DOCS_DIR, RPRA_SQL_URL (on PostgreSQL,
-a reader role's URL for the SQL tool; see rpra_agent.service.config).
+RPRA_PARADIGM, RPRA_THRESHOLD or RPRA_CALIBRATION, RPRA_MAX_STEPS, RPRA_DOCS_DIR,
+RPRA_SQL_URL (on PostgreSQL, a reader role's URL for the SQL tool; see
+rpra_agent.service.config).
 """
 
 import sys

@@ -48,6 +48,14 @@ def serve(
     threshold: Annotated[
         float | None, typer.Option(help="P(acceptable) threshold (default: $RPRA_THRESHOLD or 0.5).")
     ] = None,
+    calibration: Annotated[
+        str | None,
+        typer.Option(
+            "--calibration",
+            help="Route at the threshold of this stored calibration (`rpra calibrate --db URL --name NAME`), "
+            "read from the decision log, instead of --threshold (default: $RPRA_CALIBRATION).",
+        ),
+    ] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Model steps per request.")] = None,
     predictor: Annotated[
         str | None,
@@ -105,13 +113,14 @@ def serve(
         _fail("rpra serve needs FastAPI and uvicorn: pip install 'rpra-agent[serve]'")
     from rpra_agent.core.security import install_log_redaction
     from rpra_agent.service import ChatEngine, Settings, build_components, create_app
+    from rpra_agent.service.config import describe_threshold
 
     install_log_redaction([api_key])  # before anything loads: model strings may carry passwords and keys
 
     try:
         settings = Settings.from_env(
             small_model=small, large_model=large, database_url=database_url, paradigm=paradigm,
-            threshold=threshold, max_steps=max_steps, docs_dir=docs_dir, sql_url=sql_url, predictor=predictor,
+            threshold=threshold, calibration=calibration, max_steps=max_steps, docs_dir=docs_dir, sql_url=sql_url, predictor=predictor,
             durability=durability, on_loss=on_loss, client_task=client_task, max_deferrals=max_deferrals,
         )  # fmt: skip
         components = build_components(settings)
@@ -124,7 +133,8 @@ def serve(
         banner = (
             f"serving {model_name} at http://{host}:{port}/v1 (small={settings.small_model}, "
             f"large={settings.large_model}, predictor={components.predictor.name}, paradigm={settings.paradigm}, "
-            f"threshold={settings.threshold}, durability={settings.durability}, on_loss={settings.on_loss}, "
+            f"threshold={describe_threshold(components.policy, settings)}, "
+            f"durability={settings.durability}, on_loss={settings.on_loss}, "
             f"auth={'on' if api_key else 'off'}, tools={'on' if tools else 'off'})"
         )
         err.print(scrub_secrets(banner), markup=False)  # model strings may carry passwords and keys

@@ -7,6 +7,9 @@ Used by the deployable graphs (``graphs/``) and by ``rpra serve``::
     RPRA_DATABASE_URL  decision log URL                   (default: SQLite ./rpra.db; memory:// for none)
     RPRA_PARADIGM      pa | rpra | verify                 (default: pa)
     RPRA_THRESHOLD     P(acceptable) threshold in [0, 1]  (default: 0.5)
+    RPRA_CALIBRATION   route at a stored calibration's threshold instead: its NAME
+                       (`rpra calibrate --db URL --name NAME`), newest version, read from the
+                       decision log at start-up (default: none; not with RPRA_THRESHOLD)
     RPRA_MAX_STEPS     model steps per run                (default: 8)
     RPRA_DOCS_DIR      documents the assistant searches   (default: none)
     RPRA_SQL_URL       URL the assistant's SQL tool reads with (default: RPRA_DATABASE_URL;
@@ -40,7 +43,7 @@ from rpra_agent.graph import build_rpra_graph
 from rpra_agent.service.predictors import predictor_from_spec
 from rpra_agent.store import DecisionStore, open_store
 
-__all__ = ["ENV", "Components", "Settings", "build_components", "build_graph"]
+__all__ = ["ENV", "Components", "Settings", "build_components", "build_graph", "describe_threshold"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ ENV = {
     "database_url": "RPRA_DATABASE_URL",
     "paradigm": "RPRA_PARADIGM",
     "threshold": "RPRA_THRESHOLD",
+    "calibration": "RPRA_CALIBRATION",
     "max_steps": "RPRA_MAX_STEPS",
     "docs_dir": "RPRA_DOCS_DIR",
     "sql_url": "RPRA_SQL_URL",
@@ -78,6 +82,10 @@ class Settings:
         database_url: Decision log URL (``None``: ``open_store``'s default).
         paradigm: ``pa``, ``rpra`` or ``verify``.
         threshold: The ``ThresholdPolicy`` threshold on P(acceptable).
+        calibration: The name of a calibration stored in the decision log (``rpra
+            calibrate --db URL --name NAME``): the policy routes at its newest
+            version's threshold and metric (``load_calibrated_policy``) instead of
+            ``threshold``. ``None``: the fixed ``threshold``.
         max_steps: Model steps per run.
         docs_dir: A folder of documents for the assistant's search tool.
         sql_url: The URL the assistant's SQL tool reads the decision log with
@@ -99,6 +107,7 @@ class Settings:
     database_url: str | None = None
     paradigm: Paradigm = "pa"
     threshold: float = 0.5
+    calibration: str | None = None
     max_steps: int = 8
     docs_dir: str | None = None
     sql_url: str | None = None
@@ -121,6 +130,8 @@ class Settings:
             raise ConfigError(f"{_setting('threshold')} must be a probability in [0, 1], not {self.threshold!r}")
         if self.max_steps < 1:
             raise ConfigError(f"{_setting('max_steps')} must be at least 1, not {self.max_steps!r}")
+        if self.calibration is not None and not self.calibration.strip():
+            raise ConfigError(f"{_setting('calibration')} must name a stored calibration, not an empty string")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -138,6 +149,11 @@ class Settings:
                 values[field] = given[field]
             elif raw:
                 values[field] = raw
+        if "threshold" in values and "calibration" in values:
+            raise ConfigError(
+                f"both {_setting('threshold')} and {_setting('calibration')} are set: the calibration's threshold "
+                "replaces the fixed one, so set only one of them"
+            )
         missing = [ENV[f] for f in ("small_model", "large_model") if not values.get(f)]
         if missing:
             raise ConfigError(
@@ -178,11 +194,14 @@ def build_components(settings: Settings) -> Components:
 
     The predictor is ``settings.predictor`` (by default ``guarded``: the small model's
     zero-shot self-prediction can only move a step toward deferral unless an
-    independent signal agrees); the policy a ``ThresholdPolicy(settings.threshold)``.
-    The store opens in ``settings.durability`` mode (``sync`` by default).
+    independent signal agrees); the policy a ``ThresholdPolicy(settings.threshold)``,
+    or, with ``settings.calibration``, the newest stored calibration of that name read
+    from the decision log (its threshold and metric). The store opens in
+    ``settings.durability`` mode (``sync`` by default).
 
     Raises:
-        ConfigError: on a bad model string or database URL (from the loaders).
+        ConfigError: on a bad model string or database URL (from the loaders), or a
+            calibration that is not stored there.
     """
     models = importlib.import_module("rpra_agent.models")
     small = models.load_chat_model(settings.small_model)
@@ -190,20 +209,40 @@ def build_components(settings: Settings) -> Components:
     store = open_store(settings.database_url, durability=settings.durability, on_loss=settings.on_loss)
     try:
         predictor = predictor_from_spec(settings.predictor, small, store)
+        policy = _policy(settings, store)
     except BaseException:
         store.close()
         raise
     logger.info(
-        "deployment: small=%s large=%s predictor=%s paradigm=%s threshold=%.3f durability=%s",
+        "deployment: small=%s large=%s predictor=%s paradigm=%s threshold=%s durability=%s",
         scrub_secrets(settings.small_model),  # a model string's base_url may carry a password
         scrub_secrets(settings.large_model),
         predictor.name,
         settings.paradigm,
-        settings.threshold,
+        describe_threshold(policy, settings),
         settings.durability,
     )
-    policy = ThresholdPolicy(settings.threshold, max_deferrals=settings.max_deferrals)
     return Components(small, large, predictor, policy, store, settings)
+
+
+def describe_threshold(policy: DeferralPolicy, settings: Settings) -> str:
+    """The deployment's threshold as its logs and banner say it: ``0.5 on p_acceptable (fixed)``."""
+    threshold, metric = getattr(policy, "threshold", None), getattr(policy, "metric", "?")
+    where = f"calibration {settings.calibration!r}, {policy.name}" if settings.calibration else "fixed"
+    value = f"{threshold:.4g}" if isinstance(threshold, float | int) else "?"
+    return f"{value} on {metric} ({where})"
+
+
+def _policy(settings: Settings, store: DecisionStore) -> ThresholdPolicy:
+    """The fixed threshold's policy, or the named calibration's from the store."""
+    if settings.calibration is None:
+        return ThresholdPolicy(settings.threshold, max_deferrals=settings.max_deferrals)
+    from rpra_agent.feedback.calibration import load_calibrated_policy
+
+    try:
+        return load_calibrated_policy(store, settings.calibration, max_deferrals=settings.max_deferrals)
+    except ConfigError as exc:
+        raise ConfigError(f"{_setting('calibration')}: {exc} (with --db pointing at this decision log)") from None
 
 
 def build_graph(components: Components, tools: Sequence[BaseTool] = (), *, name: str = "rpra") -> Any:
