@@ -92,7 +92,17 @@ def ask(
         typer.Option("--large", envvar="RPRA_LARGE_MODEL", help="Large model string, e.g. openai:gpt-4o-mini."),
     ] = None,
     paradigm: Annotated[str, typer.Option("--paradigm", help="pa, rpra or verify.")] = "pa",
-    threshold: Annotated[float, typer.Option("--threshold", help="Defer when P(acceptable) is below this.")] = 0.5,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Defer when P(acceptable) is below this (default 0.5).")
+    ] = None,
+    calibration: Annotated[
+        str | None,
+        typer.Option(
+            "--calibration",
+            help="Route at the threshold of this calibration stored in --db (`rpra calibrate --db URL --name NAME`) "
+            "instead of --threshold.",
+        ),
+    ] = None,
     predictor: Annotated[
         str,
         typer.Option(
@@ -132,14 +142,26 @@ def ask(
     from rpra_agent.core.policy import ThresholdPolicy
     from rpra_agent.graph import build_rpra_graph, decisions_from_state
 
+    if calibration is not None and threshold is not None:
+        _fail("--threshold and --calibration both given: the calibration's threshold replaces the fixed one")
+    if calibration is not None and not db:
+        _fail("--calibration reads a calibration stored in the decision log: pass --db URL (or set RPRA_DATABASE_URL)")
     try:
-        policy = ThresholdPolicy(threshold=threshold)
+        policy = ThresholdPolicy(threshold=0.5 if threshold is None else threshold)
     except ConfigError as exc:
         _fail(f"--threshold: {exc}")
     base_url = base_url or os.environ.get("OPENAI_BASE_URL")
     small_model = _model("--small", "RPRA_SMALL_MODEL", small, base_url)
     large_model = _model("--large", "RPRA_LARGE_MODEL", large, base_url)
     store = _store(db)
+    if calibration is not None:
+        from rpra_agent.feedback.calibration import load_calibrated_policy
+
+        try:
+            policy = load_calibrated_policy(store, calibration)
+        except ConfigError as exc:
+            store.close()
+            _fail(f"--calibration: {exc}")
     graph = build_rpra_graph(
         small=small_model, large=large_model, predictor=_predictor(predictor, small_model, store), policy=policy,
         paradigm=paradigm, store=store,  # type: ignore[arg-type]

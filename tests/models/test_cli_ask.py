@@ -55,6 +55,25 @@ def test_ask_defers_to_the_server_with_env_defaults(llama_server, scripted_gguf,
         store.close()
 
 
+def test_ask_routes_at_a_calibration_stored_in_the_log(llama_server, scripted_gguf, tmp_path):
+    from rpra_agent.feedback.calibration import Calibration, save_calibration
+    from rpra_agent.store import open_store
+
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    store = open_store(url)
+    # above the top grade's expected score: even a confident small answer is deferred
+    save_calibration(store, Calibration(2.0, "expected_score", "deferral_rate", 1.0, 40, 1.0), "strict")
+    store.close()
+    small = scripted_gguf(reply="Small: Paris.", grade="great")
+    args = ["ask", QUESTION, "--small", f"gguf:{small}", "--large", "openai:large", "--base-url", llama_server]
+    done = _rpra(*args, "--db", url, "--calibration", "strict")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == SERVER_REPLY
+    assert "route=large reason=predicted_low kind=answer grade=great" in done.stderr and "threshold=2.00" in done.stderr
+    missing = _rpra(*args, "--db", url, "--calibration", "nope")
+    assert missing.returncode == 2 and "no calibration named 'nope'" in missing.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -64,6 +83,11 @@ def test_ask_defers_to_the_server_with_env_defaults(llama_server, scripted_gguf,
         (["--small", "gguf:/does/not/exist.gguf", "--large", "openai:x"], "GGUF model file not found"),
         (["--small", "gguf:/x", "--large", "openai:x", "--threshold", "1.5"], "outside [0, 1]"),
         (["--small", "gguf:/x", "--large", "openai:x", "--paradigm", "fast"], "--paradigm must be one of"),
+        (
+            ["--small", "gguf:/x", "--large", "openai:x", "--threshold", "0.3", "--calibration", "c"],
+            "--threshold and --calibration both given",
+        ),
+        (["--small", "gguf:/x", "--large", "openai:x", "--calibration", "c"], "pass --db URL"),
         (
             ["--small", "gguf:/x", "--large", "openai:x", "--predictor", "oracle"],
             "unknown --predictor 'oracle': use one of",
