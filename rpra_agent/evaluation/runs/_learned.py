@@ -65,9 +65,9 @@ def learned_scores(
     come with it, so the graph can route with it: the small model's grade on the
     dataset's scale (with agreement figures against the judge), or the margin over the
     large answer on the margin scale. Where the folds chose different targets, the
-    keep-scores are within-fold percentiles and no distribution is kept. Draft mode needs the small model's answer texts;
-    datasets without them (MMLU) get the request-only router alone. Nothing when the
-    learned predictor is not installed.
+    keep-scores are within-fold percentiles and no distribution is kept. Draft mode
+    needs the small model's answer texts; datasets without them (MMLU) get the
+    request-only router alone. Nothing when the learned predictor is not installed.
     """
     if not learned_available():
         logger.info("the learned predictor is not installed; skipping it")

@@ -20,8 +20,8 @@
    items (fewer than the folds) is a row saying why, not an error.
 6. **metrics and report**: the paper's grade accuracy and the other agreement
    figures per predictor, routing figures, baselines, a calibrated operating point
-   for the ``--operating-router`` (by default the best cross-fitted router with distributions;
-   computed from the predictions, not re-run), PNG/HTML/JSON.
+   for the ``--operating-router`` (by default the best cross-fitted router with
+   distributions; computed from the predictions, not re-run), PNG/HTML/JSON.
 
 Resumable: every stage skips what the store or the journal already holds, so after
 an interruption the same command continues; judged items are never judged again.
