@@ -1,4 +1,4 @@
-"""Hindsight judging of both sides, so quality can be calibrated from a live log."""
+"""Hindsight judging of both sides, so quality can be calibrated from a live log, and the deployment routes at it."""
 
 from langchain_core.messages import HumanMessage
 from typer.testing import CliRunner
@@ -88,3 +88,25 @@ def test_rpra_judge_with_both_regenerations_makes_quality_calibration_possible(t
     assert "judged items │ 40" in out or "judged items" in out and " 40 " in out
     assert "quality" in out
     assert "certified │ yes" in out, out
+
+    # ... and the deployment routes at the calibration it stored (RPRA_CALIBRATION): the loop is closed.
+    from rpra_agent.feedback.calibration import load_calibration
+    from rpra_agent.service.config import Settings, build_components, build_graph
+
+    monkeypatch.setattr("rpra_agent.models.load_chat_model", lambda spec, **kw: models[spec])
+    reader = open_store(url)
+    stored = load_calibration(reader, "default")
+    reader.close()
+    assert stored is not None and stored.mode == "quality" and stored.metric == "p_acceptable"
+    assert 0.05 < stored.threshold < 0.95  # so a prior 0.05 above it and one 0.05 below it both exist
+    routes = {}
+    for p in (min(stored.threshold + 0.05, 1.0), max(stored.threshold - 0.05, 0.0)):
+        settings = Settings("small:spec", "large:spec", database_url=url, calibration="default", predictor=f"prior:{p}")
+        components = build_components(settings)
+        try:
+            assert components.policy.threshold == stored.threshold  # type: ignore[attr-defined]
+            out = build_graph(components).invoke({"messages": [HumanMessage("one more question")]})
+            routes[p >= stored.threshold] = out["messages"][-1].content
+        finally:
+            components.store.close()
+    assert routes == {True: "small answer", False: "LARGE answer"}
