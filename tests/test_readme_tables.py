@@ -10,6 +10,7 @@ import difflib
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -29,8 +30,14 @@ def script() -> ModuleType:
     return _script()
 
 
-def test_readme_tables_match_a_fresh_main_job(script: ModuleType, tmp_path: Path) -> None:
-    result = script.run_main_job(tmp_path)
+@pytest.fixture(scope="module")
+def main_job(script: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``rpra eval --dataset mt-bench``'s eval.json, run once for the module."""
+    return dict(script.run_main_job(tmp_path_factory.mktemp("main")))
+
+
+def test_readme_tables_match_a_fresh_main_job(script: ModuleType, main_job: dict[str, Any]) -> None:
+    result = main_job
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     fresh = script.render(readme, result)
     if fresh != readme:
@@ -86,3 +93,20 @@ def test_readme_learned_table_is_learned_md_bar_table() -> None:
         assert got == want, (cells[0], cells[1], got, want)
         rows += 1
     assert rows == len(doc) == 7
+
+
+def _comparison_sentence(dataset: str, c: dict[str, Any]) -> str:
+    return (
+        f"`rpra eval --dataset {dataset}` prints {c['leader']} - {c['against']} = {c['difference']:+.3f}, interval "
+        f"{c['low']:+.3f} to {c['high']:+.3f}"
+    )
+
+
+def test_datasets_md_comparison_figures_are_what_rpra_eval_prints(main_job: dict[str, Any], tmp_path: Path) -> None:
+    """docs/DATASETS.md quotes the line under `rpra eval`'s table for MT-bench and arena."""
+    from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
+
+    arena = run_replay_eval("arena", out_dir=tmp_path, options=ReplayOptions(report=False)).comparison
+    text = " ".join((ROOT / "docs" / "DATASETS.md").read_text(encoding="utf-8").split())
+    for sentence in (_comparison_sentence("mt-bench", main_job["comparison"]), _comparison_sentence("arena", arena)):
+        assert sentence in text, f"docs/DATASETS.md should say: {sentence}"
