@@ -110,3 +110,36 @@ def test_datasets_md_comparison_figures_are_what_rpra_eval_prints(main_job: dict
     text = " ".join((ROOT / "docs" / "DATASETS.md").read_text(encoding="utf-8").split())
     for sentence in (_comparison_sentence("mt-bench", main_job["comparison"]), _comparison_sentence("arena", arena)):
         assert sentence in text, f"docs/DATASETS.md should say: {sentence}"
+
+
+def test_readme_calibration_figures_are_what_rpra_calibrate_prints() -> None:
+    """The README's MMLU and MT-bench calibration sentences, against the commands beside them."""
+    from typer.testing import CliRunner
+
+    from rpra_agent.cli import commands  # noqa: F401  (registers the commands)
+    from rpra_agent.cli.app import app
+
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    runner = CliRunner()
+    args = ["calibrate", "--epsilon", "0.05", "--delta", "0.1", "--db", "memory://"]
+    mmlu = runner.invoke(app, [*args, "--dataset", "mmlu"])
+    assert mmlu.exit_code == 0, mmlu.output
+    rows = _table(mmlu.output)
+    bound = next(v for k, v in rows.items() if k.startswith("upper bound"))
+    said = f"certified a threshold that defers {rows['deferral rate']} of requests, with a bound of {bound} on the loss"
+    assert rows["certified"] == "yes" and said in readme, f"README.md should say: {said}"
+    mt = runner.invoke(app, [*args, "--dataset", "mt-bench"])
+    assert mt.exit_code == 0, mt.output
+    rows = _table(mt.output)
+    assert rows["certified"].startswith("NO") and rows["deferral rate"] == "100.0%"
+    assert 'On MT-bench\'s 160 items no threshold below "defer everything" can be certified at ε=0.05' in readme
+
+
+def _table(output: str) -> dict[str, str]:
+    """The field -> value rows of a printed rich table (first line of each value)."""
+    rows: dict[str, str] = {}
+    for line in output.splitlines():
+        cells = line.strip("│ ").split("│")
+        if len(cells) == 2 and cells[0].strip() and cells[0].strip() not in rows:
+            rows[cells[0].strip()] = cells[1].strip()
+    return rows
