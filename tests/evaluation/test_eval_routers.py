@@ -250,3 +250,32 @@ def test_a_gain_artifact_routes_the_graph_on_its_margin_scale(tmp_path: Path) ->
     assert op["predictor"] == "artifact:gain" and "computed" not in op["details"]  # the graph routed with it
     assert op["details"]["threshold_scale"] == "margin:correct01"
     assert op["quality"] == pytest.approx(op["details"]["expected_quality"])
+
+
+def test_a_router_that_reads_the_draft_is_routed_in_verify_and_pays_for_the_draft(tmp_path: Path) -> None:
+    """The small model answers every item before a draft router decides: its tokens and cost count when deferred."""
+    from rpra_agent.evaluation.metrics.costs import PriceTable
+    from rpra_agent.evaluation.runs.pipeline import ReplayOptions, run_replay_eval
+    from rpra_agent.store import InMemoryDecisionStore
+
+    prices = PriceTable.parse(["weak-7b=1.0/call", "strong-xl=10.0/call"])
+    points = {}
+    for router in ("tfidf", "tfidf_draft"):
+        store = InMemoryDecisionStore()
+        opts = ReplayOptions(
+            folds=3, report=False, routers=select_routers(["card", "tfidf"]), operating_router=router, prices=prices
+        )
+        op = run_replay_eval(toy_dataset(36), out_dir=tmp_path / router, store=store, options=opts).operating
+        assert op is not None and op.predictor == router and "computed" not in op.details
+        routed = [d for d in store.decisions() if ":route:" in d.run_id]
+        deferred = sum(d.deferred for d in routed)
+        assert 0 < deferred < 36
+        drafted = sum("small" in d.legs for d in routed)
+        points[router] = (op, deferred, drafted)
+    op, deferred, drafted = points["tfidf"]  # request only: a deferred item never reaches the small model
+    assert "route_paradigm" not in op.details and drafted == 36 - deferred
+    assert op.cost == pytest.approx(((36 - deferred) * 1.0 + deferred * 10.0) / 36)
+    op, deferred, drafted = points["tfidf_draft"]
+    assert op.details["route_paradigm"].startswith("verify: tfidf_draft reads the small model's answer")
+    assert drafted == 36  # the small model drafted every item, the deferred ones too
+    assert op.cost == pytest.approx((36 * 1.0 + deferred * 10.0) / 36)

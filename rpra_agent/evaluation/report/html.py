@@ -140,6 +140,7 @@ def _operating_rows(result: EvalResult) -> list[tuple[str, str]]:
             + (f" (v{op.calibration_version})" if op.calibration_version else ""),
         ),
         ("deferral rate", _fmt(op.deferral_rate)),
+        *([("paradigm", str(op.details["route_paradigm"]))] if op.details.get("route_paradigm") else []),
         ("quality (graph)", _fmt(op.quality)),
         ("quality always-small / always-large", f"{_fmt(op.quality_small)} / {_fmt(op.quality_large)}"),
         ("PGR", _fmt(op.pgr)),

@@ -91,5 +91,5 @@ def learned_scores(
             on = scale if graded else fit.scale
             dists = [dict(zip(on.labels, (float(p) for p in row), strict=True)) for row in fit.proba]
         note = f"{what}; learned predictor ({target_note(fit.targets)}), cross-fitted on the run's folds"
-        out.append(RouterScores(name, np.asarray(fit.keep, dtype=float), dists, on, note))
+        out.append(RouterScores(name, np.asarray(fit.keep, dtype=float), dists, on, note, extra={"mode": mode}))
     return out

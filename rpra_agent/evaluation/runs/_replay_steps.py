@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rpra_agent.core.decision import Decision
+from rpra_agent.core.decision import Decision, Paradigm
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.policy import ThresholdPolicy
 from rpra_agent.core.prediction import Predictor
@@ -108,18 +108,25 @@ def route_items(
     opts: Any,
     run: dict[str, Any],
     pool: GraphPool | None = None,
+    *,
+    paradigm: Paradigm | None = None,
 ) -> list[Decision]:
-    """The route pass: fold ``f``'s items run through a graph holding fold ``f``'s card predictor."""
+    """The route pass: fold ``f``'s items run through a graph holding fold ``f``'s predictor.
+
+    ``paradigm`` (default ``opts.paradigm``): ``verify`` for a router that reads the
+    small model's answer, so the small model drafts every item, deferred ones too.
+    """
     policy = ThresholdPolicy(threshold=threshold, metric="expected_score", name="calibrated")
+    paradigm = paradigm or opts.paradigm
     if pool is not None:
         groups = [(np.flatnonzero(folds == f).tolist(), p) for f, p in enumerate(predictors)]
-        done = pool.run(groups, phase="route", policy=policy, paradigm=opts.paradigm, **run)
+        done = pool.run(groups, phase="route", policy=policy, paradigm=paradigm, **run)
         return [done[i] for i in range(len(ds))]
     by_item: dict[int, Decision] = {}
     for f, predictor in enumerate(predictors):
         idx = np.flatnonzero(folds == f)
         graph = build_rpra_graph(
-            small=small, large=large, predictor=predictor, policy=policy, paradigm=opts.paradigm, store=db
+            small=small, large=large, predictor=predictor, policy=policy, paradigm=paradigm, store=db
         )
         decisions = run_items(graph, [ds.items[i] for i in idx], phase="route", **run)
         by_item.update(zip((int(i) for i in idx), decisions, strict=True))

@@ -46,12 +46,13 @@ def router_scores(
         if selection.wants(name) and (mode == "request" or has_text):
             keep = _tfidf_keep(ds, mode, folds)
             if keep is not None:
-                out.append(_as_grades(name, keep, scale, f"{what}; TF-IDF + ridge, cross-fitted on the run's folds"))
+                note = f"{what}; TF-IDF + ridge, cross-fitted on the run's folds"
+                out.append(_as_grades(name, keep, scale, note, mode=mode))
     out += [artifact_scores(ds, path, scale) for path in selection.artifacts]
     return out
 
 
-def _as_grades(name: str, predicted: np.ndarray, scale: GradeScale, note: str) -> RouterScores:
+def _as_grades(name: str, predicted: np.ndarray, scale: GradeScale, note: str, *, mode: str) -> RouterScores:
     """A predicted score as a grade distribution on its two nearest grades (its mean: the score, clipped to the scale).
 
     So a regression baseline can set the operating point through the graph like any
@@ -61,7 +62,8 @@ def _as_grades(name: str, predicted: np.ndarray, scale: GradeScale, note: str) -
 
     dists = [point_distribution(scale, float(v)) for v in predicted]
     keep = np.array([sum(d[lab] * v for lab, v in zip(scale.labels, scale.values, strict=True)) for d in dists])
-    return RouterScores(name, keep, dists, scale, note + "; the score spread on its two nearest grades")
+    note += "; the score spread on its two nearest grades"
+    return RouterScores(name, keep, dists, scale, note, extra={"mode": mode})
 
 
 def length_scores(ds: EvalDataset) -> RouterScores:

@@ -145,11 +145,14 @@ def graph_operating_point(
     weak_costs: np.ndarray | None = None,
     strong_costs: np.ndarray | None = None,
     details: Mapping[str, Any] | None = None,
+    drafted: bool = False,
 ) -> OperatingPoint:
     """The operating point as the graph realised it (routes and verdicts from the route pass).
 
     The graph's routes are checked against the keep-score rule ``keep < threshold``; a
     mismatch means the graph and the evaluation disagree and is reported in ``details``.
+    ``drafted``: the small model answered every item before the router read its answer
+    (``verify``), so a deferred item costs both models' calls.
     """
     deferred = np.array([d.deferred for d in decisions], dtype=bool)
     expected = operating_point(weak, strong, keep, threshold)
@@ -164,7 +167,7 @@ def graph_operating_point(
     gap = q_large - q_small
     cost = cost_small = cost_large = None
     if weak_costs is not None and strong_costs is not None:
-        cost = float(np.where(deferred, strong_costs, weak_costs).mean())
+        cost = float(np.where(deferred, strong_costs + (weak_costs if drafted else 0.0), weak_costs).mean())
         cost_small, cost_large = float(weak_costs.mean()), float(strong_costs.mean())
     legs = {"small": 0, "large": 0}
     for d in decisions:

@@ -125,4 +125,4 @@ def artifact_scores(dataset: EvalDataset, path: str | Path, scale: GradeScale) -
             "(cross-fitted)",
             path, source, dataset.name,
         )  # fmt: skip
-    return RouterScores(artifact_name(path), keep, dists, on, note)
+    return RouterScores(artifact_name(path), keep, dists, on, note, extra={"mode": predictor.mode})

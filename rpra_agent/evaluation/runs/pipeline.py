@@ -21,7 +21,9 @@
 6. **route**: the graph runs every item again with the operating router (its fold's
    card, or its cross-fitted predictions replayed) and the calibrated
    ``ThresholdPolicy``; the judge grades what it answered; the realised quality,
-   deferral rate and cost form the operating point. A router that predicts no grade
+   deferral rate and cost form the operating point. A router that reads the small
+   model's answer routes in the ``verify`` paradigm: the small model answers every
+   item first, so its tokens and cost count on the deferred items too. A router that predicts no grade
    (shortest-first) gives an operating point computed from the
    recording instead.
 7. **report**: agreement and routing figures for every router; a PNG, a
@@ -276,8 +278,16 @@ def run_replay_eval(
                 if op_name == "report_card"
                 else [ReplayedPredictor(op_name, by_item_id(ds, op.distributions), op_scale, index)] * opts.folds
             )
+            paradigm: Paradigm = "verify" if op.reads_draft() else opts.paradigm
+            if paradigm != opts.paradigm:
+                details["route_paradigm"] = (
+                    f"verify: {op_name} reads the small model's answer, so the small model answers every item "
+                    "and its output tokens count on the deferred ones too"
+                )
             with timer.stage("route", f"route: the graph with {op_name} at the calibrated threshold", n):
-                routed = route_items(ds, folds, route_predictors, cal.threshold, small, large, db, opts, run, pool)
+                routed = route_items(
+                    ds, folds, route_predictors, cal.threshold, small, large, db, opts, run, pool, paradigm=paradigm
+                )
             given = judge_all(judge, routed, ("given",), db, NullProgress())
             operating = graph_operating_point(
                 **common,
@@ -286,6 +296,7 @@ def run_replay_eval(
                 weak_costs=weak_costs,
                 strong_costs=strong_costs,
                 details=details,
+                drafted=paradigm == "verify",
             )
         db.flush()
     finally:

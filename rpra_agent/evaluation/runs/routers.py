@@ -143,6 +143,14 @@ class RouterScores:
     note: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
+    def reads_draft(self) -> bool:
+        """Whether the router reads the small model's answer (``extra["mode"] == "draft"``).
+
+        Such a router needs the small model to answer every request first (the
+        ``verify`` paradigm), including the ones it then defers.
+        """
+        return self.extra.get("mode") == "draft"
+
     def grades_on(self, scale: GradeScale) -> bool:
         """Whether the distributions are grades on ``scale`` (the judge's), not a margin."""
         return (
