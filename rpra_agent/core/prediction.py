@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.usage import LegUsage
 
-__all__ = ["Kind", "Prediction", "PredictionRequest", "Predictor"]
+__all__ = ["Kind", "Prediction", "PredictionRequest", "Predictor", "needs_draft"]
 
 Kind = Literal["answer", "action"]
 
@@ -146,6 +146,10 @@ class Predictor(Protocol):
 
     Implementations raise :class:`~rpra_agent.core.errors.PredictorError` on failure or
     garbage output; the graph turns that into a deferral (reason ``predictor_error``).
+    One that cannot predict without the small model's drafted answer says so with an
+    optional ``needs_draft = True`` attribute: the graph and the middleware then refuse
+    any paradigm but ``verify``, where every prediction would fail and defer
+    (:func:`needs_draft`).
     """
 
     name: str
@@ -163,6 +167,11 @@ class Predictor(Protocol):
     async def apredict(self, request: PredictionRequest) -> Prediction:
         """Async twin of :meth:`predict`."""
         ...
+
+
+def needs_draft(predictor: object) -> bool:
+    """Whether ``predictor`` predicts only from the small model's draft (its ``needs_draft``, default ``False``)."""
+    return bool(getattr(predictor, "needs_draft", False))
 
 
 def messages_tuple(messages: Sequence[BaseMessage]) -> tuple[BaseMessage, ...]:

@@ -35,7 +35,7 @@ from rpra_agent.core.errors import ConfigError, ModelCallError
 from rpra_agent.core.faults import FaultPolicy
 from rpra_agent.core.messages import context_record, last_request_text, message_text, step_kind
 from rpra_agent.core.policy import DeferralPolicy, PolicyContext
-from rpra_agent.core.prediction import Kind, Prediction, PredictionRequest, Predictor
+from rpra_agent.core.prediction import Kind, Prediction, PredictionRequest, Predictor, needs_draft
 from rpra_agent.core.step_checks import checked_prediction, policy_options, predictor_failure
 from rpra_agent.core.step_prompts import (
     ANSWER_PROMPT,
@@ -139,6 +139,14 @@ class StepSpec:
     share_reasoning: bool
     small_model: str
     large_model: str
+
+    def __post_init__(self) -> None:
+        if self.predictor is not None and self.paradigm != "verify" and needs_draft(self.predictor):
+            raise ConfigError(
+                f"predictor {self.predictor.name!r} predicts from the small model's drafted answer, which the "
+                f"{self.paradigm!r} paradigm does not produce before predicting, so every step would defer: use "
+                "paradigm='verify' (RPRA_PARADIGM=verify, rpra serve --paradigm verify), or a request-mode predictor"
+            )
 
 
 @dataclass(frozen=True)

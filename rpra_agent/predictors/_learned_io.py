@@ -50,6 +50,11 @@ class Persistent:
         """``learned-<mode>[-<target>]-<hash>`` of the training data and configuration (no suffix for ``small``)."""
         return self._version
 
+    @property
+    def needs_draft(self) -> bool:
+        """Draft mode: it predicts from the small model's drafted answer (the graph's ``verify`` paradigm)."""
+        return bool(getattr(self, "mode", "request") == "draft")
+
     # -- persistence -----------------------------------------------------------
     def _fingerprint(self) -> str:
         blob = json.dumps(

@@ -84,6 +84,11 @@ class RidgeTextPredictor:
         """``ridge-<mode>-<hash of the training data>``."""
         return self._version
 
+    @property
+    def needs_draft(self) -> bool:
+        """Draft mode: it predicts from the small model's drafted answer (the graph's ``verify`` paradigm)."""
+        return self.mode == "draft"
+
     def fit(self, samples: Sequence[Sample], scores: Sequence[float] | np.ndarray) -> RidgeTextPredictor:
         """Train on samples and the small answers' scores (NaN scores are left out).
 

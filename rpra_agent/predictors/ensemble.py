@@ -26,7 +26,7 @@ import numpy as np
 
 from rpra_agent.core.errors import ConfigError, PredictorError
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.core.prediction import Prediction, PredictionRequest, Predictor
+from rpra_agent.core.prediction import Prediction, PredictionRequest, Predictor, needs_draft
 
 if TYPE_CHECKING:
     from rpra_agent.store.base import DecisionFilter, DecisionStore
@@ -79,6 +79,11 @@ class EnsemblePredictor:
         self.C = float(C)
         # subset of member indices -> (weights, intercept)
         self.stackers: dict[tuple[int, ...], tuple[np.ndarray, float]] = {}
+
+    @property
+    def needs_draft(self) -> bool:
+        """Whether every member needs the small model's draft (a failing member falls back to the others)."""
+        return all(needs_draft(m) for m in self.members)
 
     @property
     def version(self) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 
 from rpra_agent.core.errors import ConfigError, PredictorError
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.core.prediction import Prediction, PredictionRequest, Predictor
+from rpra_agent.core.prediction import Prediction, PredictionRequest, Predictor, needs_draft
 
 __all__ = ["GuardedPredictor", "PriorPredictor"]
 
@@ -124,6 +124,11 @@ class GuardedPredictor:
     def version(self) -> str:
         """Both parts' versions."""
         return f"{self.self_predictor.version}+{self.independent.version}"
+
+    @property
+    def needs_draft(self) -> bool:
+        """Whether either part needs the small model's draft (without it the guard fails, and the step defers)."""
+        return needs_draft(self.self_predictor) or needs_draft(self.independent)
 
     def _combine(self, own: Prediction, other: Prediction, start: float) -> Prediction:
         low, which = (own, "self") if own.p_acceptable <= other.p_acceptable else (other, "independent")
