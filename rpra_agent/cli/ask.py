@@ -162,10 +162,14 @@ def ask(
         except ConfigError as exc:
             store.close()
             _fail(f"--calibration: {exc}")
-    graph = build_rpra_graph(
-        small=small_model, large=large_model, predictor=_predictor(predictor, small_model, store), policy=policy,
-        paradigm=paradigm, store=store,  # type: ignore[arg-type]
-    )  # fmt: skip
+    try:
+        graph = build_rpra_graph(
+            small=small_model, large=large_model, predictor=_predictor(predictor, small_model, store), policy=policy,
+            paradigm=paradigm, store=store,  # type: ignore[arg-type]
+        )  # fmt: skip
+    except ConfigError as exc:  # e.g. a draft-mode predictor outside --paradigm verify
+        store.close()
+        _fail(str(exc))
     messages = ([SystemMessage(system)] if system else []) + [HumanMessage(question)]
     try:
         state = graph.invoke({"messages": messages})

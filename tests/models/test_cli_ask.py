@@ -110,3 +110,20 @@ def test_openai_without_key_names_the_env_var(scripted_gguf, monkeypatch):
     result = CliRunner().invoke(app, ["ask", QUESTION, "--small", f"gguf:{small}", "--large", "openai:gpt-4o-mini"])
     assert result.exit_code == 2
     assert "set OPENAI_API_KEY" in " ".join(result.output.split())
+
+
+def test_a_draft_mode_predictor_outside_verify_exits_2(scripted_gguf, tmp_path, monkeypatch):
+    """Outside --paradigm verify a draft-mode predictor would defer every step: said, not run."""
+    from rpra_agent.predictors.features import TextFeaturizer
+    from rpra_agent.predictors.learned import LearnedPredictor
+    from tests.evaluation.toy_data import toy_dataset
+
+    for var in ("RPRA_SMALL_MODEL", "RPRA_LARGE_MODEL", "RPRA_DATABASE_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    art = LearnedPredictor(TextFeaturizer(), mode="draft").fit_dataset(toy_dataset(45)).save(tmp_path / "draft")
+    small = scripted_gguf(reply="Small: Paris.", grade="great")
+    args = ["ask", QUESTION, "--small", f"gguf:{small}", "--large", "openai:large", "--base-url", "http://127.0.0.1:9/v1"]
+    args += ["--predictor", f"learned:{art}"]  # nothing is called: the graph is refused when built
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "paradigm='verify'" in " ".join(result.output.split())
