@@ -122,7 +122,16 @@ def test_a_draft_mode_predictor_outside_verify_exits_2(scripted_gguf, tmp_path, 
         monkeypatch.delenv(var, raising=False)
     art = LearnedPredictor(TextFeaturizer(), mode="draft").fit_dataset(toy_dataset(45)).save(tmp_path / "draft")
     small = scripted_gguf(reply="Small: Paris.", grade="great")
-    args = ["ask", QUESTION, "--small", f"gguf:{small}", "--large", "openai:large", "--base-url", "http://127.0.0.1:9/v1"]
+    args = [
+        "ask",
+        QUESTION,
+        "--small",
+        f"gguf:{small}",
+        "--large",
+        "openai:large",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+    ]
     args += ["--predictor", f"learned:{art}"]  # nothing is called: the graph is refused when built
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and "Traceback" not in result.output
