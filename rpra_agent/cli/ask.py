@@ -154,6 +154,7 @@ def ask(
     small_model = _model("--small", "RPRA_SMALL_MODEL", small, base_url)
     large_model = _model("--large", "RPRA_LARGE_MODEL", large, base_url)
     store = _store(db)
+    chosen = _predictor(predictor, small_model, store)
     if calibration is not None:
         from rpra_agent.feedback.calibration import load_calibrated_policy
 
@@ -162,9 +163,13 @@ def ask(
         except ConfigError as exc:
             store.close()
             _fail(f"--calibration: {exc}")
+        from rpra_agent.feedback.calibration import warn_off_scale
+
+        if warn_off_scale(policy, chosen, calibration):
+            err.print(f"[yellow]warning:[/] --calibration {calibration}: its threshold lies off the predictor's scale")
     try:
         graph = build_rpra_graph(
-            small=small_model, large=large_model, predictor=_predictor(predictor, small_model, store), policy=policy,
+            small=small_model, large=large_model, predictor=chosen, policy=policy,
             paradigm=paradigm, store=store,  # type: ignore[arg-type]
         )  # fmt: skip
     except ConfigError as exc:  # e.g. a draft-mode predictor outside --paradigm verify

@@ -48,6 +48,7 @@ from numpy.typing import ArrayLike
 from rpra_agent.core.decision import utcnow
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.policy import ThresholdPolicy
+from rpra_agent.core.prediction import Predictor
 from rpra_agent.feedback.bounds import BOUNDS, BoundName, pvalues, upper_bound
 from rpra_agent.store.base import DecisionStore
 
@@ -59,6 +60,7 @@ __all__ = [
     "load_calibrated_policy",
     "load_calibration",
     "save_calibration",
+    "warn_off_scale",
 ]
 
 logger = logging.getLogger(__name__)
@@ -362,3 +364,24 @@ def load_calibrated_policy(store: DecisionStore, name: str = "default", **overri
     if not calibration.certified:
         logger.warning("calibration %s v%s is not certified (too little judged data)", name, calibration.version)
     return calibration.to_policy(**overrides)
+
+
+def warn_off_scale(policy: ThresholdPolicy, predictor: Predictor, calibration: str) -> bool:
+    """Log a WARNING when a calibrated expected-score threshold lies off the predictor's scale.
+
+    Such a threshold was calibrated on another predictor's scores (another grade scale,
+    or a gain predictor's margin): every step would be kept, or every one deferred.
+
+    Returns:
+        Whether it warned.
+    """
+    scale = getattr(predictor, "scale", None)
+    if policy.metric != "expected_score" or scale is None or scale.low <= policy.threshold <= scale.high:
+        return False
+    logger.warning(
+        "calibration %r: threshold %.4g on expected_score lies outside predictor %s's scale %s (%g to %g), so every "
+        "step will be %s; calibrate on decisions this predictor made (rpra calibrate --db URL --name %s)",
+        calibration, policy.threshold, predictor.name, scale.name, scale.low, scale.high,
+        "deferred" if policy.threshold > scale.high else "kept", calibration,
+    )  # fmt: skip
+    return True

@@ -210,6 +210,10 @@ def build_components(settings: Settings) -> Components:
     try:
         predictor = predictor_from_spec(settings.predictor, small, store)
         policy = _policy(settings, store)
+        if settings.calibration is not None:
+            from rpra_agent.feedback.calibration import warn_off_scale
+
+            warn_off_scale(policy, predictor, settings.calibration)
     except BaseException:
         store.close()
         raise

@@ -35,8 +35,24 @@ def test_rpra_serve_refuses_a_threshold_beside_a_calibration_with_exit_2(monkeyp
     assert result.exit_code == 2 and "set only one of them" in " ".join(result.output.split())
 
 
+def test_a_calibrated_threshold_off_the_predictors_scale_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """An expected-score threshold from another predictor's scale would keep or defer every step."""
+    from rpra_agent.core.policy import ThresholdPolicy
+    from rpra_agent.feedback.calibration import warn_off_scale
+    from rpra_agent.predictors.guarded import PriorPredictor
+
+    prior = PriorPredictor({"great": 0.9, "bad": 0.1})  # the paper's three grades
+    low, high = prior.scale.low, prior.scale.high
+    inside = ThresholdPolicy((low + high) / 2, metric="expected_score")
+    assert not warn_off_scale(inside, prior, "ok")
+    assert not warn_off_scale(ThresholdPolicy(0.99), prior, "p")  # P(acceptable) is always on [0, 1]
+    with caplog.at_level("WARNING", logger="rpra_agent.feedback.calibration"):
+        assert warn_off_scale(ThresholdPolicy(low - 0.3, metric="expected_score"), prior, "margin")
+    assert "calibration 'margin'" in caplog.text and "every step will be kept" in caplog.text
+
+
 @pytest.mark.llama
-def test_the_graph_routes_at_the_stored_calibrations_threshold(scripted_gguf, tmp_path: Path) -> None:
+def test_the_graph_routes_at_the_stored_calibrations_threshold(scripted_gguf, tmp_path: Path, caplog) -> None:
     """The same deployment keeps the small answer at the fixed 0.5 and defers at a stored stricter calibration."""
     db = f"sqlite:///{tmp_path / 'log.db'}"
     small = f"gguf:{scripted_gguf(reply='Paris.', grade='great')}"
@@ -52,6 +68,7 @@ def test_the_graph_routes_at_the_stored_calibrations_threshold(scripted_gguf, tm
     store.close()
 
     answers = {}
+    caplog.set_level("WARNING", logger="rpra_agent.feedback.calibration")
     for settings in (base, base.with_overrides(calibration="strict")):
         components = build_components(settings)
         try:
@@ -63,6 +80,7 @@ def test_the_graph_routes_at_the_stored_calibrations_threshold(scripted_gguf, tm
             components.store.close()
     assert answers[None] == ("Paris.", 0.5, "p_acceptable", "threshold")
     assert answers["strict"] == ("Paris, France.", 2.0, "expected_score", "calibrated:v1")
+    assert "every step will be deferred" in caplog.text  # 2.0 is above the top grade: said at start-up
 
 
 def _graph(components):
