@@ -378,8 +378,8 @@ def live_rows(
             metric=metric,
         )
         details: dict[str, Any] = {**calibration_details(cal), "operating_router_choice": choice}
-        if op.scale is not None and not op.grades_on(scale):
-            details["threshold_scale"] = op.scale.name  # the expected margin over the large answer
+        if margin := op.threshold_scale(scale):
+            details["threshold_scale"] = margin
         operating = computed_operating_point(
             predictor=route,
             metric=metric,

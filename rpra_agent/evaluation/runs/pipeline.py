@@ -268,8 +268,8 @@ def run_replay_eval(
             **calibration_details(cal),
             "operating_router_choice": choice_note(opts.operating_router, fixed_threshold=fixed),
         }
-        if op.distributions is not None and not op.grades_on(scale):
-            details["threshold_scale"] = op_scale.name  # the expected margin over the large answer
+        if margin := op.threshold_scale(scale):
+            details["threshold_scale"] = margin
         if op.distributions is None:  # not a grade prediction: what its threshold does on the recording
             operating = computed_operating_point(**common, details=details)
         else:

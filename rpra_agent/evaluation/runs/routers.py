@@ -151,6 +151,16 @@ class RouterScores:
         """
         return self.extra.get("mode") == "draft"
 
+    def threshold_scale(self, scale: GradeScale) -> str | None:
+        """The scale a threshold on this router's expected score is on, where it is not the judge's ``scale``.
+
+        The learned ``gain`` target's margin (``margin:correct01``); ``None`` for grades
+        on ``scale`` or a router without distributions. The operating point records it.
+        """
+        if self.distributions is None or self.scale is None or self.grades_on(scale):
+            return None
+        return self.scale.name
+
     def grades_on(self, scale: GradeScale) -> bool:
         """Whether the distributions are grades on ``scale`` (the judge's), not a margin."""
         return (
