@@ -11,6 +11,7 @@ from rpra_agent.core.control import reraise_control_flow
 from rpra_agent.core.decision import Decision
 from rpra_agent.core.errors import PredictorError
 from rpra_agent.core.prediction import Prediction
+from rpra_agent.core.redact import scrub_secrets
 
 __all__ = ["checked_prediction", "log_decision", "policy_options", "predictor_failure"]
 
@@ -56,7 +57,11 @@ def checked_prediction(value: Any, predictor: Any) -> Prediction:
 
 
 def predictor_failure(exc: Exception) -> str:
-    """The recorded reason of a predictor failure: a PredictorError's message, else only the type.
+    """The recorded reason of a predictor failure: a PredictorError's message, else the type and message.
+
+    Like a failed model leg's, the message is scrubbed of secrets and cut to 300
+    characters, so a third-party predictor's ``ValueError("unknown label '0'")`` says
+    what went wrong in the decision and in the WARNING line, not only ``ValueError``.
 
     Raises:
         GraphBubbleUp: re-raised untouched (interrupts are not failures).
@@ -64,5 +69,7 @@ def predictor_failure(exc: Exception) -> str:
     reraise_control_flow(exc)
     if isinstance(exc, PredictorError):
         return str(exc)
-    logging.getLogger("rpra_agent.predictors").warning("the predictor raised %s; deferring", type(exc).__name__)
-    return f"the predictor raised {type(exc).__name__}"
+    detail = scrub_secrets(str(exc))[:300]
+    reason = f"the predictor raised {type(exc).__name__}" + (f": {detail}" if detail else "")
+    logging.getLogger("rpra_agent.predictors").warning("%s; deferring", reason)
+    return reason

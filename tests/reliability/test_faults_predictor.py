@@ -32,7 +32,9 @@ GARBAGE = {
     "a_dict": lambda: {"great": 1.0},
     "none": lambda: None,
     "raises_key_error": lambda: {}["missing"],
-    "raises_runtime_error": lambda: (_ for _ in ()).throw(RuntimeError("sk-secret-in-a-message-0123456789")),
+    "raises_runtime_error": lambda: (_ for _ in ()).throw(
+        RuntimeError("label '0' is not on the scale; key sk-secret-in-a-message-0123456789")
+    ),
 }
 
 
@@ -58,7 +60,7 @@ def _models():
 def _assert_deferred(d: Decision, store: InMemoryDecisionStore) -> None:
     assert (d.route, d.reason, d.prediction) == ("large", "predictor_error", None)
     assert d.metadata["predictor_error"]
-    assert "sk-secret" not in d.metadata["predictor_error"]  # exception text is not recorded, only its type
+    assert "sk-secret" not in d.metadata["predictor_error"]  # the exception's text is scrubbed of secrets
     assert [x.id for x in store.decisions()] == [d.id]
 
 
@@ -142,3 +144,21 @@ def test_an_interrupt_inside_a_predictor_still_passes_through():
     out = g.invoke(Command(resume="fine"), cfg)
     (d,) = decisions_from_state(out)
     assert (d.route, d.reason) == ("small", "predicted_ok")
+
+
+def test_a_raising_predictor_says_why_in_the_decision_and_the_warning(caplog):
+    """A third-party predictor's own words reach the record and the log (scrubbed), not only its type."""
+    small, large = _models()
+    graph = build_rpra_graph(small=small, large=large, predictor=Garbage(GARBAGE["raises_runtime_error"]))
+    with caplog.at_level("WARNING", logger="rpra_agent.predictors"):
+        (d,) = decisions_from_state(graph.invoke({"messages": [HumanMessage("q")]}))
+    reason = d.metadata["predictor_error"]
+    assert reason.startswith("the predictor raised RuntimeError: label '0' is not on the scale; key ")
+    assert "sk-secret" not in reason and "[REDACTED]" in reason
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "rpra_agent.predictors"]
+    assert line == f"{reason}; deferring"
+    long = Garbage(lambda: (_ for _ in ()).throw(ValueError("x" * 5000)))
+    (d,) = decisions_from_state(
+        build_rpra_graph(small=small, large=large, predictor=long).invoke({"messages": [HumanMessage("q")]})
+    )
+    assert d.metadata["predictor_error"] == "the predictor raised ValueError: " + "x" * 300
