@@ -93,7 +93,10 @@ def _print_baselines(datasets: list[Any]) -> None:
 @data_app.command("convert")
 def convert(
     input_path: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="A .csv/.tsv or .jsonl table.", exists=True, dir_okay=False)
+        Path,
+        typer.Argument(
+            metavar="INPUT", help="A .csv/.tsv or .jsonl table (or gzipped: .csv.gz).", exists=True, dir_okay=False
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The dataset to write (.jsonl or .jsonl.gz).")],
     prompt_col: Annotated[str, typer.Option("--prompt-col", help="Column of the prompt text.")],
@@ -122,6 +125,16 @@ def convert(
         ),
     ] = None,
     category_col: Annotated[str | None, typer.Option("--category-col", help="Column of the category.")] = None,
+    join: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--join",
+            help="A side table (CSV/JSONL) whose columns are added to each row with the same --id-col, "
+            "and the same --model-col where it has one, e.g. the prompts of a judgments table (repeat).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     weak: Annotated[str | None, typer.Option("--weak", help="The small model (default: first model).")] = None,
     strong: Annotated[str | None, typer.Option("--strong", help="The large model (default: second model).")] = None,
     score_range: Annotated[
@@ -190,8 +203,26 @@ def _convert_wide(path: Path, a: dict[str, Any], rng: tuple[float, float] | None
         strong=a["strong"],
     )
     return convert_table(
-        path, mapping, name=a["name"], score_range=rng, acceptable=a["acceptable"], attribution=a["attribution"]
+        path,
+        mapping,
+        name=a["name"],
+        score_range=rng,
+        acceptable=a["acceptable"],
+        attribution=a["attribution"],
+        rows=_joined(path, a, model_col=None),
     )
+
+
+def _joined(path: Path, a: dict[str, Any], *, model_col: str | None) -> Any:
+    """The table's rows with the ``--join`` side tables' columns added, or ``None`` (read ``path`` as it is)."""
+    if not a["join"]:
+        return None
+    from rpra_agent.evaluation.datasets.convert import read_table
+    from rpra_agent.evaluation.datasets.convert_join import join_tables
+
+    if not a["id_col"]:
+        _fail("--join needs --id-col: the column(s) the tables share, e.g. --id-col question_id")
+    return join_tables(read_table(path), a["join"], id_col=a["id_col"], model_col=model_col, source=str(path))
 
 
 def _convert_long(path: Path, a: dict[str, Any], rng: tuple[float, float] | None) -> Any:
@@ -216,5 +247,11 @@ def _convert_long(path: Path, a: dict[str, Any], rng: tuple[float, float] | None
         models=tuple(specs),
     )
     return convert_long_table(
-        path, mapping, name=a["name"], score_range=rng, acceptable=a["acceptable"], attribution=a["attribution"]
+        path,
+        mapping,
+        name=a["name"],
+        score_range=rng,
+        acceptable=a["acceptable"],
+        attribution=a["attribution"],
+        rows=_joined(path, a, model_col=a["model_col"]),
     )

@@ -7,12 +7,14 @@ each model its answer text, score, tokens and cost (``rpra data convert``).
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 import re
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rpra_agent.core.errors import ConfigError, DatasetError
 from rpra_agent.evaluation.datasets.jsonline import parse_json_line
@@ -107,12 +109,32 @@ def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     header is a :class:`DatasetError` naming the line. A byte-order mark (as
     spreadsheets write) is skipped; a ``.csv`` whose header holds no comma but a
     semicolon, tab or ``|`` (a spreadsheet's export in a locale with decimal commas) is
-    read with that delimiter.
+    read with that delimiter. A gzipped table (``.csv.gz``, ``.jsonl.gz``) is read as
+    its extension before ``.gz`` says.
     """
-    if path.suffix.lower() in (".csv", ".tsv"):
-        yield from _csv_rows(path, "\t" if path.suffix.lower() == ".tsv" else None)
+    last = 0
+    try:
+        for last, row in _table_rows(path):  # noqa: B007  (``last`` names the line an error follows)
+            yield last, row
+    except UnicodeDecodeError as exc:
+        where = f"after line {last}" if last else "in its first lines"
+        raise DatasetError(
+            f"the file is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} {where}); "
+            "save it as UTF-8 (a spreadsheet's 'CSV UTF-8'), or convert it: iconv -f latin1 -t utf-8",
+            path=str(path),
+        ) from None
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        where = f" after line {last}" if last else ""
+        raise DatasetError(f"cannot read the file{where}: {exc}", path=str(path)) from None
+
+
+def _table_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    suffixes = [x.lower() for x in path.suffixes]
+    kind = suffixes[-2] if suffixes[-1:] == [".gz"] and len(suffixes) > 1 else (suffixes or [""])[-1]
+    if kind in (".csv", ".tsv"):
+        yield from _csv_rows(path, "\t" if kind == ".tsv" else None)
         return
-    with path.open(encoding="utf-8-sig") as fh:
+    with _open_text(path, newline=None) as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
@@ -120,6 +142,13 @@ def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(obj, dict):
                 raise DatasetError("each line must be a JSON object", path=str(path), line=number)
             yield number, obj
+
+
+def _open_text(path: Path, *, newline: str | None) -> IO[str]:
+    """``path`` as UTF-8 text (a byte-order mark skipped), through gzip when it ends in ``.gz``."""
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8-sig", newline=newline)
+    return path.open(encoding="utf-8-sig", newline=newline)
 
 
 def _delimiter(header: str) -> str:
@@ -133,7 +162,7 @@ def _delimiter(header: str) -> str:
 
 def _csv_rows(path: Path, delimiter: str | None) -> Iterator[tuple[int, dict[str, Any]]]:
     """Rows of a CSV file; ``delimiter`` ``None`` chooses it from the header line."""
-    with path.open(encoding="utf-8-sig", newline="") as fh:
+    with _open_text(path, newline="") as fh:
         if delimiter is None:
             delimiter = _delimiter(fh.readline())
             fh.seek(0)
@@ -192,8 +221,23 @@ def _cell(row: dict[str, Any], column: str, where: tuple[str, int]) -> Any:
         raise DatasetError(
             f"no column {column!r}; the table has {sorted(row)}", path=where[0], line=where[1], field=column
         )
-    value = row[column]
+    value = _scalar(row[column], column, where)
     return None if value is None or (isinstance(value, str) and value.strip() == "") else value
+
+
+def _scalar(value: Any, column: str, where: tuple[str, int]) -> Any:
+    """``value``, unless it is a JSON object or list, which no cell may be (it would be read as its repr)."""
+    if isinstance(value, dict | list):
+        kind = "object" if isinstance(value, dict) else "list"
+        hint = (
+            "; in a long table (--long), an object keyed by model names is read at each row's model"
+            if kind == "object"
+            else ""
+        )
+        raise DatasetError(
+            f"the cell holds a JSON {kind}, not a text or a number{hint}", path=where[0], line=where[1], field=column
+        )
+    return value
 
 
 def _number(value: Any, column: str, where: tuple[str, int], *, boolean: bool) -> float | None:
@@ -219,7 +263,7 @@ def _text(row: dict[str, Any], column: str, where: tuple[str, int]) -> str | Non
     """An answer text: an empty answer stays ``""`` (only a JSON ``null`` means "not recorded")."""
     if column not in row:
         _cell(row, column, where)  # raises: no such column
-    value = row[column]
+    value = _scalar(row[column], column, where)
     return None if value is None else str(value)
 
 

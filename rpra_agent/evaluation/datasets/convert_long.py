@@ -9,11 +9,14 @@ Published results usually come in this shape::
 :func:`convert_long_table` joins each item's rows (by the id column, or by the prompt
 text when there is none) into the wide form that :func:`.convert.convert_table`
 builds the dataset from, so both share every check (``rpra data convert --long``).
+An answer, score, tokens or cost cell that holds a JSON object keyed by model names
+(``{"gpt-4": "...", "small-7b": "..."}``, as an answers file joined with ``--join``
+has it) is read at the row's model; a model the object lacks is not recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +77,12 @@ def convert_long_table(
     score_range: tuple[float, float] | None = None,
     acceptable: float | None = None,
     attribution: str = "",
+    rows: Iterable[tuple[int, dict[str, Any]]] | None = None,
 ) -> EvalDataset:
     """Build a dataset from a long CSV/JSONL table (see the module docstring).
+
+    ``rows`` are the table's rows with their line numbers when already read (e.g. with
+    side tables joined by :func:`.convert_join.join_tables`); default: read ``path``.
 
     Raises:
         DatasetError: naming the line of a row that repeats a (item, model) pair, or
@@ -83,7 +90,7 @@ def convert_long_table(
         ConfigError: when fewer than two models remain, or ``weak``/``strong`` is not one of them.
     """
     src = Path(path)
-    groups, order, models = _group(src, mapping)
+    groups, order, models = _group(src, mapping, read_table(src) if rows is None else rows)
     chosen = mapping.models or tuple(models)
     missing = [m for m in chosen if m not in models]
     if missing:
@@ -105,11 +112,13 @@ def convert_long_table(
     return dataset
 
 
-def _group(src: Path, m: LongMapping) -> tuple[dict[str, dict[str, Any]], list[str], list[str]]:
+def _group(
+    src: Path, m: LongMapping, rows: Iterable[tuple[int, dict[str, Any]]]
+) -> tuple[dict[str, dict[str, Any]], list[str], list[str]]:
     groups: dict[str, dict[str, Any]] = {}
     order: list[str] = []
     models: list[str] = []
-    for line, row in read_table(src):
+    for line, row in rows:
         where: dict[str, Any] = {"path": str(src), "line": line}
         for column in (m.prompt, m.model, m.score, m.response, m.tokens, m.cost, m.category):
             if column is not None and column not in row:
@@ -140,14 +149,22 @@ def _group(src: Path, m: LongMapping) -> tuple[dict[str, dict[str, Any]], list[s
             )
         group["responses"][model] = {
             "line": line,
-            "text": row[m.response] if m.response else None,
-            "score": row[m.score] if m.score else None,
-            "tokens": row[m.tokens] if m.tokens else None,
-            "cost": row[m.cost] if m.cost else None,
+            "text": _at_model(row, m.response, model),
+            "score": _at_model(row, m.score, model),
+            "tokens": _at_model(row, m.tokens, model),
+            "cost": _at_model(row, m.cost, model),
         }
         if model not in models:
             models.append(model)
     return groups, order, models
+
+
+def _at_model(row: dict[str, Any], column: str | None, model: str) -> Any:
+    """The row's cell in ``column``; a JSON object keyed by model names is read at ``model`` (absent: not recorded)."""
+    if column is None:
+        return None
+    value = row[column]
+    return value.get(model) if isinstance(value, dict) else value
 
 
 def _wide_rows(
