@@ -210,6 +210,9 @@ def test_gzipped_tables_read_as_their_inner_extension(tmp_path: Path) -> None:
     lines = tmp_path / "t.jsonl.gz"
     lines.write_bytes(gzip.compress(b'{"a": 1}\n\n{"a": 2}\n'))
     assert list(read_table(lines)) == [(1, {"a": 1}), (3, {"a": 2})]
+    named = tmp_path / "named.csv.gz"  # a name that says gzip over a file that is not: read as it is
+    named.write_bytes(plain.read_bytes())
+    assert list(read_table(named)) == list(read_table(plain))
 
 
 def test_a_file_that_is_not_utf8_or_not_gzip_is_a_clear_exit_2(tmp_path: Path) -> None:
@@ -218,8 +221,18 @@ def test_a_file_that_is_not_utf8_or_not_gzip_is_a_clear_exit_2(tmp_path: Path) -
     args = ("-o", tmp_path / "d.jsonl", "--prompt-col", "p", "--model", "a=:s", "--model", "b=:t")
     code, text = _run("data", "convert", latin, *args)
     assert code == 2 and "not UTF-8 text (byte 0xe9" in text and "save it as UTF-8" in text, text
-    fake = tmp_path / "fake.csv.gz"
-    fake.write_bytes(b"p,s,t\nq,1,0\n")
-    code, text = _run("data", "convert", fake, *args)
-    assert code == 2 and "fake.csv.gz" in text and "cannot read the file" in text and "gzip" in text, text
+    broken = tmp_path / "broken.csv.gz"
+    packed = gzip.compress(("p,s,t\n" + "".join(f"question {i * 7919 % 1000},1,0\n" for i in range(500))).encode())
+    broken.write_bytes(packed[: len(packed) // 2])  # cut off in transfer
+    code, text = _run("data", "convert", broken, *args)
+    assert code == 2 and "broken.csv.gz" in text and "cannot read the file" in text, text
     assert not (tmp_path / "d.jsonl").exists()
+
+
+def test_a_table_given_where_a_dataset_belongs_points_to_rpra_data_convert(tmp_path: Path) -> None:
+    table = _csv(tmp_path / "results.csv", ["p", "s", "t"], [["q", 1, 0]])
+    for given in (table, ARENA / "judgments.csv.gz"):
+        with pytest.raises(DatasetError, match="a CSV table, not an rpra dataset: convert it first with `rpra data"):
+            load_dataset(given)
+    code, text = _run("eval", "--dataset", table, "-o", tmp_path / "e")
+    assert code == 2 and "rpra data convert" in text

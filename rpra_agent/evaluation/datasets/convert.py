@@ -109,8 +109,8 @@ def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     header is a :class:`DatasetError` naming the line. A byte-order mark (as
     spreadsheets write) is skipped; a ``.csv`` whose header holds no comma but a
     semicolon, tab or ``|`` (a spreadsheet's export in a locale with decimal commas) is
-    read with that delimiter. A gzipped table (``.csv.gz``, ``.jsonl.gz``) is read as
-    its extension before ``.gz`` says.
+    read with that delimiter. A gzipped table is unpacked as it is read; its kind is the
+    extension before ``.gz`` (``.csv.gz``, ``.jsonl.gz``).
     """
     last = 0
     try:
@@ -145,8 +145,10 @@ def _table_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def _open_text(path: Path, *, newline: str | None) -> IO[str]:
-    """``path`` as UTF-8 text (a byte-order mark skipped), through gzip when it ends in ``.gz``."""
-    if path.suffix.lower() == ".gz":
+    """``path`` as UTF-8 text (a byte-order mark skipped), through gzip when it starts with gzip's magic bytes."""
+    with path.open("rb") as fh:
+        packed = fh.read(2) == b"\x1f\x8b"
+    if packed:
         return gzip.open(path, "rt", encoding="utf-8-sig", newline=newline)
     return path.open(encoding="utf-8-sig", newline=newline)
 

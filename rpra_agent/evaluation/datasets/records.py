@@ -271,6 +271,12 @@ def load_dataset(name_or_path: str | Path) -> EvalDataset:
             f"no such dataset file, and not a bundled name (bundled: {', '.join(BUNDLED)})",
             path=key,
         )
+    if any(x.lower() in (".csv", ".tsv") for x in path.suffixes[-2:]):
+        raise DatasetError(
+            "a CSV table, not an rpra dataset: convert it first with `rpra data convert TABLE --out "
+            "DATASET.jsonl.gz --prompt-col ...` (docs/DATASETS.md, 'Converting a table')",
+            path=key,
+        )
     return _load_file(path)
 
 
