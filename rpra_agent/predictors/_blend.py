@@ -37,6 +37,15 @@ its own best ``C``; its linear score is linear in the same features) joins where
 inner figure is at least the ``small`` head's. On held-out model pairs the two targets
 err differently; on MT-bench it cost more than it gave (docs/LEARNED.md).
 
+With an embedding model (``LearnedPredictor(neighbours=...)``: a sentence-transformers
+model, or the small model's own llama.cpp embeddings), a fourth member is a
+similarity-weighted k-nearest-neighbour regression of the target over the training
+requests' embeddings (cosine similarity, the ``knn_k`` most similar, ``knn_weight`` 1
+by default), gated as the ridge. It is issue 15's lead (a blend with kNN on sentence
+embeddings in request mode). It is not linear in the TF-IDF features, so it does not
+fold into the head's weights: the artifact keeps the training embeddings and targets,
+and a prediction embeds the request and adds the member's share to the linear score.
+
 The ridge is solved in the dual (an ``n x n`` Gram matrix of the member's columns) when
 there are few rows, which is exact and several times faster than scikit-learn's
 iterative sparse solver at this size; scikit-learn's ``Ridge`` otherwise.
@@ -52,10 +61,13 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from rpra_agent.core.errors import ConfigError
 from rpra_agent.predictors._threads import one_blas_thread
 
 __all__ = [
     "GAIN_WEIGHT",
+    "KNN_K",
+    "KNN_WEIGHT",
     "LENGTH_WEIGHT",
     "PCR_BLOCK",
     "PCR_MAX_ROWS",
@@ -68,10 +80,14 @@ __all__ = [
     "Blend",
     "DualRidge",
     "Member",
+    "Neighbours",
     "choose_member",
     "fold_in",
     "length_column",
+    "neighbour_oof",
+    "neighbour_values",
     "ridge_columns",
+    "unit_rows",
 ]
 
 RIDGE_WEIGHT = 0.25
@@ -80,6 +96,10 @@ LENGTH_WEIGHT = 1.0
 """The draft length's share when it joins (only where it alone routes at least as well as the head)."""
 GAIN_WEIGHT = 0.0
 """The gain head's share where the small target is chosen and it routes at least as well (off by default)."""
+KNN_WEIGHT = 1.0
+"""The neighbour member's share where an embedding model is given (``neighbours=``) and it joins."""
+KNN_K = 20
+"""How many of the most similar training requests the neighbour member averages."""
 RIDGE_ALPHA = 1.0
 """The ridge penalty (the TF-IDF + ridge baseline's)."""
 _DUAL_MAX_ROWS = 2500
@@ -231,6 +251,68 @@ def ridge_oof(
     return out
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` with every row scaled to unit length (a zero row stays zero): cosine similarity is a dot product."""
+    out = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 1e-12, norms, 1.0)
+
+
+def neighbour_values(query: np.ndarray, train: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """The similarity-weighted mean of ``y`` over each query's ``k`` most similar training rows.
+
+    Rows are unit vectors (:func:`unit_rows`), so the similarity is their dot product;
+    negative similarities weigh nothing, and a tiny floor keeps a query with no similar
+    row at the plain mean of its ``k`` nearest.
+    """
+    sims = np.asarray(query, dtype=np.float64) @ np.asarray(train, dtype=np.float64).T
+    k = max(1, min(int(k), sims.shape[1]))
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    weights = np.clip(np.take_along_axis(sims, top, axis=1), 0.0, None) + 1e-6
+    return np.asarray((weights * np.asarray(y, dtype=np.float64)[top]).sum(axis=1) / weights.sum(axis=1))
+
+
+def neighbour_oof(vectors: np.ndarray, y: np.ndarray, fold: np.ndarray, k: int) -> np.ndarray:
+    """Out-of-fold :func:`neighbour_values` over the folds ``fold`` (each row's neighbours from the other folds)."""
+    out = np.zeros(len(y))
+    for f in np.unique(fold):
+        train, test = np.flatnonzero(fold != f), np.flatnonzero(fold == f)
+        out[test] = neighbour_values(vectors[test], vectors[train], y[train], k)
+    return out
+
+
+class Neighbours:
+    """The neighbour member as trained: the training requests' unit embeddings and targets, and its share.
+
+    Its value for a request is the similarity-weighted mean target of the ``k`` most
+    similar training requests; the head's linear score moves by ``scale * (value -
+    center)`` (the share, already shrunk with the blend to the head's spread).
+    """
+
+    def __init__(self, vectors: np.ndarray, targets: np.ndarray, k: int, scale: float, center: float) -> None:
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+        self.targets = np.asarray(targets, dtype=np.float64)
+        self.k, self.scale, self.center = int(k), float(scale), float(center)
+
+    def shift(self, queries: np.ndarray) -> np.ndarray:
+        """The linear score's shift for each query embedding (a unit vector per row).
+
+        Raises:
+            ConfigError: when the embeddings' width is not the training embeddings'
+                (another embedding model than the one it was trained with).
+        """
+        if queries.shape[1] != self.vectors.shape[1]:
+            raise ConfigError(
+                f"the embedding model gives {queries.shape[1]} dimensions, the neighbour member was trained on "
+                f"{self.vectors.shape[1]}: load the predictor with the embedding model it was trained with"
+            )
+        return self.scale * (neighbour_values(queries, self.vectors, self.targets, self.k) - self.center)
+
+    def record(self) -> dict[str, Any]:
+        """The manifest's description (the arrays are saved apart)."""
+        return {"k": self.k, "scale": self.scale, "center": self.center, "n": int(self.vectors.shape[0])}
+
+
 def length_column(featurizer: Any) -> int | None:
     """The column of the draft's log length (the ``draft_log_chars`` cue), or ``None`` without one."""
     blocks = getattr(featurizer, "blocks", None)
@@ -250,7 +332,7 @@ class Member:
     """A second-stage member: what the inner validation found, and its share when it takes part.
 
     Attributes:
-        name: ``"ridge"``, ``"length"`` or ``"gain"``.
+        name: ``"ridge"``, ``"pcr"``, ``"length"``, ``"gain"`` or ``"knn"``.
         used: Whether it is folded into the head.
         scale: ``c``: the multiplier of the member's centred value in the head's linear score.
         center: The mean of its out-of-fold values (subtracted, so the thresholds stay calibrated).

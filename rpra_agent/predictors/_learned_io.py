@@ -14,6 +14,7 @@ from rpra_agent.core.decision import utcnow
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.predictors._artifact import from_payload, read_artifact, to_payload, write_artifact
+from rpra_agent.predictors._blend import Neighbours
 from rpra_agent.predictors._featurebase import Featurizer
 from rpra_agent.predictors._ordinal import OrdinalLogit
 from rpra_agent.predictors.features import featurizer_from_state
@@ -40,6 +41,8 @@ class Persistent:
     training: dict[str, Any]
     metrics: dict[str, Any]
     fitted: bool
+    neighbours: Featurizer | None
+    knn: Any
     _version: str
 
     def __init__(self, featurizer: Featurizer | None = None, **kwargs: Any) -> None:  # pragma: no cover
@@ -63,6 +66,7 @@ class Persistent:
                 "m": self.model.config(),
                 "d": self.training.get("data_sha256"),
                 **({"b": self.training["blend"]} if self.training.get("blend", {}).get("used") else {}),
+                **({"n": self.neighbours.config()} if self.knn is not None and self.neighbours is not None else {}),
             },
             sort_keys=True,
         )
@@ -82,13 +86,23 @@ class Persistent:
             "classifier": self.model.config(),
             "training": self.training,
             "metrics": self.metrics,
+            **({"neighbours": self._neighbours_manifest()} if self.knn is not None else {}),
             "rpra_agent": __version__,
             "saved_at": utcnow(),
         }
 
+    def _neighbours_manifest(self) -> dict[str, Any]:
+        if self.neighbours is None:  # pragma: no cover - fit and load set both or neither
+            raise ConfigError("the neighbour member has no embedding model to save")
+        return {"featurizer": self.neighbours.config(), **self.knn.record()}
+
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {f"featurizer/{k}": v for k, v in self.featurizer.state().items()}
         arrays.update({f"classifier/{k}": v for k, v in self.model.state().items()})
+        if self.knn is not None and self.neighbours is not None:
+            arrays.update({f"neighbours/featurizer/{k}": v for k, v in self.neighbours.state().items()})
+            arrays["neighbours/vectors"] = self.knn.vectors
+            arrays["neighbours/targets"] = self.knn.targets
         return arrays
 
     def save(self, path: str | Path) -> Path:
@@ -144,6 +158,16 @@ class Persistent:
             model = OrdinalLogit.from_state(manifest["classifier"], sub("classifier/"))
             mode = manifest["mode"]
             target = manifest.get("target", "small")
+            knn = manifest.get("neighbours")
+            neighbours = (
+                None
+                if knn is None
+                else featurizer_from_state(knn["featurizer"], sub("neighbours/featurizer/"), **resources)
+            )
+            if knn is not None:
+                member = Neighbours(
+                    arrays["neighbours/vectors"], arrays["neighbours/targets"], knn["k"], knn["scale"], knn["center"]
+                )
         except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise ConfigError(f"the learned-predictor artifact is incomplete or malformed ({exc!r})") from None
         if model.n_labels != len(scale.labels):
@@ -154,6 +178,8 @@ class Persistent:
             dict(manifest.get("training") or {}).get("data_scale") or manifest["scale"]
         )
         self.model = model
+        if neighbours is not None:
+            self.neighbours, self.knn = neighbours, member
         self.training = dict(manifest.get("training") or {})
         self.metrics = dict(manifest.get("metrics") or {})
         self.fitted = True

@@ -292,6 +292,17 @@ class OrdinalLogit:
         return np.asarray(cumulative).sum(axis=1)
 
     @staticmethod
+    def shifted(cumulative: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        """Cumulative probabilities with ``delta`` (one value per row) added to the linear score.
+
+        Every threshold's logit moves by the row's ``delta``: the model's own
+        probabilities at the score ``x . beta + delta``.
+        """
+        p = np.clip(cumulative, 1e-12, 1.0 - 1e-12)
+        z = np.log(p) - np.log1p(-p) + np.asarray(delta, dtype=np.float64)[:, None]
+        return np.minimum.accumulate(_sigmoid(np.clip(z, -35.0, 35.0)), axis=1)
+
+    @staticmethod
     def to_proba(cumulative: np.ndarray) -> np.ndarray:
         """Difference cumulative probabilities into a distribution over the grades."""
         n = cumulative.shape[0]

@@ -25,7 +25,7 @@ from scipy import sparse
 
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
-from rpra_agent.predictors._blend import PCR_MAX_ROWS, Blend, choose_member, ridge_oof
+from rpra_agent.predictors._blend import KNN_K, PCR_MAX_ROWS, Blend, choose_member, neighbour_oof, ridge_oof
 from rpra_agent.predictors._ordinal import OrdinalLogit, RowBasis
 from rpra_agent.predictors.folds import fold_ids
 from rpra_agent.predictors.ranking import routing_area, spearman
@@ -100,13 +100,6 @@ def _rank_score(
     return _rank_keep(OrdinalLogit.expected_position(cumulative), y, weak, strong, by_area)
 
 
-def _shift(cumulative: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """Cumulative probabilities with ``delta`` added to every threshold's logit (the linear score's shift)."""
-    p = np.clip(cumulative, 1e-12, 1.0 - 1e-12)
-    z = np.log(p) - np.log1p(-p) + delta[:, None]
-    return np.minimum.accumulate(1.0 / (1.0 + np.exp(-np.clip(z, -35.0, 35.0))), axis=1)
-
-
 def choose_head(
     X: sparse.csr_matrix,
     positions: Mapping[str, np.ndarray],
@@ -126,6 +119,9 @@ def choose_head(
     pcr_columns: np.ndarray | None = None,
     pcr_weight: float = 0.0,
     pcr_ranks: Sequence[int] = (),
+    neighbours: np.ndarray | None = None,
+    knn_weight: float = 0.0,
+    knn_k: int = KNN_K,
 ) -> HeadChoice:
     """Score every (target, C) candidate by inner cross-validation and return the best.
 
@@ -150,6 +146,9 @@ def choose_head(
         pcr_weight: Its share; it joins as the ridge does (tried up to
             :data:`~rpra_agent.predictors._blend.PCR_MAX_ROWS` rows).
         pcr_ranks: Its ranks (:data:`~rpra_agent.predictors._blend.PCR_RANKS`).
+        neighbours: The training requests' unit embeddings (``None``: no neighbour member).
+        knn_weight: The neighbour member's share; it joins as the ridge does.
+        knn_k: How many neighbours it averages.
     """
     grid = sorted(float(c) for c in Cs)
     targets = list(positions)
@@ -210,6 +209,11 @@ def choose_head(
         best.blend.members.append(
             choose_member("pcr", head_score, best_area, pcr, rank, weight=pcr_weight, tolerance=1 / math.sqrt(n))
         )
+    if neighbours is not None and knn_weight > 0:
+        knn = neighbour_oof(neighbours, y, fold, knn_k)
+        best.blend.members.append(
+            choose_member("knn", head_score, best_area, knn, rank, weight=knn_weight, tolerance=1 / math.sqrt(n))
+        )
     if length_column is not None and length_weight > 0:
         length = np.asarray(X[:, length_column].toarray()).ravel()
         best.blend.members.append(
@@ -231,6 +235,6 @@ def choose_head(
         blended_sd = float(np.std(head_score + shift))
         best.spread = float(np.std(head_score)) / blended_sd if blended_sd > 1e-12 else 1.0
         r = best.spread
-        best.oof = _shift(best.oof, r * shift - (1.0 - r) * (head_score - float(np.mean(head_score))))
+        best.oof = OrdinalLogit.shifted(best.oof, r * shift - (1.0 - r) * (head_score - float(np.mean(head_score))))
     logger.debug("learned head: %s@%s chosen by inner validation (%s)", best.target, best.C, scores)
     return best

@@ -6,7 +6,7 @@
   the small model's own representation of the request: the weights are
   memory-mapped, so the second llama.cpp context shares them with the chat model.
 - :class:`SentenceTransformerFeaturizer` embeds with a sentence-transformers model
-  when that package is installed (``pip install sentence-transformers``).
+  when that package is installed (``pip install "rpra-agent[embeddings]"``).
 
 Both standardise the embeddings with the training mean and spread, and in draft
 mode concatenate the draft's embedding after the request's. Only the standardisation
@@ -38,6 +38,8 @@ class _EmbeddingFeaturizer:
 
     kind = "embedding"
     blocking = True  # calls a model: the async predictor runs it in a thread
+    MEMO_SIZE = 20_000
+    """Texts whose unit vectors :meth:`vectors` keeps (about 30 MB at 384 dimensions)."""
 
     def __init__(self, *, max_chars: int = 2000) -> None:
         self.max_chars = int(max_chars)
@@ -45,6 +47,7 @@ class _EmbeddingFeaturizer:
         self._mean = np.zeros(0)
         self._scale = np.ones(0)
         self._fitted_on: tuple[Sequence[Sample], np.ndarray] | None = None
+        self._memo: dict[str, np.ndarray] = {}
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One embedding row per text."""
@@ -77,6 +80,32 @@ class _EmbeddingFeaturizer:
                 f"{self._mean.shape[0]}: load it with the model it was trained with"
             )
         return sparse.csr_matrix(np.clip((raw - self._mean) / self._scale, -10.0, 10.0))
+
+    def vectors(self, samples: Sequence[Sample]) -> np.ndarray:
+        """The requests' embeddings as unit vectors (no standardisation): what the neighbour member compares.
+
+        Right after :meth:`fit` on the same list, the embeddings ``fit`` computed are
+        reused; the vectors of up to :attr:`MEMO_SIZE` texts are kept, so the folds of
+        a cross-fit (which meet the same requests again) embed each text once.
+        """
+        from rpra_agent.predictors._blend import unit_rows
+
+        texts = [s.request[: self.max_chars] for s in samples]
+        if not texts:
+            return np.zeros((0, 0))
+        cached = self._fitted_on
+        if cached is not None and cached[0] is samples and not self.draft:
+            self._fitted_on = None
+            rows = unit_rows(cached[1])
+        else:
+            missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+            fresh = dict(zip(missing, unit_rows(self.embed(missing)), strict=True)) if missing else {}
+            rows = np.array([self._memo[t] if t in self._memo else fresh[t] for t in texts], dtype=np.float64)
+        for text, row in zip(texts, rows, strict=True):
+            if len(self._memo) >= self.MEMO_SIZE:
+                break
+            self._memo.setdefault(text, row.astype(np.float32))
+        return rows
 
     def state(self) -> dict[str, np.ndarray]:
         """The standardisation arrays."""
@@ -199,7 +228,7 @@ class LlamaEmbeddingFeaturizer(_EmbeddingFeaturizer):
 
 @register_featurizer("sentence_transformer")
 class SentenceTransformerFeaturizer(_EmbeddingFeaturizer):
-    """sentence-transformers embeddings (optional: ``pip install sentence-transformers``).
+    """sentence-transformers embeddings (optional: ``pip install "rpra-agent[embeddings]"``).
 
     Args:
         model_name: A model name or local directory.
@@ -229,7 +258,7 @@ class SentenceTransformerFeaturizer(_EmbeddingFeaturizer):
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:
                 raise ConfigError(
-                    "SentenceTransformerFeaturizer needs sentence-transformers: pip install sentence-transformers "
+                    'SentenceTransformerFeaturizer needs sentence-transformers: pip install "rpra-agent[embeddings]" '
                     "(install torch==2.13.0 first for the CPU build), or use the default TextFeaturizer"
                 ) from exc
             self._st = SentenceTransformer(self.model_name, device=self.device)

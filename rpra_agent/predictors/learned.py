@@ -40,6 +40,8 @@ from rpra_agent.core.grades import GradeScale
 from rpra_agent.core.prediction import Prediction, PredictionRequest
 from rpra_agent.predictors._blend import (
     GAIN_WEIGHT,
+    KNN_K,
+    KNN_WEIGHT,
     LENGTH_WEIGHT,
     PCR_BLOCK,
     PCR_RANKS,
@@ -47,6 +49,7 @@ from rpra_agent.predictors._blend import (
     RIDGE_BLOCK,
     RIDGE_BLOCKS,
     RIDGE_WEIGHT,
+    Neighbours,
     fit_ridge,
     fold_in,
     length_column,
@@ -115,6 +118,16 @@ class LearnedPredictor(Persistent):
             character n-gram blocks, which held up better on held-out model pairs),
             ``"words"`` (the word TF-IDF blocks, as the TF-IDF + ridge baseline and
             the previous default) or ``"text"`` (both); see ``docs/LEARNED.md``.
+        neighbours: An embedding featurizer (e.g. ``SentenceTransformerFeaturizer``
+            on a model you supply, or ``LlamaEmbeddingFeaturizer.from_chat_model(small)``)
+            for a second-stage member: the similarity-weighted mean target of the
+            ``knn_k`` training requests most similar to the request (cosine of their
+            embeddings), gated as the ridge member and added to the head's score
+            with the share ``knn_weight``. It embeds every request it predicts for,
+            and the artifact keeps the training embeddings (``docs/LEARNED.md``).
+            ``None`` (default): no embedding model, no such member.
+        knn_weight: The neighbour member's share (0 never uses it).
+        knn_k: How many neighbours it averages.
         target: What the head predicts. ``"small"``: the judge's score of the small
             answer (the prediction is on the judge's scale). ``"gain"``: the small
             answer's margin over the large one, ``small - large`` (the prediction is on
@@ -147,6 +160,9 @@ class LearnedPredictor(Persistent):
         ridge_block: str = RIDGE_BLOCK,
         gain_weight: float = GAIN_WEIGHT,
         pcr_weight: float = PCR_WEIGHT,
+        neighbours: Featurizer | None = None,
+        knn_weight: float = KNN_WEIGHT,
+        knn_k: int = KNN_K,
         name: str | None = None,
     ) -> None:
         if mode not in ("request", "draft"):
@@ -164,10 +180,18 @@ class LearnedPredictor(Persistent):
             ("length_weight", length_weight),
             ("gain_weight", gain_weight),
             ("pcr_weight", pcr_weight),
+            ("knn_weight", knn_weight),
         )
         for option, value in weights:
             if not (isinstance(value, int | float) and 0.0 <= float(value) < float("inf")):
                 raise ConfigError(f"{option} must be a finite number >= 0, not {value!r}")
+        if neighbours is not None and not callable(getattr(neighbours, "vectors", None)):
+            raise ConfigError(
+                "neighbours must be an embedding featurizer (SentenceTransformerFeaturizer or "
+                f"LlamaEmbeddingFeaturizer), not {type(neighbours).__name__}"
+            )
+        if isinstance(knn_k, bool) or not isinstance(knn_k, int) or knn_k < 1:
+            raise ConfigError(f"knn_k must be a positive integer, not {knn_k!r}")
         if ridge_block not in RIDGE_BLOCKS:
             raise ConfigError(f"ridge_block must be one of {', '.join(RIDGE_BLOCKS)}, not {ridge_block!r}")
         self.target_option: Target = target
@@ -188,7 +212,11 @@ class LearnedPredictor(Persistent):
             "ridge_block": ridge_block,
             "gain_weight": float(gain_weight),
             "pcr_weight": float(pcr_weight),
+            "knn_weight": float(knn_weight),
+            "knn_k": int(knn_k),
         }
+        self.neighbours = neighbours
+        self.knn: Neighbours | None = None
         self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], folds=folds, seed=seed)
         self.block_grid = {k: tuple(float(x) for x in v) for k, v in (block_grid or {}).items()}
         self.fitted = False
@@ -253,6 +281,10 @@ class LearnedPredictor(Persistent):
             X = fit_features(self.featurizer, train, draft=self.mode == "draft")
         weak = small[keep]
         strong = None if large is None or np.isnan(large[keep]).any() else large[keep]
+        vectors = None
+        if self.neighbours is not None and self._options["knn_weight"] > 0:
+            self.neighbours.fit(train, draft=False)
+            vectors = self.neighbours.vectors(train)  # type: ignore[attr-defined]
         columns = ridge_columns(self.featurizer, X.shape[1], self._options["ridge_block"])
         pcr_cols = ridge_columns(self.featurizer, X.shape[1], PCR_BLOCK)
         choice = choose_head(
@@ -265,13 +297,19 @@ class LearnedPredictor(Persistent):
             length_column=length_column(self.featurizer), length_weight=self._options["length_weight"],
             gain_weight=self._options["gain_weight"],
             pcr_columns=pcr_cols, pcr_weight=self._options["pcr_weight"], pcr_ranks=PCR_RANKS,
+            neighbours=vectors, knn_weight=self._options["knn_weight"], knn_k=self._options["knn_k"],
         )  # fmt: skip
         self.target = choice.target  # type: ignore[assignment]
         self.scale, y = candidates[choice.target][0], candidates[choice.target][1][keep]
         self.model = OrdinalLogit(len(self.scale.labels), Cs=self._options["Cs"], **_inner(self._options))
         self.model.fit_fixed(X, y, choice.C)
         head_beta, head_theta = self.model.beta.copy(), self.model.theta.copy()
+        self.knn = None
         for member in choice.blend.used if choice.blend is not None else []:
+            if member.name == "knn":  # not linear in X: kept beside the weights, added when predicting
+                assert vectors is not None  # noqa: S101  (the member is only tried with embeddings)
+                self.knn = Neighbours(vectors, y, self._options["knn_k"], member.scale, member.center)
+                continue
             if member.name == "ridge":
                 cols, (coef, intercept) = columns, fit_ridge(X[:, columns], y)
             elif member.name == "pcr":
@@ -290,6 +328,8 @@ class LearnedPredictor(Persistent):
             self.model.beta, self.model.theta = _keep_spread(
                 self.model.beta, self.model.theta, head_theta, float(np.mean(X @ head_beta)), choice.spread
             )
+            if self.knn is not None:
+                self.knn.scale *= choice.spread
         self.model.oof_cumulative = choice.oof
         labels = [self.scale.labels[int(round(p))] for p in y]
         self.training = {
@@ -303,7 +343,7 @@ class LearnedPredictor(Persistent):
             "target": self.target,
             "data_scale": self.data_scale.to_dict(),
             "selection": choice.scores,
-            "blend": _blend_record(choice, self._options["ridge_block"]),
+            "blend": _blend_record(choice, self._options["ridge_block"], self._options["knn_k"]),
         }
         label_scores = np.interp(y, np.arange(len(self.scale.values)), self.scale.values)
         self.metrics = oof_metrics(self.model, y, label_scores, self.scale)
@@ -377,7 +417,13 @@ class LearnedPredictor(Persistent):
         """Grade distributions (one row per sample, columns in ``scale.labels`` order)."""
         if not self.fitted:
             raise PredictorError("the learned predictor is not trained: fit() or load() it first", predictor=self.name)
-        return self.model.proba(self.featurizer.transform(samples))
+        X = self.featurizer.transform(samples)
+        if self.knn is None:
+            return self.model.proba(X)
+        if self.neighbours is None:  # pragma: no cover - loading restores both or neither
+            raise PredictorError("the neighbour member has no embedding model", predictor=self.name)
+        shift = self.knn.shift(self.neighbours.vectors(samples))  # type: ignore[attr-defined]
+        return OrdinalLogit.to_proba(OrdinalLogit.shifted(self.model.cumulative(X), shift))
 
     def keep_scores(self, samples: Sequence[Sample], metric: str = "expected_score") -> np.ndarray:
         """A keep-score per sample: ``expected_score`` or ``p_acceptable``."""
@@ -408,7 +454,9 @@ class LearnedPredictor(Persistent):
         except PredictorError:
             raise
         except Exception as exc:
-            raise PredictorError(f"{type(exc).__name__} while featurizing the request", predictor=self.name) from exc
+            raise PredictorError(
+                f"{type(exc).__name__} while featurizing the request: {str(exc)[:300]}", predictor=self.name
+            ) from exc
         return Prediction.from_distribution(
             {lab: float(p) for lab, p in zip(self.scale.labels, row, strict=True)},
             scale=self.scale,
@@ -420,7 +468,7 @@ class LearnedPredictor(Persistent):
 
     async def apredict(self, request: PredictionRequest) -> Prediction:
         """Async twin of :meth:`predict` (featurizers that call a model run in a thread)."""
-        if getattr(self.featurizer, "blocking", False):
+        if getattr(self.featurizer, "blocking", False) or self.knn is not None:
             return await asyncio.to_thread(self.predict, request)
         return self.predict(request)
 
@@ -442,7 +490,7 @@ def _keep_spread(
     return spread * beta, head_theta + spread * offset + (1.0 - spread) * head_mean
 
 
-def _blend_record(choice: Any, ridge_block: str) -> dict[str, Any]:
+def _blend_record(choice: Any, ridge_block: str, knn_k: int) -> dict[str, Any]:
     """The second stage's record, naming the ridge member's block (older artifacts name none: words).
 
     ``spread``: where a member took part, the factor that keeps the head's spread (:func:`_keep_spread`).
@@ -452,6 +500,8 @@ def _blend_record(choice: Any, ridge_block: str) -> dict[str, Any]:
         record["ridge"]["block"] = ridge_block
     if "gain" in record:
         record["gain"]["C"] = choice.member_C.get("gain")
+    if "knn" in record:
+        record["knn"]["k"] = int(knn_k)
     if record["used"]:
         record["spread"] = round(float(choice.spread), 6)
     return record

@@ -195,12 +195,12 @@ async def test_llama_featurizer_from_chat_model_and_async_predict(random_gguf) -
 
 def test_sentence_transformer_featurizer_names_the_extra_when_missing(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    with pytest.raises(ConfigError, match="pip install sentence-transformers"):
+    with pytest.raises(ConfigError, match=r"pip install \"rpra-agent\[embeddings\]\""):
         SentenceTransformerFeaturizer().fit([Sample(request="a")], draft=False)
 
 
 def test_sentence_transformer_featurizer_plumbing(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    class FakeST:  # stands in for sentence_transformers.SentenceTransformer (not installed here)
+    class FakeST:  # stands in for sentence_transformers.SentenceTransformer (no model needed here)
         def __init__(self, name: str, device: str = "cpu") -> None:
             self.name = name
 
