@@ -137,6 +137,14 @@ def eval_command(
             help="The router whose calibrated threshold the graph routes with; auto: the best cross-fitted APGR.",
         ),
     ] = "auto",
+    neighbours: Annotated[
+        str | None,
+        typer.Option(
+            "--neighbours",
+            help="A sentence-transformers model (name or local directory) for the learned predictor's kNN member "
+            "(docs/LEARNED.md; pip install 'rpra-agent[embeddings]').",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Graph runs per batch.")] = 256,
     concurrency: Annotated[int, typer.Option(help="Concurrent graph runs within a batch.")] = 4,
     workers: Annotated[int, typer.Option(help="Replay: worker processes for the graph passes (SQL store).")] = 1,
@@ -195,6 +203,7 @@ def _run_replay(a: dict[str, Any], sink: RichProgress) -> Any:
         workers=a["workers"],
         routers=select_routers(a["predictor"]),
         operating_router=a["operating_router"],
+        neighbours=a["neighbours"],
     )
     return run_replay_eval(a["dataset"], out_dir=a["out"], store=a["db"], options=opts, progress=sink)
 
@@ -217,6 +226,7 @@ def _run_live(a: dict[str, Any], sink: RichProgress) -> Any:
         learned=not a["no_learned"],
         routers=select_routers(a["predictor"]),
         operating_router=a["operating_router"],
+        neighbours=a["neighbours"],
     )
     return run_live_eval(
         a["dataset"],

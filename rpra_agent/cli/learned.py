@@ -70,6 +70,14 @@ def train_predictor(
         ),
     ] = "auto",
     llama_model: Annotated[str | None, typer.Option("--llama-model", help="GGUF file for llama embeddings.")] = None,
+    neighbours: Annotated[
+        str | None,
+        typer.Option(
+            "--neighbours",
+            help="A sentence-transformers model (name or local directory): the kNN member over its embeddings "
+            "of the training requests (see docs/LEARNED.md; pip install 'rpra-agent[embeddings]').",
+        ),
+    ] = None,
     C: Annotated[float | None, typer.Option("--C", help="Fixed regularisation (default: tuned by inner CV).")] = None,
     store_name: Annotated[
         str | None,
@@ -96,7 +104,14 @@ def train_predictor(
     if out is None and store_name is None:
         _fail("say where to save it: --out DIR (and/or --store-as NAME with --db)")
     try:
-        predictor = LearnedPredictor(_featurizer(featurizer, llama_model), mode=mode, C=C, target=target)  # type: ignore[arg-type]
+        embedder = _neighbours(neighbours)
+        predictor = LearnedPredictor(
+            _featurizer(featurizer, llama_model),
+            mode=mode,  # type: ignore[arg-type]
+            C=C,
+            target=target,  # type: ignore[arg-type]
+            neighbours=embedder,
+        )
         if dataset:
             from rpra_agent.evaluation.datasets import load_dataset
 
@@ -130,7 +145,7 @@ def train_predictor(
                 store.close()
         _print_metrics(predictor)
         if crossfit and dataset:
-            _print_crossfit(dataset[0], mode, target, featurizer, llama_model, C)
+            _print_crossfit(dataset[0], mode, target, featurizer, llama_model, C, embedder)
     except RPRAError as exc:
         _fail(str(exc))
 
@@ -148,8 +163,25 @@ def _print_metrics(predictor: Any) -> None:
         console.print(f"block weights chosen by inner CV: {m['block_weights']['chosen']}")
 
 
+def _neighbours(model: str | None) -> Any:
+    """The embedding featurizer of ``--neighbours``, loaded now so a bad name fails before training."""
+    if model is None:
+        return None
+    from rpra_agent.predictors.embeddings import SentenceTransformerFeaturizer
+
+    embedder = SentenceTransformerFeaturizer(model)
+    embedder.check()
+    return embedder
+
+
 def _print_crossfit(
-    dataset: str, mode: str, target: str, featurizer: str, llama_model: str | None, C: float | None
+    dataset: str,
+    mode: str,
+    target: str,
+    featurizer: str,
+    llama_model: str | None,
+    C: float | None,
+    embedder: Any = None,
 ) -> None:
     from rpra_agent.evaluation.datasets import load_dataset
     from rpra_agent.evaluation.metrics import apgr
@@ -159,7 +191,9 @@ def _print_crossfit(
     data = load_dataset(dataset).require_judged()
 
     def factory(mode: Any, target: Any) -> LearnedPredictor:
-        return LearnedPredictor(_featurizer(featurizer, llama_model), mode=mode, C=C, target=target)
+        return LearnedPredictor(
+            _featurizer(featurizer, llama_model), mode=mode, C=C, target=target, neighbours=embedder
+        )
 
     with console.status("cross-fitting (5 folds)"):
         keep = crossfit_keep_scores(data, factory, mode=mode, target=target)  # type: ignore[arg-type]

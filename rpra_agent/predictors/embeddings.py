@@ -261,8 +261,19 @@ class SentenceTransformerFeaturizer(_EmbeddingFeaturizer):
                     'SentenceTransformerFeaturizer needs sentence-transformers: pip install "rpra-agent[embeddings]" '
                     "(install torch==2.13.0 first for the CPU build), or use the default TextFeaturizer"
                 ) from exc
-            self._st = SentenceTransformer(self.model_name, device=self.device)
+            try:
+                self._st = SentenceTransformer(self.model_name, device=self.device)
+            except Exception as exc:  # noqa: BLE001  (OSError, ValueError, HTTP errors: all say the same to a user)
+                raise ConfigError(
+                    f"cannot load the sentence-transformers model {self.model_name!r} ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); give a local model directory, or a model name already in the "
+                    "Hugging Face cache (nothing is downloaded offline)"
+                ) from None
         return self._st
+
+    def check(self) -> None:
+        """Load the model now (a bad name or directory is a :class:`ConfigError` before any work)."""
+        self._model()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Normalised sentence embeddings, one row per text."""

@@ -181,3 +181,14 @@ def test_repeated_texts_are_embedded_once() -> None:
 def test_bad_neighbour_options_are_config_errors(options: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
         LearnedPredictor(**options)
+
+
+def test_draft_mode_leaves_the_member_out_unless_asked() -> None:
+    samples, small, large, table = _hidden_property_data(120)
+    drafted = [Sample(request=s.request, draft=f"answer {i}") for i, s in enumerate(samples)]
+    default = LearnedPredictor(scale=SCALE, mode="draft", neighbours=LookupEmbedding(table))
+    default.fit(drafted, small, large_scores=large)
+    assert "knn" not in default.training["blend"] and default.knn is None
+    asked = LearnedPredictor(scale=SCALE, mode="draft", neighbours=LookupEmbedding(table), knn_weight=1.0)
+    asked.fit(drafted, small, large_scores=large)
+    assert "knn" in asked.training["blend"]["used"]

@@ -73,3 +73,34 @@ def test_the_learned_predictor_with_real_neighbours_trains_saves_and_loads(minil
     for request in requests:
         a, b = fitted.predict(request), loaded.predict(request)
         assert b.expected_score == pytest.approx(a.expected_score, rel=1e-5)
+
+
+def test_rpra_eval_and_train_predictor_take_the_model_with_neighbours(minilm: Path, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from rpra_agent.cli import commands  # noqa: F401  (registers the commands)
+    from rpra_agent.cli.app import app
+
+    runner = CliRunner()
+    args = ["eval", "-d", "mt-bench", "-p", "learned,tfidf", "--db", "memory://", "--neighbours", str(minilm)]
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads((tmp_path / "e" / "eval.json").read_text())["rows"]}
+    assert f"with the kNN member on {minilm} embeddings" in rows["learned"]["note"]
+    assert rows["learned"]["apgr"] > rows["tfidf"]["apgr"]
+    bad = runner.invoke(
+        app, ["eval", "-d", "mt-bench", "--neighbours", str(tmp_path / "no-model"), "-o", str(tmp_path / "x")]
+    )
+    assert bad.exit_code == 2 and "cannot load the sentence-transformers model" in " ".join(bad.output.split())
+    out = tmp_path / "artifact"
+    trained = runner.invoke(
+        app, ["train-predictor", "--dataset", "arena", "--out", str(out), "--neighbours", str(minilm)]
+    )
+    assert trained.exit_code == 0, trained.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["neighbours"]["featurizer"]["model_name"] == str(minilm)
+    assert manifest["training"]["blend"]["knn"]["k"] == 20
+    scored = runner.invoke(app, ["eval", "-d", "arena", "-p", str(out), "--db", "memory://", "-o", str(tmp_path / "f")])
+    assert scored.exit_code == 0, scored.output

@@ -57,6 +57,7 @@ def learned_scores(
     folds: np.ndarray,
     seed: int,
     names: Sequence[str] = ("learned", "learned_draft"),
+    neighbours: str | None = None,
 ) -> list[RouterScores]:
     """The learned predictor's cross-fitted keep-scores in request-only and draft modes, on the run's folds.
 
@@ -68,6 +69,12 @@ def learned_scores(
     keep-scores are within-fold percentiles and no distribution is kept. Draft mode
     needs the small model's answer texts; datasets without them (MMLU) get the
     request-only router alone. Nothing when the learned predictor is not installed.
+    With ``neighbours`` (a sentence-transformers model: a name or a local directory),
+    each fold's predictor has the neighbour member on that model's embeddings; one
+    embedding featurizer serves every fold, so each request is embedded once.
+
+    Raises:
+        ConfigError: when ``neighbours`` names a model that cannot be loaded.
     """
     if not learned_available():
         logger.info("the learned predictor is not installed; skipping it")
@@ -77,11 +84,23 @@ def learned_scores(
     if not has_text and "learned_draft" in names:
         logger.info("dataset %s has no small-answer texts: no draft-mode learned predictor", ds.name)
     out: list[RouterScores] = []
+    factory, with_knn = None, ""
+    if neighbours is not None and modes:
+        from rpra_agent.predictors.embeddings import SentenceTransformerFeaturizer
+        from rpra_agent.predictors.learned import LearnedPredictor
+
+        embedder = SentenceTransformerFeaturizer(neighbours)
+        embedder.check()
+
+        def factory(mode: str, target: str) -> LearnedPredictor:
+            return LearnedPredictor(mode=mode, target=target, seed=seed, neighbours=embedder)  # type: ignore[arg-type]
+
+        with_knn = f", with the kNN member on {neighbours} embeddings"  # request mode only: its default
     for mode, name, what in modes:
         from rpra_agent.predictors.crossfit import crossfit_predictions
 
         try:
-            fit = crossfit_predictions(ds, mode=mode, seed=seed, folds=folds, k=int(folds.max()) + 1)
+            fit = crossfit_predictions(ds, factory, mode=mode, seed=seed, folds=folds, k=int(folds.max()) + 1)
         except ConfigError as exc:
             logger.warning("learned predictor (%s) skipped: %s", mode, exc)
             continue
@@ -90,6 +109,7 @@ def learned_scores(
             graded = set(fit.targets) == {"small"} and tuple(fit.scale.labels) == tuple(scale.labels)
             on = scale if graded else fit.scale
             dists = [dict(zip(on.labels, (float(p) for p in row), strict=True)) for row in fit.proba]
-        note = f"{what}; learned predictor ({target_note(fit.targets)}), cross-fitted on the run's folds"
+        knn = with_knn if mode == "request" else ""
+        note = f"{what}; learned predictor ({target_note(fit.targets)}{knn}), cross-fitted on the run's folds"
         out.append(RouterScores(name, np.asarray(fit.keep, dtype=float), dists, on, note, extra={"mode": mode}))
     return out

@@ -216,7 +216,14 @@ def _skipped(name: str, why: str) -> tuple[PredictorRow, None]:
 
 
 def live_router_scores(
-    judged: EvalDataset, scale: GradeScale, selection: RouterSelection, folds: np.ndarray, *, k: int, seed: int
+    judged: EvalDataset,
+    scale: GradeScale,
+    selection: RouterSelection,
+    folds: np.ndarray,
+    *,
+    k: int,
+    seed: int,
+    neighbours: str | None = None,
 ) -> tuple[list[RouterScores], dict[str, str]]:
     """The selected routers' keep-scores on the judged items, cross-fitted on the run's folds as in the replay.
 
@@ -237,7 +244,9 @@ def live_router_scores(
         fitted = []
     learned = [name for name in fitted if name.startswith("learned")]
     if learned:
-        scores += router_scores(judged, scale, RouterSelection(tuple(learned)), folds, seed, learned=True)
+        scores += router_scores(
+            judged, scale, RouterSelection(tuple(learned)), folds, seed, learned=True, neighbours=neighbours
+        )
         why = (
             f"the learned predictor could not be fitted on {n} judged items in {k} folds (the log's warning says why)"
             if learned_available()
@@ -348,7 +357,9 @@ def live_rows(
         judged = judged_dataset(ds, items, answers, larges or {}, verdicts, scale)
         warnings += [w for w in (judged.strength_warning(),) if w]
         folds = live_folds(items, opts.folds, opts.seed)
-        routers, skipped = live_router_scores(judged, scale, selection, folds, k=opts.folds, seed=opts.seed)
+        routers, skipped = live_router_scores(
+            judged, scale, selection, folds, k=opts.folds, seed=opts.seed, neighbours=opts.neighbours
+        )
         scores += routers
         rows += [router_row(r, weak, strong, labels, scale) for r in routers]
         rows += [_skipped(name, why) for name, why in skipped.items()]

@@ -21,7 +21,14 @@ _TFIDF = (("tfidf", "request", "request only"), ("tfidf_draft", "draft", "reques
 
 
 def router_scores(
-    ds: EvalDataset, scale: GradeScale, selection: RouterSelection, folds: np.ndarray, seed: int, *, learned: bool
+    ds: EvalDataset,
+    scale: GradeScale,
+    selection: RouterSelection,
+    folds: np.ndarray,
+    seed: int,
+    *,
+    learned: bool,
+    neighbours: str | None = None,
 ) -> list[RouterScores]:
     """The selected routers other than the report card and the reference baselines.
 
@@ -33,13 +40,16 @@ def router_scores(
         seed: Seed of the learned predictor's inner folds.
         learned: ``True``: the learned predictor's routers; ``False``: the TF-IDF +
             ridge baselines and the artifacts (two calls, so each is timed apart).
+        neighbours: The sentence-transformers model of the learned predictor's neighbour member, if any.
 
     Raises:
         ConfigError: when a selected artifact cannot be evaluated on ``ds``.
     """
     if learned:
         wanted = tuple(n for n in ("learned", "learned_draft") if selection.wants(n))
-        return learned_scores(ds, scale, folds=folds, seed=seed, names=wanted) if wanted else []
+        if not wanted:
+            return []
+        return learned_scores(ds, scale, folds=folds, seed=seed, names=wanted, neighbours=neighbours)
     out: list[RouterScores] = []
     has_text = all(t is not None for t in ds.texts(ds.weak))
     for name, mode, what in _TFIDF:

@@ -233,7 +233,10 @@ def run_replay_eval(
         )
         selection = opts.selected_routers()
         with timer.stage("learned", "learned predictor: cross-fitting (request, draft)"):
-            scores = [card_scores, *router_scores(ds, scale, selection, folds, opts.seed, learned=True)]
+            scores = [
+                card_scores,
+                *router_scores(ds, scale, selection, folds, opts.seed, learned=True, neighbours=opts.neighbours),
+            ]
         with timer.stage("baselines", "baselines and artifacts: TF-IDF + ridge (cross-fitted), shortest-first"):
             scores += router_scores(ds, scale, selection, folds, opts.seed, learned=False)
             rows_curves: list[tuple[PredictorRow, Curve | None]] = [

@@ -114,11 +114,15 @@ class RouterOptions:
         routers: The routers to compute (``rpra eval --predictor``).
         operating_router: The router whose calibrated threshold sets the operating point
             (``None``/``auto``: the cross-fitted router with distributions and the best APGR).
+        neighbours: A sentence-transformers model (a name or a local directory) whose
+            embeddings feed the learned predictor's neighbour member (``rpra eval
+            --neighbours``); ``None``: no embedding model.
     """
 
     learned: bool = True
     routers: RouterSelection = field(default_factory=RouterSelection)
     operating_router: str | None = None
+    neighbours: str | None = None
 
     def selected_routers(self) -> RouterSelection:
         """``routers``, without the learned predictor when ``learned`` is off."""
