@@ -178,6 +178,9 @@ def main() -> None:
     parser.add_argument(
         "--datasets", help="for --solver (default mt-bench,arena,gsm8k) and --featurize (default mt-bench,gsm8k,mmlu)"
     )
+    parser.add_argument(
+        "--neighbours", help="a sentence-transformers model (name or directory): adds the kNN member's latency row"
+    )
     args = parser.parse_args()
     if args.featurize:
         featurize_times((args.datasets or "mt-bench,gsm8k,mmlu").split(","), args.repeats)
@@ -205,6 +208,14 @@ def main() -> None:
             ("learned, TF-IDF words+chars+cues (default), draft", learned_draft.predict, drafted),
             ("learned, llama.cpp embedding probe (tiny GGUF)", learned_llama.predict, plain),
         ]
+        if args.neighbours:
+            from rpra_agent.predictors.embeddings import SentenceTransformerFeaturizer
+
+            embedder = SentenceTransformerFeaturizer(args.neighbours)
+            knn = LearnedPredictor(mode="request", neighbours=embedder).fit_dataset(ds)
+            embedder.MEMO_SIZE = 0  # every call embeds its request, as a deployment meets new ones
+            embedder._memo.clear()
+            rows.append(("learned + kNN member (sentence embeddings), request", knn.predict, plain))
         print(f"predict latency over {args.calls} calls (ms), MT-bench prompts, {args.threads} llama.cpp threads")
         print(f"{'predictor':52} {'median':>8} {'p90':>8} {'mean':>8}")
         for label, fn, reqs in rows:
