@@ -127,7 +127,8 @@ class Persistent:
                 ``llama_cpp.Llama`` (embedding mode) or ``llama_model_path=``.
 
         Raises:
-            ConfigError: on a missing, corrupt, modified or incompatible artifact.
+            ConfigError: on a missing, corrupt, modified or incompatible artifact, or
+                when the embedding model of its neighbour member cannot be loaded.
         """
         manifest, arrays = read_artifact(path)
         return cls._from_parts(manifest, arrays, resources)
@@ -179,6 +180,9 @@ class Persistent:
         )
         self.model = model
         if neighbours is not None:
+            check = getattr(neighbours, "check", None)
+            if callable(check):  # the embedding model is needed for every prediction: a missing one fails here
+                check()
             self.neighbours, self.knn = neighbours, member
         self.training = dict(manifest.get("training") or {})
         self.metrics = dict(manifest.get("metrics") or {})

@@ -104,3 +104,23 @@ def test_rpra_eval_and_train_predictor_take_the_model_with_neighbours(minilm: Pa
     assert manifest["training"]["blend"]["knn"]["k"] == 20
     scored = runner.invoke(app, ["eval", "-d", "arena", "-p", str(out), "--db", "memory://", "-o", str(tmp_path / "f")])
     assert scored.exit_code == 0, scored.output
+
+
+def test_an_artifact_whose_embedding_model_is_gone_fails_to_load_with_the_reason(minilm: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from sentence_transformers import SentenceTransformer
+
+    from rpra_agent.core.errors import ConfigError
+
+    moved = tmp_path / "model"
+    shutil.copytree(minilm, moved)
+    ds = load_dataset("mt-bench").judged()
+    fitted = LearnedPredictor(neighbours=SentenceTransformerFeaturizer(str(moved))).fit_dataset(ds)
+    assert fitted.knn is not None
+    fitted.save(tmp_path / "a")
+    shutil.rmtree(moved)
+    with pytest.raises(ConfigError, match="cannot load the sentence-transformers model"):
+        LearnedPredictor.load(tmp_path / "a")
+    again = LearnedPredictor.load(tmp_path / "a", sentence_model=SentenceTransformer(str(minilm)))  # moved: pass it
+    assert again.knn is not None and again.version == fitted.version
