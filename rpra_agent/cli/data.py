@@ -202,27 +202,21 @@ def _convert_wide(path: Path, a: dict[str, Any], rng: tuple[float, float] | None
         weak=a["weak"],
         strong=a["strong"],
     )
-    return convert_table(
-        path,
-        mapping,
-        name=a["name"],
-        score_range=rng,
-        acceptable=a["acceptable"],
-        attribution=a["attribution"],
-        rows=_joined(path, a, model_col=None),
-    )
+    return convert_table(path, mapping, **_common(path, a, rng, model_col=None))
 
 
-def _joined(path: Path, a: dict[str, Any], *, model_col: str | None) -> Any:
-    """The table's rows with the ``--join`` side tables' columns added, or ``None`` (read ``path`` as it is)."""
+def _common(path: Path, a: dict[str, Any], rng: tuple[float, float] | None, *, model_col: str | None) -> Any:
+    """The converters' shared keywords; ``rows``: the table with the ``--join`` side tables' columns added."""
+    common = {"name": a["name"], "score_range": rng, "acceptable": a["acceptable"], "attribution": a["attribution"]}
     if not a["join"]:
-        return None
+        return common
     from rpra_agent.evaluation.datasets.convert import read_table
     from rpra_agent.evaluation.datasets.convert_join import join_tables
 
     if not a["id_col"]:
         _fail("--join needs --id-col: the column(s) the tables share, e.g. --id-col question_id")
-    return join_tables(read_table(path), a["join"], id_col=a["id_col"], model_col=model_col, source=str(path))
+    rows = join_tables(read_table(path), a["join"], id_col=a["id_col"], model_col=model_col, source=str(path))
+    return {**common, "rows": rows}
 
 
 def _convert_long(path: Path, a: dict[str, Any], rng: tuple[float, float] | None) -> Any:
@@ -246,12 +240,4 @@ def _convert_long(path: Path, a: dict[str, Any], rng: tuple[float, float] | None
         strong=a["strong"],
         models=tuple(specs),
     )
-    return convert_long_table(
-        path,
-        mapping,
-        name=a["name"],
-        score_range=rng,
-        acceptable=a["acceptable"],
-        attribution=a["attribution"],
-        rows=_joined(path, a, model_col=a["model_col"]),
-    )
+    return convert_long_table(path, mapping, **_common(path, a, rng, model_col=a["model_col"]))
