@@ -312,8 +312,8 @@ class LearnedPredictor(Persistent):
         self.knn = None
         for member in choice.blend.used if choice.blend is not None else []:
             if member.name == "knn":  # not linear in X: kept beside the weights, added when predicting
-                assert vectors is not None  # noqa: S101  (the member is only tried with embeddings)
-                self.knn = Neighbours(vectors, y, self._options["knn_k"], member.scale, member.center)
+                if vectors is not None:  # always: the member is only tried with embeddings
+                    self.knn = Neighbours(vectors, y, self._options["knn_k"], member.scale, member.center)
                 continue
             if member.name == "ridge":
                 cols, (coef, intercept) = columns, fit_ridge(X[:, columns], y)
