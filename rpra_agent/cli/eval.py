@@ -142,7 +142,7 @@ def eval_command(
         typer.Option(
             "--neighbours",
             help="A sentence-transformers model (name or local directory) for the learned predictor's kNN member "
-            "(docs/LEARNED.md; pip install 'rpra-agent[embeddings]').",
+            "(docs/LEARNED.md; pip install 'rpra-agent\\[embeddings]').",
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Graph runs per batch.")] = 256,

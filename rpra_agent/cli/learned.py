@@ -75,7 +75,7 @@ def train_predictor(
         typer.Option(
             "--neighbours",
             help="A sentence-transformers model (name or local directory): the kNN member over its embeddings "
-            "of the training requests (see docs/LEARNED.md; pip install 'rpra-agent[embeddings]').",
+            "of the training requests (see docs/LEARNED.md; pip install 'rpra-agent\\[embeddings]').",
         ),
     ] = None,
     C: Annotated[float | None, typer.Option("--C", help="Fixed regularisation (default: tuned by inner CV).")] = None,

@@ -65,3 +65,35 @@ def test_help_paragraphs_do_not_break_mid_sentence() -> None:
         result = CliRunner().invoke(app, args, env=wide)
         assert result.exit_code == 0
         assert any(sentence in line for line in result.output.splitlines()), (args, result.output)
+
+
+def test_brackets_in_option_help_survive_rich_markup() -> None:
+    """Rich reads ``[word]`` as a markup tag and drops it ('rpra-agent[embeddings]' became 'rpra-agent')."""
+    import re
+
+    import click
+    import typer
+    from typer.testing import CliRunner
+
+    from rpra_agent.cli import commands  # noqa: F401  (registers the commands)
+    from rpra_agent.cli.app import app
+
+    def walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
+        found = [(path, command)]
+        for name, sub in getattr(command, "commands", {}).items():
+            found += walk(sub, [*path, name])
+        return found
+
+    wide = {"COLUMNS": "250", "TERMINAL_WIDTH": "250"}
+    checked = 0
+    for path, command in walk(typer.main.get_command(app), []):
+        texts = [getattr(p, "help", None) or "" for p in command.params]
+        tokens = [t for text in texts for t in re.findall(r"\S*\[[a-z][a-z0-9_,-]*\]\S*", text)]
+        if not tokens:
+            continue
+        output = CliRunner().invoke(app, [*path, "--help"], env=wide).output
+        for token in tokens:
+            assert token.startswith("\\") or "\\[" in token, f"rpra {' '.join(path)}: escape {token!r} as \\\\["
+            assert token.replace("\\[", "[") in output, (path, token)
+            checked += 1
+    assert checked >= 2  # rpra eval and rpra train-predictor name the embeddings extra
