@@ -178,6 +178,22 @@ def test_llama_embedding_featurizer_on_a_synthesized_gguf(llama_featurizer, rand
 
 
 @pytest.mark.llama
+def test_llama_embeddings_serve_the_neighbour_member(random_gguf) -> None:  # type: ignore[no-untyped-def]
+    """The small model's own llama.cpp embeddings feed the kNN member (random weights here: the plumbing)."""
+    pytest.importorskip("llama_cpp")
+    samples, scores = make_samples(40)
+    embedder = LlamaEmbeddingFeaturizer(random_gguf, n_ctx=128, n_threads=1)
+    learned = LearnedPredictor(scale=GradeScale.ten_point(), neighbours=embedder, knn_weight=1.0).fit(samples, scores)
+    record = learned.training["blend"]["knn"]
+    vectors = embedder.vectors(samples[:3])
+    assert vectors.shape == (3, 64)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-6)
+    # A random-weight model's neighbours route no better than chance on the inner folds: the gate leaves them out.
+    assert record["k"] == 20 and record["used"] is False and record["inner"] < record["needed"]
+    assert learned.knn is None
+
+
+@pytest.mark.llama
 async def test_llama_featurizer_from_chat_model_and_async_predict(random_gguf) -> None:  # type: ignore[no-untyped-def]
     from rpra_agent.models import load_chat_model
 
