@@ -156,15 +156,13 @@ def ask(
     store = _store(db)
     chosen = _predictor(predictor, small_model, store)
     if calibration is not None:
-        from rpra_agent.feedback.calibration import load_calibrated_policy
+        from rpra_agent.feedback.calibration import load_calibrated_policy, warn_off_scale
 
         try:
             policy = load_calibrated_policy(store, calibration)
         except ConfigError as exc:
             store.close()
             _fail(f"--calibration: {exc}")
-        from rpra_agent.feedback.calibration import warn_off_scale
-
         if warn_off_scale(policy, chosen, calibration):
             err.print(f"[yellow]warning:[/] --calibration {calibration}: its threshold lies off the predictor's scale")
     try:

@@ -26,6 +26,7 @@ import numpy as np
 from scipy import sparse
 
 from rpra_agent.core.errors import ConfigError
+from rpra_agent.predictors._blend import unit_rows
 from rpra_agent.predictors._featurebase import FeatureMatrix, Sample, register_featurizer
 
 __all__ = ["LlamaEmbeddingFeaturizer", "SentenceTransformerFeaturizer"]
@@ -88,8 +89,6 @@ class _EmbeddingFeaturizer:
         reused; the vectors of up to :attr:`MEMO_SIZE` texts are kept, so the folds of
         a cross-fit (which meet the same requests again) embed each text once.
         """
-        from rpra_agent.predictors._blend import unit_rows
-
         texts = [s.request[: self.max_chars] for s in samples]
         if not texts:
             return np.zeros((0, 0))

@@ -12,7 +12,7 @@ import numpy as np
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.evaluation.datasets.records import EvalDataset
-from rpra_agent.evaluation.runs.routers import RouterScores
+from rpra_agent.evaluation.runs.routers import RouterScores, distributions_on
 
 __all__ = ["learned_available", "learned_scores", "target_note"]
 
@@ -106,9 +106,7 @@ def learned_scores(
             continue
         dists, on = None, None
         if fit.proba is not None and fit.scale is not None and len(set(fit.targets)) == 1:
-            graded = set(fit.targets) == {"small"} and tuple(fit.scale.labels) == tuple(scale.labels)
-            on = scale if graded else fit.scale
-            dists = [dict(zip(on.labels, (float(p) for p in row), strict=True)) for row in fit.proba]
+            dists, on = distributions_on(fit.proba, fit.scale, scale)
         knn = with_knn if mode == "request" else ""
         note = f"{what}; learned predictor ({target_note(fit.targets)}{knn}), cross-fitted on the run's folds"
         out.append(RouterScores(name, np.asarray(fit.keep, dtype=float), dists, on, note, extra={"mode": mode}))

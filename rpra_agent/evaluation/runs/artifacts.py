@@ -17,7 +17,7 @@ import numpy as np
 from rpra_agent.core.errors import ConfigError
 from rpra_agent.core.grades import GradeScale
 from rpra_agent.evaluation.datasets.records import EvalDataset
-from rpra_agent.evaluation.runs.routers import RouterScores
+from rpra_agent.evaluation.runs.routers import RouterScores, distributions_on
 
 logger = logging.getLogger(__name__)
 
@@ -111,9 +111,7 @@ def artifact_scores(dataset: EvalDataset, path: str | Path, scale: GradeScale) -
     keep = np.asarray(predictor.keep_scores(samples), dtype=float)
     dists, on = None, None
     if own_scale:  # grades on the dataset's scale, or a gain artifact's margin over the large answer
-        on = scale if tuple(predictor.scale.labels) == tuple(scale.labels) else predictor.scale
-        proba = np.asarray(predictor.predict_proba(samples), dtype=float)
-        dists = [dict(zip(on.labels, (float(p) for p in row), strict=True)) for row in proba]
+        dists, on = distributions_on(np.asarray(predictor.predict_proba(samples), dtype=float), predictor.scale, scale)
     source = predictor.training.get("source", "?") if isinstance(predictor.training, dict) else "?"
     units = "" if own_scale else "; normalised 0-1 scores (pooled training)"
     note = f"trained artifact {predictor.version} ({predictor.mode} mode, trained on {source}){units}; not cross-fitted"

@@ -47,6 +47,7 @@ __all__ = [
     "RouterSelection",
     "auto_candidates",
     "choose_operating_router",
+    "distributions_on",
     "select_routers",
 ]
 
@@ -173,6 +174,18 @@ class RouterScores:
             and self.scale.name == scale.name
             and tuple(self.scale.labels) == tuple(scale.labels)
         )
+
+
+def distributions_on(
+    proba: np.ndarray, predicted: GradeScale, scale: GradeScale
+) -> tuple[list[dict[str, float]], GradeScale]:
+    """Rows of a predictor's ``proba`` as distributions, and the scale they are on.
+
+    On the judge's ``scale`` where the predictor's labels are its grades; otherwise on
+    the predictor's own scale (the learned ``gain`` target's margin over the large answer).
+    """
+    on = scale if tuple(predicted.labels) == tuple(scale.labels) else predicted
+    return [dict(zip(on.labels, (float(p) for p in row), strict=True)) for row in proba], on
 
 
 def auto_candidates(scores: Sequence[RouterScores], scale: GradeScale, *, fixed_threshold: bool) -> list[str]:
